@@ -1,0 +1,116 @@
+//! `/api/tokens`: personal access tokens. The value is in the create response only.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, ApiState, Body, Caller, changed};
+use crate::config::parse_duration;
+use crate::model::TokenView;
+
+pub fn routes() -> axum::Router<ApiState> {
+    axum::Router::new()
+        .route("/api/tokens", get(list).post(create))
+        .route("/api/tokens/{id}", delete(remove))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    user: Option<String>,
+    #[serde(default)]
+    name: String,
+    /// A duration like `30d`; none means the token does not expire.
+    expires: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub meta: TokenView,
+    /// Shown once; only its hash is stored.
+    pub token: String,
+}
+
+#[derive(Deserialize)]
+pub struct Filter {
+    user: Option<String>,
+}
+
+async fn list(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Query(f): Query<Filter>,
+) -> Result<Json<Vec<TokenView>>, ApiError> {
+    let user = match f.user {
+        Some(u) => {
+            caller.require_reader_or_self(&u)?;
+            Some(u)
+        }
+        None if caller.is_reader() => None,
+        None => Some(caller.name().to_owned()),
+    };
+    Ok(Json(s.control.store.list_tokens(user.as_deref()).await?))
+}
+
+async fn create(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Body(new): Body<NewToken>,
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
+    let user = new.user.unwrap_or_else(|| caller.name().to_owned());
+    if user != caller.name() {
+        caller.require_admin()?;
+    }
+    let expires_at = match &new.expires {
+        Some(d) => {
+            let d = parse_duration(d).map_err(ApiError::invalid)?;
+            Some(crate::store::now() + d.as_secs() as i64)
+        }
+        None => None,
+    };
+    let (meta, token) = s
+        .control
+        .store
+        .create_token(&user, &new.name, expires_at)
+        .await?;
+    let object = format!("token/{}", meta.id);
+    changed(
+        &s,
+        &caller,
+        "token.create",
+        &object,
+        None::<&()>,
+        Some(&meta),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(CreatedToken { meta, token })))
+}
+
+async fn remove(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let all = s.control.store.list_tokens(None).await?;
+    let token = all
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("token `{id}` not found")))?;
+    if token.user != caller.name() {
+        caller.require_admin()?;
+    }
+    s.control.store.delete_token(&id).await?;
+    changed(
+        &s,
+        &caller,
+        "token.delete",
+        &format!("token/{id}"),
+        Some(&token),
+        None::<&()>,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

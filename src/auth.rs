@@ -1,0 +1,123 @@
+//! Credentials: password verifiers (SCRAM-SHA-256 for PostgreSQL, SHA1(SHA1) and
+//! SHA256(SHA256) for MySQL) and personal access tokens (random, shown once, stored as
+//! SHA-256). Constant-time comparison for everything compared against a secret.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use rand::RngCore;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+
+use crate::access::Verifiers;
+
+/// Prefix that makes a token recognisable (and greppable by secret scanners).
+pub const TOKEN_PREFIX: &str = "pcat_";
+
+impl Verifiers {
+    /// Derives every verifier from a password; the password itself is not kept.
+    pub fn from_password(password: &str) -> Verifiers {
+        Verifiers {
+            scram: Some(postgres_protocol::password::scram_sha_256(
+                password.as_bytes(),
+            )),
+            mysql_native: Some(mysql_native_verifier(password).to_vec()),
+            mysql_sha2: Some(mysql_sha2_verifier(password).to_vec()),
+        }
+    }
+}
+
+/// SHA1(SHA1(password)), what `mysql_native_password` checks a scramble against.
+pub fn mysql_native_verifier(password: &str) -> [u8; 20] {
+    Sha1::digest(Sha1::digest(password.as_bytes())).into()
+}
+
+/// SHA256(SHA256(password)), what the `caching_sha2_password` fast path checks against.
+pub fn mysql_sha2_verifier(password: &str) -> [u8; 32] {
+    Sha256::digest(Sha256::digest(password.as_bytes())).into()
+}
+
+/// A parsed `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>` verifier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScramVerifier {
+    pub iterations: usize,
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+}
+
+impl ScramVerifier {
+    pub fn parse(text: &str) -> Option<ScramVerifier> {
+        let rest = text.strip_prefix("SCRAM-SHA-256$")?;
+        let (params, keys) = rest.split_once('$')?;
+        let (iter, salt) = params.split_once(':')?;
+        let (stored, server) = keys.split_once(':')?;
+        Some(ScramVerifier {
+            iterations: iter.parse().ok()?,
+            salt: STANDARD.decode(salt).ok()?,
+            stored_key: STANDARD.decode(stored).ok()?,
+            server_key: STANDARD.decode(server).ok()?,
+        })
+    }
+}
+
+/// Equal-length comparison that does not stop at the first difference.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A new token value: the prefix and 32 random bytes, URL-safe.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// What the store keeps of a token: hex SHA-256 (tokens are high-entropy, so no KDF).
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Whether a presented password looks like a token rather than a password.
+pub fn looks_like_token(password: &str) -> bool {
+    password.starts_with(TOKEN_PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scram_verifier_round_trips() {
+        let v = Verifiers::from_password("s3cret");
+        let text = v.scram.expect("scram verifier");
+        let parsed = ScramVerifier::parse(&text).expect("parses");
+        assert_eq!(parsed.iterations, 4096);
+        assert_eq!(parsed.stored_key.len(), 32);
+        assert!(ScramVerifier::parse("md5abc").is_none());
+    }
+
+    #[test]
+    fn mysql_verifiers_match_known_values() {
+        // SELECT PASSWORD('password') in MariaDB = *2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19
+        assert_eq!(
+            hex::encode_upper(mysql_native_verifier("password")),
+            "2470C0C06DEE42FD1618BB99005ADCA2EC9D1E19"
+        );
+        assert_eq!(mysql_sha2_verifier("x").len(), 32);
+    }
+
+    #[test]
+    fn tokens_are_unique_and_hashed() {
+        let (a, b) = (new_token(), new_token());
+        assert_ne!(a, b);
+        assert!(looks_like_token(&a));
+        assert_eq!(token_hash(&a), token_hash(&a));
+        assert_ne!(token_hash(&a), token_hash(&b));
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

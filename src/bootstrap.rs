@@ -1,0 +1,114 @@
+//! Start-up state: the config's declarative `[[groups]]`, `[[users]]`, `[[resources]]` and
+//! `[[resource_roles]]` are applied to the store and marked as owned by the file (the API
+//! refuses to change them); objects the file owned before but no longer declares are
+//! removed. On an empty store, an `admin` user and a one-time bootstrap token are created.
+
+use std::collections::HashSet;
+
+use crate::config::Config;
+use crate::model::{Role, Status};
+use crate::store::{ResourceRecord, ResourceRoleRecord, Result, Store, UserRecord};
+
+pub const BOOTSTRAP_TOKEN_FILE: &str = "bootstrap-token";
+
+pub async fn apply(store: &Store, config: &Config) -> Result<()> {
+    first_start(store, config).await?;
+    for g in &config.groups {
+        store.put_group(&g.name, true, true).await?;
+    }
+    for u in &config.users {
+        let record = UserRecord {
+            name: u.name.clone(),
+            email: u.email.clone(),
+            display_name: u.display_name.clone(),
+            status: u.status,
+            role: u.role,
+            groups: u.groups.clone(),
+            managed: true,
+        };
+        let password = u.password.as_ref().map(|p| p.expose());
+        store.put_user(&record, password).await?;
+    }
+    for r in &config.resources {
+        let record = ResourceRecord {
+            name: r.name.clone(),
+            protocol: r.protocol,
+            address: r.address.clone(),
+            tls: r.tls,
+            managed: true,
+        };
+        store.put_resource(&record, true).await?;
+    }
+    for r in &config.resource_roles {
+        let record = ResourceRoleRecord {
+            name: r.name.clone(),
+            resource: r.resource.clone(),
+            database: r.database.clone(),
+            user: r.user.clone(),
+            secret: r.password.as_ref().map(|p| p.expose().to_owned()),
+            allowed_groups: r.allowed_groups.clone(),
+            access_modes: r.access_modes,
+            managed: true,
+        };
+        store.put_resource_role(&record, true).await?;
+    }
+    remove_undeclared(store, config).await
+}
+
+/// Objects the file owned but no longer declares go, dependents first.
+async fn remove_undeclared(store: &Store, config: &Config) -> Result<()> {
+    let declared = |names: Vec<&String>| names.into_iter().cloned().collect::<HashSet<_>>();
+    let roles = declared(config.resource_roles.iter().map(|r| &r.name).collect());
+    for r in store.list_resource_roles().await? {
+        if r.managed && !roles.contains(&r.name) {
+            tracing::info!(resource_role = %r.name, "removed: no longer declared in the config");
+            store.delete_resource_role(&r.name).await?;
+        }
+    }
+    let resources = declared(config.resources.iter().map(|r| &r.name).collect());
+    for r in store.list_resources().await? {
+        if r.managed && !resources.contains(&r.name) {
+            tracing::info!(resource = %r.name, "removed: no longer declared in the config");
+            store.delete_resource(&r.name).await?;
+        }
+    }
+    let users = declared(config.users.iter().map(|u| &u.name).collect());
+    for u in store.list_users().await? {
+        if u.managed && !users.contains(&u.name) {
+            tracing::info!(user = %u.name, "removed: no longer declared in the config");
+            store.delete_user(&u.name).await?;
+        }
+    }
+    let groups = declared(config.groups.iter().map(|g| &g.name).collect());
+    for g in store.list_groups().await? {
+        if g.managed && !groups.contains(&g.name) {
+            tracing::info!(group = %g.name, "removed: no longer declared in the config");
+            store.delete_group(&g.name).await?;
+        }
+    }
+    Ok(())
+}
+
+/// On an empty store: user `admin` and a token written to `data_dir/bootstrap-token` (0600).
+async fn first_start(store: &Store, config: &Config) -> Result<()> {
+    if !store.list_users().await?.is_empty() {
+        return Ok(());
+    }
+    let admin = UserRecord {
+        name: "admin".into(),
+        email: String::new(),
+        display_name: "Administrator".into(),
+        status: Status::Active,
+        role: Role::Admin,
+        groups: vec![],
+        managed: false,
+    };
+    store.create_user(&admin, None).await?;
+    let (_, token) = store.create_token("admin", "bootstrap", None).await?;
+    let path = config.store.data_dir.join(BOOTSTRAP_TOKEN_FILE);
+    crate::fsutil::write_private(&path, format!("{token}\n").as_bytes()).map_err(|e| {
+        crate::store::StoreError::Invalid(format!("cannot write {}: {e}", path.display()))
+    })?;
+    tracing::warn!(path = %path.display(), "first start: created user `admin`; its one-time bootstrap token is in this file (mode 0600) — use it, then delete the file");
+    Ok(())
+}

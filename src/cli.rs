@@ -1,0 +1,245 @@
+//! The command line (SPEC §3). `serve` and `check-config` run locally; every other
+//! command talks to a running gateway's admin API (`--server`, token from
+//! `PORTCULLIS_TOKEN`, else the bootstrap token file). Tables by default, `--output json`.
+
+pub mod client;
+mod commands;
+pub mod table;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub use commands::run_remote;
+
+#[derive(Parser, Debug)]
+#[command(name = "portcullis", version, about = "Database access gateway")]
+pub struct Cli {
+    /// Admin API of the gateway to manage.
+    #[arg(
+        long,
+        global = true,
+        env = "PORTCULLIS_SERVER",
+        default_value = "http://127.0.0.1:8009"
+    )]
+    pub server: String,
+    /// Bearer token; defaults to the contents of `data/bootstrap-token` when present.
+    #[arg(long, global = true, env = "PORTCULLIS_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway: listeners, admin API, monitoring log.
+    Serve {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config; print every problem with its key path.
+    CheckConfig {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Users: people and service accounts.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Groups: the unit of access control.
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// Resources: upstream database servers.
+    #[command(subcommand)]
+    Resource(ResourceCmd),
+    /// Resource roles: named ways to reach a resource.
+    #[command(subcommand, name = "resource-role")]
+    ResourceRole(ResourceRoleCmd),
+    /// Access control: which groups may use a resource role; who can reach what.
+    #[command(subcommand)]
+    Access(AccessCmd),
+    /// Personal access tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Recorded admin changes, newest first.
+    Changes {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Ask the gateway to re-read its config file.
+    Reload,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    List,
+    Show {
+        name: String,
+    },
+    Add {
+        name: String,
+        #[arg(long, default_value = "")]
+        email: String,
+        #[arg(long, default_value = "")]
+        display_name: String,
+        /// Repeat for several groups.
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        #[arg(long, default_value = "standard")]
+        role: String,
+        #[arg(long, default_value = "active")]
+        status: String,
+        /// The user's password (prefer --password-stdin outside demos).
+        #[arg(long)]
+        password: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// active | inactive | invited. Inactive users' live sessions end.
+    SetStatus {
+        name: String,
+        status: String,
+    },
+    /// Replace the user's groups.
+    SetGroups {
+        name: String,
+        groups: Vec<String>,
+    },
+    SetRole {
+        name: String,
+        role: String,
+    },
+    /// Set a new password (read from stdin unless --password).
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    Delete {
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCmd {
+    List,
+    Show { name: String },
+    Add { name: String },
+    Delete { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ResourceCmd {
+    List,
+    Show {
+        name: String,
+    },
+    Add {
+        name: String,
+        #[arg(long)]
+        protocol: String,
+        #[arg(long)]
+        address: String,
+        #[arg(long, default_value = "prefer")]
+        tls: String,
+    },
+    Set {
+        name: String,
+        #[arg(long)]
+        address: Option<String>,
+        #[arg(long)]
+        tls: Option<String>,
+    },
+    Delete {
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ResourceRoleCmd {
+    List,
+    Show {
+        name: String,
+    },
+    Add {
+        name: String,
+        #[arg(long)]
+        resource: String,
+        #[arg(long)]
+        database: String,
+        /// The upstream database user.
+        #[arg(long)]
+        user: String,
+        /// The upstream password (prefer --password-env outside demos).
+        #[arg(long)]
+        password: Option<String>,
+        /// Read the upstream password from this environment variable.
+        #[arg(long)]
+        password_env: Option<String>,
+        #[arg(long = "group")]
+        groups: Vec<String>,
+        /// Comma-separated: native,web,runbooks.
+        #[arg(long, default_value = "native")]
+        modes: String,
+    },
+    Set {
+        name: String,
+        #[arg(long)]
+        database: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        password: Option<String>,
+        #[arg(long)]
+        modes: Option<String>,
+    },
+    Delete {
+        name: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccessCmd {
+    /// Who can reach what: for one resource role, one user, or everything.
+    Show {
+        resource_role: Option<String>,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    Grant {
+        resource_role: String,
+        group: String,
+    },
+    Revoke {
+        resource_role: String,
+        group: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// Create a token; its value is printed once.
+    Create {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// e.g. 30d, 12h; none for no expiry.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    Revoke {
+        id: String,
+    },
+}

@@ -1,0 +1,215 @@
+//! Typed configuration (SPEC §4): TOML through the `config` crate with
+//! `PORTCULLIS__SECTION__KEY` overrides. The file is read into a loose `raw` form, then
+//! `validate` checks every leaf and collects every problem with its key path; nothing is
+//! patched. The result is immutable; reload builds a new one and swaps it.
+
+mod raw;
+mod secret;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use secret::{Secret, SecretSource};
+
+use crate::model::{AccessModes, Protocol, Role, Status, TlsMode};
+
+/// Default config path when neither `--config` nor `PORTCULLIS_CONFIG` is given.
+pub const DEFAULT_PATH: &str = "config/portcullis.toml";
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file this was read from; named in 409 errors for objects it owns.
+    pub source: PathBuf,
+    pub listen: Listen,
+    pub tls: Option<TlsConfig>,
+    pub store: StoreConfig,
+    pub audit: AuditConfig,
+    pub limits: Limits,
+    pub groups: Vec<GroupDecl>,
+    pub users: Vec<UserDecl>,
+    pub resources: Vec<ResourceDecl>,
+    pub resource_roles: Vec<ResourceRoleDecl>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Listen {
+    pub postgres: Option<SocketAddr>,
+    pub mysql: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+}
+
+#[derive(Clone, Debug)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Refuse password authentication on plain connections.
+    pub require: bool,
+    /// Accept cleartext password authentication (only ever over TLS).
+    pub allow_cleartext: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub url: String,
+    /// Where the bootstrap token and a generated store key live.
+    pub data_dir: PathBuf,
+    /// Key encrypting secrets at rest; generated into `data_dir` when absent.
+    pub key: Option<SecretSource>,
+    /// How often an instance checks the shared store for changes made elsewhere.
+    pub poll_interval: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fsync {
+    Always,
+    Interval,
+    Never,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnFailure {
+    Block,
+    Continue,
+}
+
+#[derive(Clone, Debug)]
+pub struct AuditConfig {
+    pub dir: PathBuf,
+    pub fsync: Fsync,
+    pub on_failure: OnFailure,
+    pub rotate_bytes: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub login_timeout: Duration,
+    pub max_connections: usize,
+    pub max_startup_bytes: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupDecl {
+    pub name: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct UserDecl {
+    pub name: String,
+    pub email: String,
+    pub display_name: String,
+    pub status: Status,
+    pub role: Role,
+    pub groups: Vec<String>,
+    pub password: Option<Secret>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceDecl {
+    pub name: String,
+    pub protocol: Protocol,
+    pub address: String,
+    pub tls: TlsMode,
+}
+
+#[derive(Clone, Debug)]
+pub struct ResourceRoleDecl {
+    pub name: String,
+    pub resource: String,
+    pub database: String,
+    pub user: String,
+    pub password: Option<Secret>,
+    pub allowed_groups: Vec<String>,
+    pub access_modes: AccessModes,
+}
+
+/// One problem in a config, located by its key path (`resource_roles[0].resource`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {message}")]
+    Read { path: String, message: String },
+    #[error("config {path} has {} problem(s):\n{}", problems.len(), list(problems))]
+    Invalid {
+        path: String,
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Config {
+    /// Reads, overrides from the environment, and validates. Every problem is reported.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let raw = raw::read(path)?;
+        validate::validate(raw, path).map_err(|problems| ConfigError::Invalid {
+            path: path.display().to_string(),
+            problems,
+        })
+    }
+
+    /// The config path from the flag, then `PORTCULLIS_CONFIG`, then the default.
+    pub fn path_from(flag: Option<PathBuf>) -> PathBuf {
+        flag.or_else(|| std::env::var_os("PORTCULLIS_CONFIG").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
+    }
+}
+
+/// Parses `"30s"`, `"500ms"`, `"5m"`, `"1h"`, `"30d"`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 30s, 500ms, 5m, 1h or 7d"))?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => {
+            return Err(format!(
+                "`{text}` is not a duration like 30s, 500ms, 5m, 1h or 7d"
+            ));
+        }
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+}

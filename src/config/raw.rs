@@ -1,0 +1,141 @@
+//! The config as written: every leaf loose (strings), unknown keys rejected. `validate`
+//! turns this into the typed `Config`.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::{ConfigError, SecretSource};
+use crate::model::AccessModes;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub listen: RawListen,
+    pub tls: Option<RawTls>,
+    #[serde(default)]
+    pub store: RawStore,
+    #[serde(default)]
+    pub audit: RawAudit,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub groups: Vec<RawGroup>,
+    #[serde(default)]
+    pub users: Vec<RawUser>,
+    #[serde(default)]
+    pub resources: Vec<RawResource>,
+    #[serde(default)]
+    pub resource_roles: Vec<RawResourceRole>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListen {
+    pub postgres: Option<String>,
+    pub mysql: Option<String>,
+    pub admin: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    #[serde(default)]
+    pub require: bool,
+    #[serde(default)]
+    pub allow_cleartext: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    pub url: Option<String>,
+    pub data_dir: Option<String>,
+    pub key: Option<SecretSource>,
+    pub poll_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    pub dir: Option<String>,
+    pub fsync: Option<String>,
+    pub on_failure: Option<String>,
+    pub rotate_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub login_timeout: Option<String>,
+    pub max_connections: Option<usize>,
+    pub max_startup_bytes: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroup {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUser {
+    pub name: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub display_name: String,
+    pub status: Option<String>,
+    pub role: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    pub password: Option<SecretSource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResource {
+    pub name: String,
+    pub protocol: String,
+    pub address: String,
+    pub tls: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResourceRole {
+    pub name: String,
+    pub resource: String,
+    pub database: String,
+    pub user: String,
+    pub password: Option<SecretSource>,
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
+    pub access_modes: Option<AccessModes>,
+}
+
+/// Reads the file and the `PORTCULLIS__…` environment into the raw form.
+pub fn read(path: &Path) -> Result<RawConfig, ConfigError> {
+    let fail = |message: String| ConfigError::Read {
+        path: path.display().to_string(),
+        message,
+    };
+    if !path.is_file() {
+        return Err(fail("no such file".into()));
+    }
+    let built = config::Config::builder()
+        .add_source(config::File::from(path).format(config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix("PORTCULLIS")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    built.try_deserialize().map_err(|e| fail(e.to_string()))
+}

@@ -1,0 +1,287 @@
+//! Raw config → typed `Config`, collecting every problem with its key path.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::raw::RawConfig;
+use super::*;
+use crate::model::{check_address, check_name};
+
+/// Collects problems while walking the raw config.
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Parses `value` with `parse`, recording a problem at `path` on failure.
+    fn parse<T>(&mut self, path: &str, parsed: Result<T, String>) -> Option<T> {
+        parsed.map_err(|e| self.add(path, e)).ok()
+    }
+
+    fn name(&mut self, path: String, name: &str) {
+        if let Err(e) = check_name(name) {
+            self.add(path, e);
+        }
+    }
+
+    fn unique<'a>(&mut self, seen: &mut HashSet<&'a str>, path: String, name: &'a str) {
+        if !seen.insert(name) {
+            self.add(path, format!("`{name}` is declared twice"));
+        }
+    }
+}
+
+fn addr(p: &mut Problems, path: &str, value: Option<String>) -> Option<SocketAddr> {
+    let value = value?;
+    p.parse(
+        path,
+        SocketAddr::from_str(&value)
+            .map_err(|_| format!("`{value}` is not an address like 127.0.0.1:15432")),
+    )
+}
+
+fn enum_or<T: FromStr<Err = String>>(
+    p: &mut Problems,
+    path: &str,
+    value: Option<String>,
+    default: T,
+) -> T {
+    match value {
+        None => default,
+        Some(v) => p.parse(path, v.parse()).unwrap_or(default),
+    }
+}
+
+fn duration_or(p: &mut Problems, path: &str, value: Option<String>, default: Duration) -> Duration {
+    match value {
+        None => default,
+        Some(v) => p.parse(path, parse_duration(&v)).unwrap_or(default),
+    }
+}
+
+fn secret(p: &mut Problems, path: String, source: Option<SecretSource>) -> Option<Secret> {
+    let resolved = source?.resolve();
+    resolved.map_err(|e| p.add(path, e)).ok()
+}
+
+pub fn validate(raw: RawConfig, source: &Path) -> Result<Config, Vec<Problem>> {
+    let mut p = Problems::default();
+
+    let listen = Listen {
+        postgres: addr(&mut p, "listen.postgres", raw.listen.postgres),
+        mysql: addr(&mut p, "listen.mysql", raw.listen.mysql),
+        admin: addr(&mut p, "listen.admin", raw.listen.admin),
+    };
+
+    let tls = raw.tls.and_then(|t| {
+        let file = |p: &mut Problems, key: &str, v: Option<String>| match v {
+            None => {
+                p.add(format!("tls.{key}"), "missing: a PEM file path is required");
+                None
+            }
+            Some(v) if !Path::new(&v).is_file() => {
+                p.add(format!("tls.{key}"), format!("file `{v}` does not exist"));
+                None
+            }
+            Some(v) => Some(PathBuf::from(v)),
+        };
+        let cert = file(&mut p, "cert", t.cert);
+        let key = file(&mut p, "key", t.key);
+        Some(TlsConfig {
+            cert: cert?,
+            key: key?,
+            require: t.require,
+            allow_cleartext: t.allow_cleartext,
+        })
+    });
+
+    let url = raw
+        .store
+        .url
+        .unwrap_or_else(|| "sqlite://data/portcullis.db".into());
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
+        p.add(
+            "store.url",
+            format!("`{url}` is neither sqlite://… nor postgres://…"),
+        );
+    }
+    let store = StoreConfig {
+        url,
+        data_dir: PathBuf::from(raw.store.data_dir.unwrap_or_else(|| "data".into())),
+        key: raw.store.key,
+        poll_interval: duration_or(
+            &mut p,
+            "store.poll_interval",
+            raw.store.poll_interval,
+            Duration::from_millis(250),
+        ),
+    };
+
+    let fsync = match raw.audit.fsync.as_deref() {
+        None | Some("interval") => Fsync::Interval,
+        Some("always") => Fsync::Always,
+        Some("never") => Fsync::Never,
+        Some(other) => {
+            p.add(
+                "audit.fsync",
+                format!("`{other}` is not one of always, interval, never"),
+            );
+            Fsync::Interval
+        }
+    };
+    let on_failure = match raw.audit.on_failure.as_deref() {
+        None | Some("block") => OnFailure::Block,
+        Some("continue") => OnFailure::Continue,
+        Some(other) => {
+            p.add(
+                "audit.on_failure",
+                format!("`{other}` is not one of block, continue"),
+            );
+            OnFailure::Block
+        }
+    };
+    let audit = AuditConfig {
+        dir: PathBuf::from(raw.audit.dir.unwrap_or_else(|| "data/audit".into())),
+        fsync,
+        on_failure,
+        rotate_bytes: raw.audit.rotate_bytes.unwrap_or(64 << 20),
+    };
+    if audit.rotate_bytes < 4096 {
+        p.add("audit.rotate_bytes", "must be at least 4096");
+    }
+
+    let limits = Limits {
+        login_timeout: duration_or(
+            &mut p,
+            "limits.login_timeout",
+            raw.limits.login_timeout,
+            Duration::from_secs(10),
+        ),
+        max_connections: raw.limits.max_connections.unwrap_or(10_000),
+        max_startup_bytes: raw.limits.max_startup_bytes.unwrap_or(16 * 1024),
+    };
+    if limits.max_connections == 0 {
+        p.add("limits.max_connections", "must be at least 1");
+    }
+
+    let mut seen = HashSet::new();
+    let groups: Vec<GroupDecl> = raw
+        .groups
+        .into_iter()
+        .map(|g| GroupDecl { name: g.name })
+        .collect();
+    for (i, g) in groups.iter().enumerate() {
+        p.name(format!("groups[{i}].name"), &g.name);
+        p.unique(&mut seen, format!("groups[{i}].name"), &g.name);
+    }
+    let group_names: HashSet<&str> = groups.iter().map(|g| g.name.as_str()).collect();
+    let check_groups = |p: &mut Problems, path: String, list: &[String]| {
+        for (j, g) in list.iter().enumerate() {
+            if !group_names.contains(g.as_str()) {
+                p.add(
+                    format!("{path}[{j}]"),
+                    format!("group `{g}` is not declared in [[groups]]"),
+                );
+            }
+        }
+    };
+
+    let mut users = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, u) in raw.users.iter().enumerate() {
+        let at = |k: &str| format!("users[{i}].{k}");
+        p.name(at("name"), &u.name);
+        p.unique(&mut seen, at("name"), &u.name);
+        check_groups(&mut p, at("groups"), &u.groups);
+        users.push(UserDecl {
+            name: u.name.clone(),
+            email: u.email.clone(),
+            display_name: u.display_name.clone(),
+            status: enum_or(&mut p, &at("status"), u.status.clone(), Status::Active),
+            role: enum_or(&mut p, &at("role"), u.role.clone(), Role::Standard),
+            groups: u.groups.clone(),
+            password: secret(&mut p, at("password"), u.password.clone()),
+        });
+    }
+
+    let mut resources = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, r) in raw.resources.iter().enumerate() {
+        let at = |k: &str| format!("resources[{i}].{k}");
+        p.name(at("name"), &r.name);
+        p.unique(&mut seen, at("name"), &r.name);
+        if let Err(e) = check_address(&r.address) {
+            p.add(at("address"), e);
+        }
+        resources.push(ResourceDecl {
+            name: r.name.clone(),
+            protocol: enum_or(
+                &mut p,
+                &at("protocol"),
+                Some(r.protocol.clone()),
+                Protocol::Postgres,
+            ),
+            address: r.address.clone(),
+            tls: enum_or(&mut p, &at("tls"), r.tls.clone(), TlsMode::Prefer),
+        });
+    }
+    let resource_names: HashSet<&str> = resources.iter().map(|r| r.name.as_str()).collect();
+
+    let mut resource_roles = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, r) in raw.resource_roles.iter().enumerate() {
+        let at = |k: &str| format!("resource_roles[{i}].{k}");
+        p.name(at("name"), &r.name);
+        p.unique(&mut seen, at("name"), &r.name);
+        if !resource_names.contains(r.resource.as_str()) {
+            p.add(
+                at("resource"),
+                format!("resource `{}` is not declared in [[resources]]", r.resource),
+            );
+        }
+        if r.database.is_empty() {
+            p.add(at("database"), "must not be empty");
+        }
+        if r.user.is_empty() {
+            p.add(at("user"), "must not be empty");
+        }
+        check_groups(&mut p, at("allowed_groups"), &r.allowed_groups);
+        resource_roles.push(ResourceRoleDecl {
+            name: r.name.clone(),
+            resource: r.resource.clone(),
+            database: r.database.clone(),
+            user: r.user.clone(),
+            password: secret(&mut p, at("password"), r.password.clone()),
+            allowed_groups: r.allowed_groups.clone(),
+            access_modes: r.access_modes.unwrap_or_default(),
+        });
+    }
+
+    if !p.0.is_empty() {
+        return Err(p.0);
+    }
+    Ok(Config {
+        source: source.to_path_buf(),
+        listen,
+        tls,
+        store,
+        audit,
+        limits,
+        groups,
+        users,
+        resources,
+        resource_roles,
+    })
+}

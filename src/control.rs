@@ -1,0 +1,118 @@
+//! The live control plane: the store, the current config and the published snapshot.
+//! A write through any path bumps the store's revision; every instance polls it and
+//! swaps in a fresh snapshot, so a change reaches new connections within one poll
+//! interval (250 ms by default) everywhere. Sessions subscribe to snapshot changes to end
+//! themselves when their user loses access.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use crate::access::Snapshot;
+use crate::config::{Config, ConfigError};
+use crate::store::{ChangeRecord, Store, StoreError};
+
+pub struct ControlPlane {
+    pub store: Store,
+    config: ArcSwap<Config>,
+    snapshot: ArcSwap<Snapshot>,
+    changed: watch::Sender<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("applying the config to the store failed: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl ControlPlane {
+    /// Applies the config's declarations and loads the first snapshot.
+    pub async fn start(config: Config, store: Store) -> Result<Arc<ControlPlane>, StoreError> {
+        crate::bootstrap::apply(&store, &config).await?;
+        let snapshot = store.load_snapshot().await?;
+        let (changed, _) = watch::channel(snapshot.revision);
+        Ok(Arc::new(ControlPlane {
+            store,
+            config: ArcSwap::from_pointee(config),
+            snapshot: ArcSwap::from_pointee(snapshot),
+            changed,
+        }))
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Fires whenever a new snapshot is published.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.changed.subscribe()
+    }
+
+    /// Publishes a fresh snapshot if the store changed since the current one.
+    pub async fn refresh(&self) -> Result<bool, StoreError> {
+        let revision = self.store.revision().await?;
+        if revision == self.snapshot.load().revision {
+            return Ok(false);
+        }
+        let snapshot = self.store.load_snapshot().await?;
+        let rev = snapshot.revision;
+        self.snapshot.store(Arc::new(snapshot));
+        self.changed.send_replace(rev);
+        Ok(true)
+    }
+
+    /// Re-reads the config file; a bad file keeps the old config and says why.
+    pub async fn reload_config(&self) -> Result<(), ReloadError> {
+        let path = self.config.load().source.clone();
+        let fresh = Config::load(&path)?;
+        crate::bootstrap::apply(&self.store, &fresh).await?;
+        self.config.store(Arc::new(fresh));
+        self.refresh().await?;
+        tracing::info!(path = %path.display(), "config reloaded");
+        Ok(())
+    }
+
+    /// Records an admin change in the store (and, through it, for the monitoring log).
+    pub async fn record_change(
+        &self,
+        actor: &str,
+        action: &str,
+        object: &str,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    ) -> Result<(), StoreError> {
+        let change = ChangeRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            ts: crate::store::now(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            object: object.to_owned(),
+            before,
+            after,
+        };
+        tracing::info!(actor, action, object, "admin change");
+        self.store.record_change(&change).await
+    }
+
+    /// Polls the store for changes made by any instance until the process ends.
+    pub fn spawn_poller(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(this.config().store.poll_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = this.refresh().await {
+                    tracing::warn!(error = %e, "store poll failed; keeping the last good snapshot");
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,139 @@
+//! The control-plane store: users, groups, resources, resource roles, tokens and the record
+//! of admin changes. One code path (sqlx `Any`) over the embedded SQLite default and a
+//! shared PostgreSQL; one set of migrations written for both. Every write bumps a revision
+//! so every instance can see that its snapshot is stale.
+
+mod catalog;
+mod changes;
+mod snapshot;
+mod tokens;
+mod users;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{Any, AnyPool, Row, Transaction};
+
+pub use catalog::{ResourceRecord, ResourceRoleRecord};
+pub use changes::ChangeRecord;
+pub use users::UserRecord;
+
+use crate::seal::{SealError, Sealer};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    #[error("store: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("store migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Maps a unique-key violation to `Conflict` with `what`, anything else stays `Db`.
+fn conflict(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
+    match e.as_database_error() {
+        Some(d) if d.is_unique_violation() => StoreError::Conflict(what()),
+        _ => StoreError::Db(e),
+    }
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    sealer: Sealer,
+}
+
+impl Store {
+    /// Connects (creating an SQLite file and its directory if needed) and migrates.
+    pub async fn open(url: &str, sealer: Sealer) -> Result<Store> {
+        install_default_drivers();
+        let url = sqlite_create_mode(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if url.starts_with("sqlite:") { 4 } else { 8 })
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(&url)
+            .await?;
+        if url.starts_with("sqlite:") {
+            // Many readers beside one writer; wait for a lock instead of failing.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+            sqlx::query("PRAGMA busy_timeout = 5000")
+                .execute(&pool)
+                .await?;
+        }
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool, sealer })
+    }
+
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    /// The change counter; it grows with every write, on any instance.
+    pub async fn revision(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT value FROM meta WHERE key = 'revision'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn begin(&self) -> Result<Transaction<'static, Any>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// Commits a write transaction after bumping the revision.
+    async fn commit(mut tx: Transaction<'static, Any>) -> Result<()> {
+        sqlx::query("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// `sqlite://data/x.db` → create the directory and ask SQLite to create the file.
+fn sqlite_create_mode(url: &str) -> Result<String> {
+    let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Ok(url.to_owned());
+    };
+    let file = path.split('?').next().unwrap_or(path);
+    let dir = std::path::Path::new(file).parent();
+    if let Some(dir) = dir.filter(|d| file != ":memory:" && !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    Ok(if url.contains("mode=") {
+        url.to_owned()
+    } else if url.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    })
+}

@@ -1,0 +1,96 @@
+//! Reads the whole control plane into an `access::Snapshot`, opening sealed secrets.
+
+use std::sync::Arc;
+
+use sqlx::Row;
+
+use super::{Result, Store};
+use crate::access::{ResourceEntry, ResourceRoleEntry, Snapshot, TokenEntry, UserEntry, Verifiers};
+use crate::config::Secret;
+
+impl Store {
+    pub async fn load_snapshot(&self) -> Result<Snapshot> {
+        let revision = self.revision().await?;
+        let mut snap = Snapshot {
+            revision,
+            ..Snapshot::default()
+        };
+        let mut memberships = self.memberships().await?;
+        let rows = sqlx::query(
+            "SELECT name, email, display_name, status, role, scram, mysql_native, mysql_sha2, managed FROM users",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for r in rows {
+            let name: String = r.try_get(0)?;
+            let open = |i: usize| -> Result<Option<Vec<u8>>> {
+                match r.try_get::<Option<String>, _>(i)? {
+                    Some(sealed) => Ok(Some(self.sealer.open(&sealed)?)),
+                    None => Ok(None),
+                }
+            };
+            let entry = UserEntry {
+                groups: memberships.remove(&name).unwrap_or_default(),
+                name: name.clone(),
+                email: r.try_get(1)?,
+                display_name: r.try_get(2)?,
+                status: super::users::parse(r.try_get(3)?)?,
+                role: super::users::parse(r.try_get(4)?)?,
+                verifiers: Verifiers {
+                    scram: r.try_get(5)?,
+                    mysql_native: open(6)?,
+                    mysql_sha2: open(7)?,
+                },
+                managed: r.try_get::<i64, _>(8)? != 0,
+            };
+            snap.users.insert(name, Arc::new(entry));
+        }
+        snap.groups = self
+            .list_groups()
+            .await?
+            .into_iter()
+            .map(|g| g.name)
+            .collect();
+        for r in self.list_resources().await? {
+            let entry = ResourceEntry {
+                name: r.name.clone(),
+                protocol: r.protocol,
+                address: r.address,
+                tls: r.tls,
+                managed: r.managed,
+            };
+            snap.resources.insert(r.name, Arc::new(entry));
+        }
+        for (v, sealed) in self.resource_role_rows().await? {
+            let secret = match sealed {
+                Some(s) => Some(Secret::new(
+                    String::from_utf8(self.sealer.open(&s)?).unwrap_or_default(),
+                )),
+                None => None,
+            };
+            let entry = ResourceRoleEntry {
+                name: v.name.clone(),
+                resource: v.resource,
+                database: v.database,
+                user: v.user,
+                secret,
+                allowed_groups: v.allowed_groups,
+                access_modes: v.access_modes,
+                managed: v.managed,
+            };
+            snap.resource_roles.insert(v.name, Arc::new(entry));
+        }
+        let rows = sqlx::query("SELECT id, user_name, hash, expires_at FROM tokens")
+            .fetch_all(&self.pool)
+            .await?;
+        for r in rows {
+            let entry = TokenEntry {
+                id: r.try_get(0)?,
+                user: r.try_get(1)?,
+                expires_at: r.try_get(3)?,
+            };
+            snap.tokens.insert(r.try_get(2)?, entry);
+        }
+        Ok(snap)
+    }
+}
