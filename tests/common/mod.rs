@@ -1,0 +1,102 @@
+//! Test helpers: a gateway started in-process on free ports with its own temp dir and
+//! store, an API client, and fresh PostgreSQL databases. Servers that are missing fail
+//! the test with a message saying how to start them.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use portcullis::app::Running;
+use portcullis::cli::client::Client;
+use portcullis::config::Config;
+use serde_json::Value;
+
+pub const PG: &str = "host=127.0.0.1 port=5432 user=postgres dbname=test";
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A connection to the local PostgreSQL, or a panic saying how to start it.
+pub async fn pg_admin() -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(PG, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is not reachable on 127.0.0.1:5432 ({e}); run scripts/services.sh")
+        });
+    tokio::spawn(conn);
+    client
+}
+
+/// A fresh, uniquely named PostgreSQL database; returns its URL for sqlx.
+pub async fn fresh_pg_database() -> String {
+    let name = unique("pc_store");
+    pg_admin()
+        .await
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    format!("postgres://postgres@127.0.0.1:5432/{name}")
+}
+
+/// A gateway's working directory with its config file.
+pub struct Dir {
+    pub tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Dir {
+        Dir {
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("portcullis.toml")
+    }
+
+    /// Writes a config: listeners on free ports, the store (`sqlite` in the dir unless
+    /// `store_url`), then `extra` TOML.
+    pub fn write_config(&self, store_url: Option<&str>, extra: &str) -> PathBuf {
+        let dir = self.path().display();
+        let url = store_url
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("sqlite://{dir}/portcullis.db"));
+        let text = format!(
+            "[listen]\nadmin = \"127.0.0.1:0\"\n\n[store]\nurl = \"{url}\"\ndata_dir = \"{dir}/data\"\n\
+             poll_interval = \"100ms\"\n\n[audit]\ndir = \"{dir}/audit\"\n\n{extra}\n"
+        );
+        std::fs::write(self.config_path(), text).unwrap();
+        self.config_path()
+    }
+
+    pub fn bootstrap_token(&self) -> String {
+        std::fs::read_to_string(self.path().join("data/bootstrap-token"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+}
+
+/// Starts a gateway in-process from the dir's config.
+pub async fn start(dir: &Dir) -> Running {
+    let config = Config::load(&dir.config_path()).unwrap();
+    portcullis::app::start(config).await.unwrap()
+}
+
+pub fn client(running: &Running, token: Option<&str>) -> Client {
+    let addr = running.admin_addr.unwrap();
+    Client::new(&format!("http://{addr}"), token.map(str::to_owned))
+}
+
+/// The HTTP status of a failed call, or 200 for success.
+pub fn status(r: Result<Value, portcullis::cli::client::ClientError>) -> u16 {
+    match r {
+        Ok(_) => 200,
+        Err(portcullis::cli::client::ClientError::Api { status, .. }) => status,
+        Err(e) => panic!("transport error: {e}"),
+    }
+}

@@ -1,0 +1,180 @@
+//! Changes take effect live: reloads (SIGHUP, API) with good and broken files, and two
+//! instances sharing one PostgreSQL store seeing each other's changes within a second.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Dir, client, start, status};
+use serde_json::json;
+
+const GROUP_A: &str = "[[groups]]\nname = \"team-a\"\n";
+const GROUP_B: &str = "[[groups]]\nname = \"team-b\"\n";
+
+#[tokio::test]
+async fn api_reload_with_a_broken_file_keeps_the_old_config() {
+    let dir = Dir::new();
+    dir.write_config(None, GROUP_A);
+    let gw = start(&dir).await;
+    let admin = client(&gw, Some(&dir.bootstrap_token()));
+    std::fs::write(dir.config_path(), "[listen]\nadmin = \"nowhere\"\n").unwrap();
+    let err = admin
+        .post("/api/config/reload", json!({}))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("422") && err.contains("listen.admin"),
+        "{err}"
+    );
+    assert_eq!(status(admin.get("/api/groups/team-a").await), 200);
+
+    dir.write_config(None, GROUP_B);
+    admin.post("/api/config/reload", json!({})).await.unwrap();
+    assert_eq!(status(admin.get("/api/groups/team-b").await), 200);
+    assert_eq!(
+        status(admin.get("/api/groups/team-a").await),
+        404,
+        "undeclared file objects go"
+    );
+    gw.shutdown().await;
+}
+
+async fn wait_for(mut probe: impl AsyncFnMut() -> bool, limit: Duration) -> Duration {
+    let start = Instant::now();
+    while !probe().await {
+        assert!(
+            start.elapsed() < limit,
+            "condition not met within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    start.elapsed()
+}
+
+#[tokio::test]
+async fn sighup_reloads_and_a_broken_file_keeps_serving_the_old_config() {
+    let dir = Dir::new();
+    let path = dir.write_config(None, GROUP_A);
+    // A fixed free port: the child must be reachable at a known address.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    std::fs::write(&path, &text).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let token_file = dir.path().join("data/bootstrap-token");
+    wait_for(async || token_file.exists(), Duration::from_secs(30)).await;
+    let api = portcullis::cli::client::Client::new(&base, Some(dir.bootstrap_token()));
+    wait_for(
+        async || api.get("/api/groups/team-a").await.is_ok(),
+        Duration::from_secs(30),
+    )
+    .await;
+
+    let hup = || {
+        let ok = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    std::fs::write(
+        &path,
+        format!("{text}\n[[users]]\nname = \"x\"\ngroups = [\"missing\"]\n"),
+    )
+    .unwrap();
+    hup();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        api.get("/api/groups/team-a").await.is_ok(),
+        "still serving the old config"
+    );
+    assert!(api.get("/api/users/x").await.is_err());
+
+    std::fs::write(&path, text.replace("team-a", "team-c")).unwrap();
+    hup();
+    wait_for(
+        async || api.get("/api/groups/team-c").await.is_ok(),
+        Duration::from_secs(5),
+    )
+    .await;
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "clean exit on SIGTERM");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("config not reloaded") && log.contains("group `missing` is not declared"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn two_instances_sharing_a_postgres_store_see_each_others_changes_within_a_second() {
+    let url = common::fresh_pg_database().await;
+    let (d1, d2) = (Dir::new(), Dir::new());
+    // Both instances must share the store key to read each other's sealed secrets.
+    let key = "store.key";
+    d1.write_config(Some(&url), "");
+    let one = start(&d1).await;
+    std::fs::create_dir_all(d2.path().join("data")).unwrap();
+    std::fs::copy(
+        d1.path().join("data").join(key),
+        d2.path().join("data").join(key),
+    )
+    .unwrap();
+    d2.write_config(Some(&url), "");
+    let two = start(&d2).await;
+    let token = d1.bootstrap_token();
+    let (a, b) = (client(&one, Some(&token)), client(&two, Some(&token)));
+
+    a.post("/api/groups", json!({"name": "eng"})).await.unwrap();
+    a.post(
+        "/api/users",
+        json!({"name": "alice", "groups": ["eng"], "password": "alice-password"}),
+    )
+    .await
+    .unwrap();
+    let snap2 = two.control.clone();
+    let took = wait_for(
+        async || snap2.snapshot().users.contains_key("alice"),
+        Duration::from_secs(1),
+    )
+    .await;
+    eprintln!("instance two saw the new user after {took:?}");
+
+    b.patch("/api/users/alice", json!({"status": "inactive"}))
+        .await
+        .unwrap();
+    let snap1 = one.control.clone();
+    wait_for(
+        async || {
+            snap1
+                .snapshot()
+                .users
+                .get("alice")
+                .is_some_and(|u| u.status == portcullis::model::Status::Inactive)
+        },
+        Duration::from_secs(1),
+    )
+    .await;
+    one.shutdown().await;
+    two.shutdown().await;
+}
