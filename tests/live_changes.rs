@@ -68,7 +68,7 @@ async fn sighup_reloads_and_a_broken_file_keeps_serving_the_old_config() {
         .unwrap()
         .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
     std::fs::write(&path, &text).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+    let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["serve", "--config"])
         .arg(&path)
         .stdout(Stdio::null())
