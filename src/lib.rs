@@ -9,6 +9,7 @@
 pub mod access;
 pub mod admin;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod bootstrap;
 pub mod cli;
@@ -16,5 +17,6 @@ pub mod config;
 pub mod control;
 pub mod fsutil;
 pub mod model;
+pub mod protocol;
 pub mod seal;
 pub mod store;

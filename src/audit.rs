@@ -1,0 +1,146 @@
+//! The monitoring log (SPEC §6): session events go from sessions to one writer task over
+//! a bounded channel (back-pressure, never silent loss), and the writer appends them as
+//! hash-chained JSON Lines under `audit.dir`. `verify` checks the chain end to end.
+//!
+//! Sessions build `Event` values (no JSON on the relay task); the writer adds `seq`, `ts`,
+//! `prev_hash` and `hash`.
+
+mod chain;
+mod writer;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+pub use chain::{VerifyReport, verify_dir};
+pub use writer::{WriterHandle, spawn_writer};
+
+/// Fields every event of a session carries.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Common {
+    pub session_id: String,
+    pub user: String,
+    pub groups: Vec<String>,
+    pub resource_role: String,
+    pub resource: String,
+    pub protocol: &'static str,
+    pub mode: &'static str,
+    pub client_addr: String,
+    pub application_name: String,
+    pub tls: bool,
+}
+
+impl Common {
+    pub fn new(session_id: &str, protocol: &'static str, client: SocketAddr) -> Common {
+        Common {
+            session_id: session_id.to_owned(),
+            protocol,
+            mode: "native",
+            client_addr: client.to_string(),
+            ..Common::default()
+        }
+    }
+}
+
+/// What happened: the kind-specific fields of SPEC §6.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Kind {
+    SessionStarted {
+        upstream_user: String,
+        database: String,
+    },
+    Query {
+        statement: Arc<str>,
+        op: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        params: Option<Vec<Option<String>>>,
+        duration_us: u64,
+        rows: u64,
+        status: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error_code: Option<String>,
+    },
+    SessionEnded {
+        duration_ms: u64,
+        bytes_in: u64,
+        bytes_out: u64,
+        queries: u64,
+        ended_by: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
+    AuthFailed {
+        reason: String,
+    },
+    AccessDenied {
+        reason: String,
+    },
+    AdminChange {
+        actor: String,
+        action: String,
+        object: String,
+        before: Option<serde_json::Value>,
+        after: Option<serde_json::Value>,
+    },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Event {
+    #[serde(flatten)]
+    pub common: Arc<Common>,
+    #[serde(flatten)]
+    pub kind: Kind,
+}
+
+/// The sessions' handle on the monitoring log. Cloning is cheap.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    tx: mpsc::Sender<Event>,
+    lost: Arc<AtomicU64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the monitoring log is not accepting events")]
+pub struct Closed;
+
+impl Recorder {
+    /// Hands an event to the writer; waits only when the writer is behind (back-pressure).
+    pub async fn record(&self, event: Event) -> Result<(), Closed> {
+        match self.tx.try_send(event) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(event)) => {
+                self.tx.send(event).await.map_err(|_| Closed)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.lost.fetch_add(1, Ordering::Relaxed);
+                Err(Closed)
+            }
+        }
+    }
+
+    /// From a context that cannot wait (a destructor): hands the event to a task.
+    pub fn record_detached(&self, event: Event) {
+        let this = self.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    let _ = this.record(event).await;
+                });
+            }
+            Err(_) => {
+                if self.tx.try_send(event).is_err() {
+                    self.lost.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Events that could not be written (only with `on_failure = "continue"`).
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+}

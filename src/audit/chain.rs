@@ -1,0 +1,134 @@
+//! The hash chain: each line's `hash` is SHA-256 over the previous line's hash and the
+//! line's canonical content (its JSON object without `hash`, keys sorted). Files rotate;
+//! the chain and `seq` run on across them, so a removed file is found too.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+/// `prev_hash` of the very first line.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+pub fn hash_of(prev_hash: &str, canonical: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(b"\n");
+    h.update(canonical.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Adds `prev_hash` and `hash` to an event object and returns the line (no newline).
+pub fn seal(mut object: Map<String, Value>, prev_hash: &str) -> (String, String) {
+    object.insert("prev_hash".into(), Value::String(prev_hash.to_owned()));
+    object.remove("hash");
+    let canonical = Value::Object(object.clone()).to_string();
+    let hash = hash_of(prev_hash, &canonical);
+    object.insert("hash".into(), Value::String(hash.clone()));
+    (Value::Object(object).to_string(), hash)
+}
+
+/// The log files of `dir` in order.
+pub fn log_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("portcullis-") && n.ends_with(".jsonl"))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub files: usize,
+    pub lines: u64,
+    /// `file:line: what is wrong` for the first broken line.
+    pub first_error: Option<String>,
+    /// The last line of the last file is incomplete (the process died mid-write).
+    pub truncated_tail: bool,
+}
+
+/// Checks every line of every file: hash, chain link and sequence.
+pub fn verify_dir(dir: &Path) -> std::io::Result<VerifyReport> {
+    let files = log_files(dir)?;
+    let mut report = VerifyReport {
+        ok: true,
+        files: files.len(),
+        lines: 0,
+        first_error: None,
+        truncated_tail: false,
+    };
+    let (mut prev_hash, mut prev_seq) = (GENESIS.to_owned(), 0u64);
+    for (fi, file) in files.iter().enumerate() {
+        let text = std::fs::read_to_string(file)?;
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?")
+            .to_owned();
+        let last_file = fi + 1 == files.len();
+        let mut lines = text.split_inclusive('\n').enumerate().peekable();
+        while let Some((i, raw)) = lines.next() {
+            let at = format!("{name}:{}", i + 1);
+            let complete = raw.ends_with('\n');
+            if !complete && last_file && lines.peek().is_none() {
+                report.truncated_tail = true;
+                break;
+            }
+            report.lines += 1;
+            if let Err(what) = check_line(raw.trim_end(), &mut prev_hash, &mut prev_seq) {
+                report.ok = false;
+                report.first_error = Some(format!("{at}: {what}"));
+                return Ok(report);
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn check_line(line: &str, prev_hash: &mut String, prev_seq: &mut u64) -> Result<(), String> {
+    let mut object: Map<String, Value> = match serde_json::from_str(line) {
+        Ok(Value::Object(o)) => o,
+        _ => return Err("not a JSON object (line edited or inserted)".into()),
+    };
+    let hash = match object.remove("hash") {
+        Some(Value::String(h)) => h,
+        _ => return Err("no hash (line edited or inserted)".into()),
+    };
+    let seq = object
+        .get("seq")
+        .and_then(Value::as_u64)
+        .ok_or("no seq (line edited or inserted)")?;
+    let claimed_prev = object
+        .get("prev_hash")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    if hash_of(&claimed_prev, &Value::Object(object).to_string()) != hash {
+        return Err(format!(
+            "seq {seq}: content does not match its hash (line edited)"
+        ));
+    }
+    if seq != *prev_seq + 1 {
+        let what = if seq <= *prev_seq {
+            "reordered or inserted"
+        } else {
+            "lines removed before it"
+        };
+        return Err(format!("seq {seq} follows seq {prev_seq} ({what})"));
+    }
+    if claimed_prev != *prev_hash {
+        return Err(format!(
+            "seq {seq}: prev_hash does not match the line before it (line inserted, removed or reordered)"
+        ));
+    }
+    *prev_hash = hash;
+    *prev_seq = seq;
+    Ok(())
+}

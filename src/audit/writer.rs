@@ -1,0 +1,195 @@
+//! The one writer task: drains the channel in batches, seals each event into the chain,
+//! appends to the current file, rotates by size, and syncs per `audit.fsync`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::chain::{GENESIS, log_files, seal};
+use super::{Event, Recorder};
+use crate::config::{AuditConfig, Fsync, OnFailure};
+
+const CHANNEL: usize = 8192;
+const BATCH: usize = 512;
+
+pub struct WriterHandle {
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WriterHandle {
+    /// Waits until every event sent before all `Recorder`s were dropped is written.
+    pub async fn finish(self) {
+        let _ = self.task.await;
+    }
+}
+
+struct Chain {
+    dir: PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    index: u64,
+    size: u64,
+    seq: u64,
+    prev_hash: String,
+}
+
+impl Chain {
+    /// Continues the chain from the last complete line on disk; a new file each start.
+    fn resume(dir: &Path) -> std::io::Result<Chain> {
+        std::fs::create_dir_all(dir)?;
+        let files = log_files(dir)?;
+        let (mut seq, mut prev_hash) = (0, GENESIS.to_owned());
+        for file in files.iter().rev() {
+            let text = std::fs::read_to_string(file)?;
+            let last = text
+                .split_inclusive('\n')
+                .filter(|l| l.ends_with('\n'))
+                .last();
+            if let Some(Ok(Value::Object(o))) = last.map(serde_json::from_str::<Value>) {
+                seq = o.get("seq").and_then(Value::as_u64).unwrap_or(0);
+                prev_hash = o
+                    .get("hash")
+                    .and_then(Value::as_str)
+                    .unwrap_or(GENESIS)
+                    .to_owned();
+                break;
+            }
+        }
+        let index = files
+            .last()
+            .and_then(|f| {
+                f.file_stem()?
+                    .to_str()?
+                    .strip_prefix("portcullis-")?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0);
+        Ok(Chain {
+            dir: dir.to_owned(),
+            file: None,
+            index,
+            size: 0,
+            seq,
+            prev_hash,
+        })
+    }
+
+    fn open_next(&mut self) -> std::io::Result<()> {
+        self.index += 1;
+        let path = self.dir.join(format!("portcullis-{:06}.jsonl", self.index));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        self.file = Some(std::io::BufWriter::with_capacity(256 * 1024, file));
+        self.size = 0;
+        Ok(())
+    }
+
+    fn append(&mut self, event: &Event, rotate_bytes: u64) -> std::io::Result<()> {
+        if self.file.is_none() || self.size >= rotate_bytes {
+            self.flush(true)?;
+            self.open_next()?;
+        }
+        let Value::Object(mut object) =
+            serde_json::to_value(event).map_err(std::io::Error::other)?
+        else {
+            return Err(std::io::Error::other("event is not an object"));
+        };
+        object.insert("seq".into(), Value::from(self.seq + 1));
+        object.insert("ts".into(), Value::String(now_rfc3339()));
+        let (line, hash) = seal(object, &self.prev_hash);
+        if let Some(f) = self.file.as_mut() {
+            f.write_all(line.as_bytes())?;
+            f.write_all(b"\n")?;
+        }
+        self.seq += 1;
+        self.prev_hash = hash;
+        self.size += line.len() as u64 + 1;
+        Ok(())
+    }
+
+    fn flush(&mut self, sync: bool) -> std::io::Result<()> {
+        if let Some(f) = self.file.as_mut() {
+            f.flush()?;
+            if sync {
+                f.get_ref().sync_data()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    now.format(&fmt).unwrap_or_default()
+}
+
+/// Starts the writer; returns the sessions' `Recorder` and the handle to wait on.
+pub fn spawn_writer(
+    config: &AuditConfig,
+    lost: Arc<AtomicU64>,
+) -> std::io::Result<(Recorder, WriterHandle)> {
+    let mut chain = Chain::resume(&config.dir)?;
+    let (tx, mut rx) = mpsc::channel::<Event>(CHANNEL);
+    let recorder = Recorder {
+        tx,
+        lost: Arc::clone(&lost),
+    };
+    let config = config.clone();
+    let task = tokio::task::spawn_blocking(move || {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut last_sync = Instant::now();
+        while let Some(first) = rx.blocking_recv() {
+            batch.push(first);
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(e) => batch.push(e),
+                    Err(_) => break,
+                }
+            }
+            let sync = match config.fsync {
+                Fsync::Always => true,
+                Fsync::Interval => last_sync.elapsed() >= Duration::from_secs(1),
+                Fsync::Never => false,
+            };
+            loop {
+                let result = batch
+                    .iter()
+                    .try_for_each(|e| chain.append(e, config.rotate_bytes))
+                    .and_then(|()| chain.flush(sync));
+                match result {
+                    Ok(()) => break,
+                    Err(e) if config.on_failure == OnFailure::Continue => {
+                        tracing::error!(error = %e, lost = batch.len(), "monitoring log write failed; events lost (on_failure = continue)");
+                        lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        chain.file = None;
+                        break;
+                    }
+                    Err(e) => {
+                        // Fail closed: nothing is dropped; sessions wait on the full channel.
+                        tracing::error!(error = %e, "monitoring log write failed; retrying, sessions are held (on_failure = block)");
+                        chain.file = None;
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            }
+            if sync {
+                last_sync = Instant::now();
+            }
+            batch.clear();
+        }
+        if let Err(e) = chain.flush(true) {
+            tracing::error!(error = %e, "final monitoring log sync failed");
+        }
+    });
+    Ok((recorder, WriterHandle { task }))
+}

@@ -1,0 +1,4 @@
+//! Wire protocols: bytes ⇄ messages, handshakes and relay framing. Never imports
+//! `access`, `audit` or `admin`; `session` drives these.
+
+pub mod postgres;

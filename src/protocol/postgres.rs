@@ -1,0 +1,5 @@
+//! PostgreSQL: the client-facing startup (pgwire), the upstream login (postgres-protocol),
+//! cancel-key mapping and the relay framing/observation.
+
+pub mod framer;
+pub mod observe;

@@ -1,0 +1,334 @@
+//! What the monitoring log needs from a relayed PostgreSQL session, read from frames the
+//! `Framer` reports: the client's `Query`/`Parse`/`Bind`/`Execute`/`Describe`/`Close`/
+//! `Sync` queue up expected responses; the server's responses complete them in order
+//! (the protocol guarantees it), producing one `Outcome` per simple `Query` and per
+//! `Execute` (and per failed `Parse`/`Bind`). DataRows are counted, never decoded.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// A finished statement, ready to become a `query` event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub statement: Arc<str>,
+    pub op: &'static str,
+    pub params: Option<Vec<Option<String>>>,
+    pub duration_us: u64,
+    pub rows: u64,
+    pub error_code: Option<String>,
+}
+
+/// A response the server owes the client, in order.
+#[derive(Debug)]
+enum Expect {
+    Query(Running),
+    Parse(Running),
+    Bind(Running),
+    Execute(Running),
+    Describe,
+    Close,
+    Sync,
+}
+
+#[derive(Debug)]
+struct Running {
+    statement: Arc<str>,
+    params: Option<Vec<Option<String>>>,
+    started: Instant,
+    /// DataRows seen.
+    rows: u64,
+    /// Sum of the row counts in CommandComplete tags, when any had one.
+    tag_rows: Option<u64>,
+    error_code: Option<String>,
+}
+
+impl Running {
+    fn new(statement: Arc<str>, params: Option<Vec<Option<String>>>) -> Running {
+        Running {
+            statement,
+            params,
+            started: Instant::now(),
+            rows: 0,
+            tag_rows: None,
+            error_code: None,
+        }
+    }
+
+    fn finish(self, op: &'static str) -> Outcome {
+        Outcome {
+            statement: self.statement,
+            op,
+            params: self.params,
+            duration_us: self.started.elapsed().as_micros() as u64,
+            rows: self.tag_rows.unwrap_or(self.rows),
+            error_code: self.error_code,
+        }
+    }
+}
+
+/// The queue shared by the two directions of one session.
+pub type Pending = Arc<Mutex<VecDeque<Expect>>>;
+
+pub fn pending() -> Pending {
+    Arc::default()
+}
+
+/// Client → server: remembers prepared statements and portals, queues expectations.
+#[derive(Debug, Default)]
+pub struct Frontend {
+    statements: HashMap<String, Arc<str>>,
+    portals: HashMap<String, (Arc<str>, Option<Vec<Option<String>>>)>,
+}
+
+/// Frontend tags whose body we read.
+pub fn frontend_wants(tag: u8) -> bool {
+    matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'C')
+}
+
+/// Backend tags whose body we read.
+pub fn backend_wants(tag: u8) -> bool {
+    matches!(tag, b'C' | b'E' | b'Z')
+}
+
+impl Frontend {
+    /// One client frame. Returns true on `Terminate`.
+    pub fn on_frame(&mut self, tag: u8, body: &[u8], pending: &Pending) -> bool {
+        let mut r = Reader(body);
+        let expect = match tag {
+            b'Q' => Expect::Query(Running::new(r.text(), None)),
+            b'P' => {
+                let name = r.cstr().unwrap_or_default().to_owned();
+                let text = r.text();
+                self.statements.insert(name, Arc::clone(&text));
+                Expect::Parse(Running::new(text, None))
+            }
+            b'B' => {
+                let portal = r.cstr().unwrap_or_default().to_owned();
+                let stmt = r.cstr().unwrap_or_default();
+                let text = self
+                    .statements
+                    .get(stmt)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(""));
+                let params = bind_params(&mut r);
+                self.portals
+                    .insert(portal, (Arc::clone(&text), params.clone()));
+                Expect::Bind(Running::new(text, params))
+            }
+            b'E' => {
+                let portal = r.cstr().unwrap_or_default();
+                let (text, params) = self
+                    .portals
+                    .get(portal)
+                    .cloned()
+                    .unwrap_or_else(|| (Arc::from(""), None));
+                Expect::Execute(Running::new(text, params))
+            }
+            b'D' => Expect::Describe,
+            b'C' => {
+                let kind = r.u8();
+                let name = r.cstr().unwrap_or_default();
+                match kind {
+                    Some(b'S') => self.statements.remove(name),
+                    _ => self.portals.remove(name).map(|p| p.0),
+                };
+                Expect::Close
+            }
+            b'S' => Expect::Sync,
+            b'F' => Expect::Query(Running::new(Arc::from("<function call>"), None)),
+            b'X' => return true,
+            _ => return false,
+        };
+        if let Ok(mut q) = pending.lock() {
+            q.push_back(expect);
+        }
+        false
+    }
+}
+
+/// Bind: formats, then values; values are kept when text format (or all-text default).
+fn bind_params(r: &mut Reader) -> Option<Vec<Option<String>>> {
+    let nformats = r.i16()?;
+    let mut formats = Vec::with_capacity(nformats.max(0) as usize);
+    for _ in 0..nformats {
+        formats.push(r.i16()?);
+    }
+    let nparams = r.i16()?.max(0) as usize;
+    let mut params = Vec::with_capacity(nparams);
+    for i in 0..nparams {
+        let len = r.i32()?;
+        let binary = match formats.len() {
+            0 => false,
+            1 => formats[0] == 1,
+            _ => formats.get(i).copied() == Some(1),
+        };
+        if len < 0 {
+            params.push(None);
+            continue;
+        }
+        let bytes = r.take(len as usize)?;
+        params.push(Some(if binary {
+            format!("\\x{}", hex::encode(bytes))
+        } else {
+            String::from_utf8_lossy(bytes).into_owned()
+        }));
+    }
+    Some(params)
+}
+
+/// Server → client: completes expectations and reports outcomes.
+#[derive(Debug, Default)]
+pub struct Backend {
+    /// SQLSTATE of a FATAL error, if the server sent one.
+    pub fatal: Option<String>,
+}
+
+impl Backend {
+    pub fn on_frame(&mut self, tag: u8, body: &[u8], pending: &Pending, out: &mut Vec<Outcome>) {
+        let Ok(mut q) = pending.lock() else { return };
+        match tag {
+            b'D' => {
+                if let Some(Expect::Query(r) | Expect::Execute(r)) = q.front_mut() {
+                    r.rows += 1;
+                }
+            }
+            b'C' | b'I' | b's' => {
+                let rows = if tag == b'C' { tag_rows(body) } else { None };
+                match q.front_mut() {
+                    // A multi-statement Query sums its statements' rows.
+                    Some(Expect::Query(r)) => {
+                        if let Some(n) = rows {
+                            r.tag_rows = Some(r.tag_rows.unwrap_or(0) + n);
+                        }
+                    }
+                    Some(Expect::Execute(_)) => {
+                        if let Some(Expect::Execute(mut r)) = q.pop_front() {
+                            r.tag_rows = rows;
+                            out.push(r.finish("execute"));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            b'1' => pop_if(&mut q, |e| matches!(e, Expect::Parse(_))),
+            b'2' => pop_if(&mut q, |e| matches!(e, Expect::Bind(_))),
+            b'3' => pop_if(&mut q, |e| matches!(e, Expect::Close)),
+            b'T' | b'n' => pop_if(&mut q, |e| matches!(e, Expect::Describe)),
+            b'E' => {
+                let (severity, code) = error_fields(body);
+                if severity.as_deref() == Some("FATAL") || severity.as_deref() == Some("PANIC") {
+                    self.fatal = code.clone().or(Some(String::new()));
+                }
+                match q.front_mut() {
+                    Some(Expect::Query(r)) => r.error_code = code,
+                    Some(Expect::Sync) | None => {}
+                    Some(_) => {
+                        // The failed message's outcome; the rest up to Sync is skipped.
+                        let failed = match q.pop_front() {
+                            Some(Expect::Parse(r)) => Some(("parse", r)),
+                            Some(Expect::Bind(r)) => Some(("bind", r)),
+                            Some(Expect::Execute(r)) => Some(("execute", r)),
+                            _ => None,
+                        };
+                        if let Some((op, mut r)) = failed {
+                            r.error_code = code;
+                            out.push(r.finish(op));
+                        }
+                        while q
+                            .front()
+                            .is_some_and(|e| !matches!(e, Expect::Sync | Expect::Query(_)))
+                        {
+                            q.pop_front();
+                        }
+                    }
+                }
+            }
+            b'Z' => {
+                while let Some(e) = q.pop_front() {
+                    match e {
+                        Expect::Query(r) => {
+                            out.push(r.finish("simple"));
+                            break;
+                        }
+                        Expect::Sync => break,
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn pop_if(q: &mut VecDeque<Expect>, is: impl Fn(&Expect) -> bool) {
+    if q.front().is_some_and(is) {
+        q.pop_front();
+    }
+}
+
+/// `INSERT 0 5` → 5, `SELECT 3` → 3, `COPY 100` → 100, `BEGIN` → None.
+fn tag_rows(body: &[u8]) -> Option<u64> {
+    let tag = Reader(body).cstr()?;
+    tag.rsplit(' ').next()?.parse().ok()
+}
+
+/// ErrorResponse: (Byte1 field type, CString value)*, 0 → (severity, SQLSTATE).
+fn error_fields(body: &[u8]) -> (Option<String>, Option<String>) {
+    let mut r = Reader(body);
+    let (mut severity, mut code) = (None, None);
+    while let Some(t) = r.u8() {
+        if t == 0 {
+            break;
+        }
+        let value = r.cstr().unwrap_or_default();
+        match t {
+            b'V' => severity = Some(value.to_owned()),
+            b'S' if severity.is_none() => severity = Some(value.to_owned()),
+            b'C' => code = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+    (severity, code)
+}
+
+/// Bounds-checked reads over a frame body; every read is `None` past the end.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn i16(&mut self) -> Option<i16> {
+        self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
+    }
+    fn i32(&mut self) -> Option<i32> {
+        self.take(4)
+            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn cstr(&mut self) -> Option<&'a str> {
+        let end = self.0.iter().position(|&b| b == 0)?;
+        let s = std::str::from_utf8(&self.0[..end]).ok();
+        self.0 = &self.0[end + 1..];
+        s
+    }
+    /// A statement text: up to the NUL (or the end, when truncated).
+    fn text(&mut self) -> Arc<str> {
+        let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
+        let s = String::from_utf8_lossy(&self.0[..end]);
+        self.0 = self.0.get(end + 1..).unwrap_or_default();
+        Arc::from(s.as_ref())
+    }
+}
+
+#[cfg(test)]
+#[path = "observe_tests.rs"]
+mod tests;
