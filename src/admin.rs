@@ -28,16 +28,9 @@ use crate::model::{Role, Status};
 #[derive(Clone)]
 pub struct ApiState {
     pub control: Arc<ControlPlane>,
-    pub metrics: Arc<ops::Metrics>,
-}
-
-impl ApiState {
-    pub fn new(control: Arc<ControlPlane>) -> ApiState {
-        ApiState {
-            control,
-            metrics: Arc::default(),
-        }
-    }
+    pub metrics: Arc<crate::metrics::Metrics>,
+    pub recorder: Option<crate::audit::Recorder>,
+    pub sessions: Arc<crate::session::Registry>,
 }
 
 pub fn router(state: ApiState) -> Router {

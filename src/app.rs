@@ -10,11 +10,18 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use std::time::Duration;
+
 use crate::admin::ApiState;
+use crate::audit::WriterHandle;
 use crate::config::Config;
 use crate::control::ControlPlane;
+use crate::metrics::Metrics;
 use crate::seal::Sealer;
+use crate::session::postgres::PgListener;
+use crate::session::{EndReason, Gateway, Registry};
 use crate::store::Store;
+use crate::tls::UpstreamTls;
 
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
@@ -35,23 +42,48 @@ pub fn install_crypto() {
 /// A running gateway: its bound addresses and a way to stop it.
 pub struct Running {
     pub control: Arc<ControlPlane>,
-    pub api: ApiState,
+    pub gateway: Arc<Gateway>,
     pub admin_addr: Option<SocketAddr>,
     pub postgres_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
-    tasks: JoinSet<()>,
+    listeners: JoinSet<()>,
+    writer: WriterHandle,
 }
 
 impl Running {
-    /// Stops accepting, lets the listeners finish, and closes the store.
-    pub async fn shutdown(mut self) {
+    /// Stops accepting, ends live sessions after `grace`, writes every event, closes the
+    /// store.
+    pub async fn shutdown(self) {
+        self.shutdown_with_grace(Duration::ZERO).await
+    }
+
+    pub async fn shutdown_with_grace(mut self, grace: Duration) {
         self.stop.send_replace(true);
-        while self.tasks.join_next().await.is_some() {}
-        self.control.store.close().await;
+        while self.listeners.join_next().await.is_some() {}
+        let registry = Arc::clone(&self.gateway.registry);
+        let deadline = tokio::time::Instant::now() + grace;
+        while !registry.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        registry.end_all(EndReason::Shutdown);
+        while !registry.is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Session tasks have recorded their `session_ended`; let the writer drain.
+        let Running {
+            gateway,
+            writer,
+            control,
+            ..
+        } = self;
+        drop(gateway);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        writer.finish().await;
+        control.store.close().await;
     }
 }
 
-/// Opens the store and starts every configured listener.
+/// Opens the store and the monitoring log and starts every configured listener.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     install_crypto();
     let sealer = Sealer::load(config.store.key.as_ref(), &config.store.data_dir)?;
@@ -59,41 +91,93 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot open the store at {}", redact_url(&config.store.url)))?;
     let listen = config.listen.clone();
+    let server_tls = match &config.tls {
+        Some(t) => Some(crate::tls::server_config(&t.cert, &t.key)?),
+        None => None,
+    };
+    let metrics = Arc::new(Metrics::default());
+    let lost = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (recorder, writer) =
+        crate::audit::spawn_writer(&config.audit, lost).with_context(|| {
+            format!(
+                "cannot open the monitoring log in {}",
+                config.audit.dir.display()
+            )
+        })?;
     let control = ControlPlane::start(config, store).await?;
-    let api = ApiState::new(Arc::clone(&control));
+    let gateway = Arc::new(Gateway {
+        control: Arc::clone(&control),
+        recorder: recorder.clone(),
+        registry: Arc::new(Registry::default()),
+        metrics: Arc::clone(&metrics),
+        upstream_tls: UpstreamTls::new(),
+    });
+    let api = ApiState {
+        control: Arc::clone(&control),
+        metrics,
+        recorder: Some(recorder),
+        sessions: Arc::clone(&gateway.registry),
+    };
     let (stop, stopped) = watch::channel(false);
-    let mut tasks = JoinSet::new();
+    let stopped_fut = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut listeners = JoinSet::new();
     let poller = control.spawn_poller();
-    let mut stop_poller = stopped.clone();
-    tasks.spawn(async move {
-        let _ = stop_poller.wait_for(|s| *s).await;
+    let watcher = spawn_revalidator(&gateway);
+    let stop_bg = stopped_fut(stopped.clone());
+    listeners.spawn(async move {
+        stop_bg.await;
         poller.abort();
+        watcher.abort();
     });
 
     let mut admin_addr = None;
     if let Some(addr) = listen.admin {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} (listen.admin)"))?;
+        let listener = bind(addr, "listen.admin").await?;
         admin_addr = Some(listener.local_addr()?);
         tracing::info!(addr = %listener.local_addr()?, "admin API listening");
-        let (state, mut stopped) = (api.clone(), stopped.clone());
-        tasks.spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            };
-            if let Err(e) = crate::admin::serve(listener, state, shutdown).await {
+        let shutdown = stopped_fut(stopped.clone());
+        listeners.spawn(async move {
+            if let Err(e) = crate::admin::serve(listener, api, shutdown).await {
                 tracing::error!(error = %e, "admin API stopped");
             }
         });
     }
+    let mut postgres_addr = None;
+    if let Some(addr) = listen.postgres {
+        let listener = bind(addr, "listen.postgres").await?;
+        postgres_addr = Some(listener.local_addr()?);
+        tracing::info!(addr = %listener.local_addr()?, tls = server_tls.is_some(), "PostgreSQL listener ready");
+        let acceptor = server_tls.clone().map(pgwire::tokio::TlsAcceptor::from);
+        let pg = Arc::new(PgListener::new(Arc::clone(&gateway), acceptor));
+        listeners.spawn(pg.serve(listener, stopped_fut(stopped.clone())));
+    }
     Ok(Running {
         control,
-        api,
+        gateway,
         admin_addr,
-        postgres_addr: None,
+        postgres_addr,
         stop,
-        tasks,
+        listeners,
+        writer,
+    })
+}
+
+async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({key})"))
+}
+
+/// Re-checks live sessions whenever a new snapshot is published.
+fn spawn_revalidator(gateway: &Arc<Gateway>) -> tokio::task::JoinHandle<()> {
+    let gw = Arc::clone(gateway);
+    let mut changes = gw.control.subscribe();
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            gw.registry.revalidate(&gw.control.snapshot());
+        }
     })
 }
 
@@ -115,8 +199,8 @@ pub async fn run(path: &Path) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => break,
         }
     }
-    tracing::info!("shutting down");
-    running.shutdown().await;
+    tracing::info!("shutting down: no new connections; live sessions get 10s to finish");
+    running.shutdown_with_grace(Duration::from_secs(10)).await;
     Ok(())
 }
 

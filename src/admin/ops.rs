@@ -14,16 +14,6 @@ use serde::Deserialize;
 use super::{ApiError, ApiState, Caller};
 use crate::store::ChangeRecord;
 
-/// Counters shared by the listeners and read by `/metrics`.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    pub sessions_total: AtomicU64,
-    pub sessions_active: AtomicU64,
-    pub auth_failures_total: AtomicU64,
-    pub access_denied_total: AtomicU64,
-    pub audit_events_lost: AtomicU64,
-}
-
 pub fn routes() -> axum::Router<ApiState> {
     axum::Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -46,62 +36,82 @@ async fn ready(State(s): State<ApiState>) -> Result<&'static str, ApiError> {
 async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
     let snap = s.control.snapshot();
     let m = &s.metrics;
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    let rows: [(&str, &str, &str, u64); 11] = [
+        (
+            "portcullis_snapshot_revision",
+            "gauge",
+            "Control-plane revision in use.",
+            snap.revision as u64,
+        ),
+        (
+            "portcullis_users",
+            "gauge",
+            "Users in the snapshot.",
+            snap.users.len() as u64,
+        ),
+        (
+            "portcullis_resource_roles",
+            "gauge",
+            "Resource roles in the snapshot.",
+            snap.resource_roles.len() as u64,
+        ),
+        (
+            "portcullis_sessions_total",
+            "counter",
+            "Sessions started.",
+            load(&m.sessions_total),
+        ),
+        (
+            "portcullis_sessions_active",
+            "gauge",
+            "Sessions open now.",
+            load(&m.sessions_active),
+        ),
+        (
+            "portcullis_auth_failures_total",
+            "counter",
+            "Failed logins.",
+            load(&m.auth_failures_total),
+        ),
+        (
+            "portcullis_access_denied_total",
+            "counter",
+            "Logins refused by access control.",
+            load(&m.access_denied_total),
+        ),
+        (
+            "portcullis_connections_refused_total",
+            "counter",
+            "Connections refused at the cap.",
+            load(&m.connections_refused_total),
+        ),
+        (
+            "portcullis_queries_total",
+            "counter",
+            "Statements observed.",
+            load(&m.queries_total),
+        ),
+        (
+            "portcullis_live_sessions",
+            "gauge",
+            "Sessions in the registry.",
+            s.sessions.len() as u64,
+        ),
+        (
+            "audit_events_lost",
+            "counter",
+            "Monitoring-log events that could not be written.",
+            s.recorder.as_ref().map_or(0, |r| r.lost()),
+        ),
+    ];
     let mut out = String::new();
-    let mut line = |name: &str, kind: &str, help: &str, v: u64| {
+    for (name, kind, help, v) in rows {
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
         );
-    };
-    line(
-        "portcullis_snapshot_revision",
-        "gauge",
-        "Control-plane revision in use.",
-        snap.revision as u64,
-    );
-    line(
-        "portcullis_users",
-        "gauge",
-        "Users in the snapshot.",
-        snap.users.len() as u64,
-    );
-    line(
-        "portcullis_resource_roles",
-        "gauge",
-        "Resource roles in the snapshot.",
-        snap.resource_roles.len() as u64,
-    );
-    let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    line(
-        "portcullis_sessions_total",
-        "counter",
-        "Sessions started.",
-        load(&m.sessions_total),
-    );
-    line(
-        "portcullis_sessions_active",
-        "gauge",
-        "Sessions open now.",
-        load(&m.sessions_active),
-    );
-    line(
-        "portcullis_auth_failures_total",
-        "counter",
-        "Failed logins.",
-        load(&m.auth_failures_total),
-    );
-    line(
-        "portcullis_access_denied_total",
-        "counter",
-        "Refused by access control.",
-        load(&m.access_denied_total),
-    );
-    line(
-        "portcullis_audit_events_lost",
-        "counter",
-        "Monitoring-log events that could not be written.",
-        load(&m.audit_events_lost),
-    );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

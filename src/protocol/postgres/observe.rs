@@ -21,7 +21,7 @@ pub struct Outcome {
 
 /// A response the server owes the client, in order.
 #[derive(Debug)]
-enum Expect {
+pub enum Expect {
     Query(Running),
     Parse(Running),
     Bind(Running),
@@ -32,7 +32,7 @@ enum Expect {
 }
 
 #[derive(Debug)]
-struct Running {
+pub struct Running {
     statement: Arc<str>,
     params: Option<Vec<Option<String>>>,
     started: Instant,

@@ -1,0 +1,205 @@
+//! Logging in to the upstream PostgreSQL as the resource role's user, with
+//! postgres-protocol: optional SSLRequest/TLS per the resource's mode, StartupMessage with
+//! the client's parameters, then trust, cleartext, MD5 or SCRAM-SHA-256 — whatever the
+//! server asks. The socket stays ours for the relay.
+
+use bytes::BytesMut;
+use fallible_iterator::FallibleIterator;
+use postgres_protocol::authentication::md5_hash;
+use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
+use postgres_protocol::message::backend::Message;
+use postgres_protocol::message::frontend;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::model::TlsMode;
+use crate::tls::Stream;
+
+/// What the relay needs after a successful upstream login.
+pub struct Upstream {
+    pub stream: Stream,
+    /// ParameterStatus values, passed on to the client.
+    pub params: Vec<(String, String)>,
+    /// The upstream's BackendKeyData, for forwarding cancels.
+    pub pid: i32,
+    pub secret: i32,
+    /// Bytes read past ReadyForQuery (none in practice; forwarded if any).
+    pub leftover: BytesMut,
+}
+
+pub struct Login<'a> {
+    pub user: &'a str,
+    pub password: Option<&'a str>,
+    pub database: &'a str,
+    /// The client's startup parameters to forward (application_name, DateStyle, …).
+    pub params: &'a [(String, String)],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("connection to the upstream failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the upstream does not offer TLS but the resource requires it")]
+    TlsUnavailable,
+    #[error("the upstream refused the login: {code} {message}")]
+    Refused { code: String, message: String },
+    #[error("the upstream asked for a password but the resource role has none")]
+    NoPassword,
+    #[error("the upstream asked for an unsupported authentication method ({0})")]
+    Unsupported(&'static str),
+    #[error("unexpected upstream message during login: {0}")]
+    Protocol(String),
+}
+
+/// Upgrades to TLS if the mode wants it and the server agrees.
+pub async fn negotiate_tls(
+    mut tcp: TcpStream,
+    mode: TlsMode,
+    connector: Option<tokio_rustls::TlsConnector>,
+    server_name: Option<rustls::pki_types::ServerName<'static>>,
+) -> Result<Stream, BackendError> {
+    let Some(connector) = connector else {
+        return Ok(Stream::Plain(tcp));
+    };
+    let mut buf = BytesMut::new();
+    frontend::ssl_request(&mut buf);
+    tcp.write_all(&buf).await?;
+    match tcp.read_u8().await? {
+        b'S' => {
+            let name = server_name.ok_or_else(|| {
+                BackendError::Protocol("no TLS server name for the resource address".into())
+            })?;
+            let tls = connector.connect(name, tcp).await?;
+            Ok(Stream::Tls(Box::new(tls)))
+        }
+        b'N' if mode == TlsMode::Prefer => Ok(Stream::Plain(tcp)),
+        b'N' => Err(BackendError::TlsUnavailable),
+        other => Err(BackendError::Protocol(format!(
+            "SSLRequest answered with byte {other}"
+        ))),
+    }
+}
+
+/// Runs the startup and authentication exchange up to ReadyForQuery.
+pub async fn login(mut stream: Stream, req: &Login<'_>) -> Result<Upstream, BackendError> {
+    let mut out = BytesMut::new();
+    let mut params: Vec<(&str, &str)> = vec![("user", req.user), ("database", req.database)];
+    for (k, v) in req.params {
+        if !matches!(k.as_str(), "user" | "database" | "replication") && !k.starts_with("_pq_.") {
+            params.push((k, v));
+        }
+    }
+    frontend::startup_message(params.iter().copied(), &mut out)?;
+    stream.write_all(&out).await?;
+    stream.flush().await?;
+
+    let mut buf = BytesMut::with_capacity(8192);
+    let mut scram: Option<ScramSha256> = None;
+    let mut server_params = Vec::new();
+    let (mut pid, mut secret) = (0, 0);
+    let password = || req.password.ok_or(BackendError::NoPassword);
+    loop {
+        let msg = loop {
+            if let Some(msg) = Message::parse(&mut buf)? {
+                break msg;
+            }
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Err(BackendError::Protocol(
+                    "the upstream closed the connection during login".into(),
+                ));
+            }
+        };
+        out.clear();
+        match msg {
+            Message::AuthenticationOk => continue,
+            Message::AuthenticationCleartextPassword => {
+                frontend::password_message(password()?.as_bytes(), &mut out)?;
+            }
+            Message::AuthenticationMd5Password(body) => {
+                let hash = md5_hash(req.user.as_bytes(), password()?.as_bytes(), body.salt());
+                frontend::password_message(hash.as_bytes(), &mut out)?;
+            }
+            Message::AuthenticationSasl(body) => {
+                let mut mechanisms = body.mechanisms();
+                let mut offered = false;
+                while let Some(m) = mechanisms.next()? {
+                    offered |= m == SCRAM_SHA_256;
+                }
+                if !offered {
+                    return Err(BackendError::Unsupported("SASL without SCRAM-SHA-256"));
+                }
+                let s = ScramSha256::new(password()?.as_bytes(), ChannelBinding::unsupported());
+                frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut out)?;
+                scram = Some(s);
+            }
+            Message::AuthenticationSaslContinue(body) => {
+                let s = scram
+                    .as_mut()
+                    .ok_or_else(|| BackendError::Protocol("SASL continue without SASL".into()))?;
+                s.update(body.data())?;
+                frontend::sasl_response(s.message(), &mut out)?;
+            }
+            Message::AuthenticationSaslFinal(body) => {
+                let s = scram
+                    .as_mut()
+                    .ok_or_else(|| BackendError::Protocol("SASL final without SASL".into()))?;
+                s.finish(body.data())?;
+                continue;
+            }
+            Message::AuthenticationGss
+            | Message::AuthenticationSspi
+            | Message::AuthenticationGssContinue(_) => {
+                return Err(BackendError::Unsupported("GSSAPI/SSPI"));
+            }
+            Message::AuthenticationKerberosV5 | Message::AuthenticationScmCredential => {
+                return Err(BackendError::Unsupported("Kerberos/SCM"));
+            }
+            Message::ParameterStatus(body) => {
+                server_params.push((body.name()?.to_owned(), body.value()?.to_owned()));
+                continue;
+            }
+            Message::BackendKeyData(body) => {
+                pid = body.process_id();
+                secret = body.secret_key();
+                continue;
+            }
+            Message::NoticeResponse(_) => continue,
+            Message::ErrorResponse(body) => {
+                let (mut code, mut message) = (String::new(), String::new());
+                let mut fields = body.fields();
+                while let Some(f) = fields.next()? {
+                    match f.type_() {
+                        b'C' => code = String::from_utf8_lossy(f.value_bytes()).into_owned(),
+                        b'M' => message = String::from_utf8_lossy(f.value_bytes()).into_owned(),
+                        _ => {}
+                    }
+                }
+                return Err(BackendError::Refused { code, message });
+            }
+            Message::ReadyForQuery(_) => {
+                return Ok(Upstream {
+                    stream,
+                    params: server_params,
+                    pid,
+                    secret,
+                    leftover: buf,
+                });
+            }
+            _ => return Err(BackendError::Protocol("unexpected message".into())),
+        }
+        stream.write_all(&out).await?;
+        stream.flush().await?;
+    }
+}
+
+/// Sends a CancelRequest for (`pid`, `secret`) to the upstream at `address`.
+pub async fn send_cancel(address: &str, pid: i32, secret: i32) -> std::io::Result<()> {
+    let mut tcp = TcpStream::connect(address).await?;
+    let mut buf = BytesMut::new();
+    frontend::cancel_request(pid, secret, &mut buf);
+    tcp.write_all(&buf).await?;
+    // PostgreSQL closes the connection after handling it.
+    let mut sink = [0u8; 1];
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut sink)).await;
+    Ok(())
+}

@@ -1,0 +1,529 @@
+//! The PostgreSQL side of the login sequence: pgwire for the client, postgres-protocol
+//! upstream, then the raw relay. Also the listener loop with its connection cap.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use pgwire::api::ClientInfo;
+use pgwire::api::auth::driver::{AuthDriver, AuthOutcome};
+use pgwire::api::auth::mechanism::AuthMechanismFactory;
+use pgwire::api::auth::sasl::scram::{ScramAuth, ScramSecret};
+use pgwire::api::auth::{
+    AuthSource, LoginInfo, Password, protocol_negotiation, save_startup_parameters_to_metadata,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::PgWireFrontendMessage;
+use pgwire::messages::startup::Authentication;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+use super::{Frontend, Gateway, Hello, RelayEnd, RelayLink, SessionError};
+use crate::access::{Identity, Permit, Snapshot};
+use crate::audit::{Event, Kind};
+use crate::auth::{ScramVerifier, constant_time_eq, looks_like_token, token_hash};
+use crate::metrics::Metrics;
+use crate::model::Protocol;
+use crate::protocol::postgres::backend::{self, BackendError, Login, Upstream};
+use crate::protocol::postgres::front::{
+    CancelKeys, PgFramed, ProxyKeys, ProxyParams, UpstreamKey, UpstreamParams, send_fatal, sqlstate,
+};
+use crate::protocol::postgres::observe::Outcome;
+use crate::protocol::postgres::relay::{self, Counters, Ended, Observer};
+
+/// Shared by every PostgreSQL connection.
+pub struct PgListener {
+    pub gw: Arc<Gateway>,
+    pub tls: Option<pgwire::tokio::TlsAcceptor>,
+    pub driver: Arc<AuthDriver<ProxyParams, Identity>>,
+    pub cancel: Arc<CancelKeys>,
+}
+
+impl PgListener {
+    pub fn new(gw: Arc<Gateway>, tls: Option<pgwire::tokio::TlsAcceptor>) -> PgListener {
+        let cancel = Arc::new(CancelKeys::default());
+        let driver = AuthDriver::new(ProxyParams)
+            .with_pid_secret_key_generator(Arc::new(ProxyKeys(Arc::clone(&cancel))));
+        PgListener {
+            gw,
+            tls,
+            driver: Arc::new(driver),
+            cancel,
+        }
+    }
+
+    /// Accepts until `stop` resolves; each connection runs on its own task.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        let cap = Arc::new(Semaphore::new(
+            self.gw.control.config().limits.max_connections,
+        ));
+        tokio::pin!(stop);
+        loop {
+            let (tcp, addr) = tokio::select! {
+                _ = &mut stop => return,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let this = Arc::clone(&self);
+            let Ok(permit) = Arc::clone(&cap).try_acquire_owned() else {
+                Metrics::inc(&self.gw.metrics.connections_refused_total);
+                tokio::spawn(refuse_over_cap(tcp));
+                continue;
+            };
+            tokio::spawn(async move {
+                let _permit = permit;
+                this.connection(tcp, addr).await;
+            });
+        }
+    }
+
+    async fn connection(&self, tcp: TcpStream, addr: std::net::SocketAddr) {
+        let timeout = self.gw.control.config().limits.login_timeout;
+        let framed = match tokio::time::timeout(
+            timeout,
+            pgwire::tokio::server::negotiate_tls::<()>(tcp, self.tls.clone()),
+        )
+        .await
+        {
+            Ok(Ok(Some(f))) => f,
+            Ok(Ok(None)) | Ok(Err(_)) | Err(_) => return,
+        };
+        let config = self.gw.control.config();
+        let fe = PgFrontend {
+            framed,
+            listener: self,
+            require_tls: config.tls.as_ref().is_some_and(|t| t.require),
+            allow_cleartext: config.tls.as_ref().is_some_and(|t| t.allow_cleartext),
+            params: Vec::new(),
+            final_message: None,
+            upstream_address: String::new(),
+        };
+        super::run(&self.gw, fe, Protocol::Postgres, addr).await;
+    }
+}
+
+async fn refuse_over_cap(tcp: TcpStream) {
+    if let Ok(Ok(Some(mut f))) = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        pgwire::tokio::server::negotiate_tls::<()>(tcp, None),
+    )
+    .await
+    {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), f.next()).await;
+        send_fatal(
+            &mut f,
+            sqlstate::TOO_MANY_CONNECTIONS,
+            "sorry, too many clients already",
+        )
+        .await;
+    }
+}
+
+struct PgFrontend<'a> {
+    framed: PgFramed,
+    listener: &'a PgListener,
+    require_tls: bool,
+    allow_cleartext: bool,
+    params: Vec<(String, String)>,
+    final_message: Option<Authentication>,
+    /// The resource's address, for forwarding cancel requests.
+    upstream_address: String,
+}
+
+/// Verifiers for pgwire's SCRAM, from the snapshot. Unknown users get a deterministic
+/// decoy so the exchange looks the same and fails at the proof.
+#[derive(Debug)]
+struct SnapshotSource(Arc<Snapshot>);
+
+#[async_trait::async_trait]
+impl AuthSource<Identity> for SnapshotSource {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        Err(PgWireError::InvalidPassword(
+            login.user().unwrap_or_default().to_owned(),
+        ))
+    }
+
+    async fn verify_password(
+        &self,
+        login: &LoginInfo,
+        presented: &[u8],
+    ) -> PgWireResult<Option<Identity>> {
+        let user = login.user().unwrap_or_default();
+        let presented = std::str::from_utf8(presented).unwrap_or_default();
+        verify_cleartext(&self.0, user, presented)
+            .ok_or_else(|| PgWireError::InvalidPassword(user.to_owned()))
+            .map(Some)
+    }
+
+    async fn get_scram_secret(
+        &self,
+        login: &LoginInfo,
+    ) -> PgWireResult<(ScramSecret, Option<Identity>)> {
+        let user = login.user().unwrap_or_default();
+        let known = self
+            .0
+            .users
+            .get(user)
+            .and_then(|u| u.verifiers.scram.as_deref())
+            .and_then(ScramVerifier::parse);
+        let identity = Identity {
+            user: user.to_owned(),
+            via_token: false,
+        };
+        let v = match known {
+            Some(v) => (v, Some(identity)),
+            None => (decoy(user), None),
+        };
+        Ok((
+            ScramSecret::Verifier {
+                salt: v.0.salt,
+                iterations: v.0.iterations,
+                stored_key: v.0.stored_key,
+                server_key: v.0.server_key,
+            },
+            v.1,
+        ))
+    }
+}
+
+/// A fixed-per-user verifier that no password matches.
+fn decoy(user: &str) -> ScramVerifier {
+    use sha2::{Digest, Sha256};
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(rand::random);
+    let d = |label: &[u8]| {
+        Sha256::new()
+            .chain_update(key)
+            .chain_update(label)
+            .chain_update(user)
+            .finalize()
+            .to_vec()
+    };
+    ScramVerifier {
+        iterations: 4096,
+        salt: d(b"salt")[..16].to_vec(),
+        stored_key: d(b"stored"),
+        server_key: d(b"server"),
+    }
+}
+
+/// Checks a cleartext password (or token) against the snapshot.
+pub fn verify_cleartext(snapshot: &Snapshot, user: &str, presented: &str) -> Option<Identity> {
+    if looks_like_token(presented) {
+        let token = snapshot.tokens.get(&token_hash(presented))?;
+        let fresh = token.expires_at.is_none_or(|e| e > crate::store::now());
+        return (token.user == user && fresh).then(|| Identity {
+            user: user.to_owned(),
+            via_token: true,
+        });
+    }
+    let v = snapshot
+        .users
+        .get(user)?
+        .verifiers
+        .scram
+        .as_deref()
+        .and_then(ScramVerifier::parse)?;
+    let salted =
+        pgwire::api::auth::sasl::scram::gen_salted_password(presented, &v.salt, v.iterations);
+    let secret = ScramSecret::verifier_from_salted_password(v.salt.clone(), salted, v.iterations);
+    match secret {
+        ScramSecret::Verifier { stored_key, .. }
+            if constant_time_eq(&stored_key, &v.stored_key) =>
+        {
+            Some(Identity {
+                user: user.to_owned(),
+                via_token: false,
+            })
+        }
+        _ => None,
+    }
+}
+
+fn auth_failed(e: PgWireError) -> SessionError {
+    match e {
+        PgWireError::IoError(_) => SessionError::Closed,
+        other => SessionError::AuthFailed(other.to_string()),
+    }
+}
+
+impl Frontend for PgFrontend<'_> {
+    type Upstream = Upstream;
+
+    async fn handshake(&mut self, _gw: &Gateway) -> Result<Option<Hello>, SessionError> {
+        let startup = match self.framed.next().await {
+            Some(Ok(PgWireFrontendMessage::Startup(s))) => s,
+            Some(Ok(PgWireFrontendMessage::CancelRequest(c))) => {
+                if let Some(up) = self.listener.cancel.lookup(c.pid, &c.secret_key) {
+                    if let Err(e) = backend::send_cancel(&up.address, up.pid, up.secret).await {
+                        tracing::warn!(error = %e, "forwarding a cancel request failed");
+                    }
+                }
+                return Ok(None);
+            }
+            Some(Ok(other)) => {
+                return Err(SessionError::Protocol(format!(
+                    "expected a startup message, got {other:?}"
+                )));
+            }
+            Some(Err(e)) => return Err(SessionError::Protocol(e.to_string())),
+            None => return Err(SessionError::Closed),
+        };
+        protocol_negotiation(&mut self.framed, &startup)
+            .await
+            .map_err(|e| SessionError::Protocol(e.to_string()))?;
+        save_startup_parameters_to_metadata(&mut self.framed, &startup);
+        let user = startup.parameters.get("user").cloned().unwrap_or_default();
+        let resource_role = startup
+            .parameters
+            .get("database")
+            .cloned()
+            .unwrap_or_else(|| user.clone());
+        self.params = startup
+            .parameters
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let hello = Hello {
+            application_name: startup
+                .parameters
+                .get("application_name")
+                .cloned()
+                .unwrap_or_default(),
+            user,
+            resource_role,
+            tls: self.framed.is_secure(),
+        };
+        if hello.user.is_empty() {
+            return Err(SessionError::Protocol(
+                "no user in the startup message".into(),
+            ));
+        }
+        if self.require_tls && !hello.tls {
+            return Err(SessionError::TlsRequired);
+        }
+        Ok(Some(hello))
+    }
+
+    async fn authenticate(
+        &mut self,
+        hello: &Hello,
+        snapshot: &Snapshot,
+    ) -> Result<Identity, SessionError> {
+        let source = Arc::new(SnapshotSource(Arc::new(snapshot.clone())));
+        let mechanism = if hello.tls && self.allow_cleartext {
+            pgwire::api::auth::cleartext::CleartextPasswordAuth::new(source).create()
+        } else {
+            ScramAuth::new(source).create()
+        };
+        let driver = Arc::clone(&self.listener.driver);
+        let mut outcome = driver
+            .begin_authentication(&mut self.framed, mechanism)
+            .await
+            .map_err(auth_failed)?;
+        loop {
+            if let AuthOutcome::Authenticated {
+                identity,
+                final_message,
+            } = outcome
+            {
+                self.final_message = final_message;
+                let identity = identity.ok_or_else(|| {
+                    SessionError::AuthFailed(format!("unknown user {}", hello.user))
+                })?;
+                return Ok(identity);
+            }
+            let message = match self.framed.next().await {
+                Some(Ok(PgWireFrontendMessage::PasswordMessageFamily(m))) => m,
+                Some(Ok(_)) => {
+                    return Err(SessionError::Protocol("expected a password message".into()));
+                }
+                Some(Err(e)) => return Err(SessionError::Protocol(e.to_string())),
+                None => return Err(SessionError::Closed),
+            };
+            outcome = driver
+                .advance_authentication(&mut self.framed, message)
+                .await
+                .map_err(auth_failed)?;
+        }
+    }
+
+    async fn connect(&mut self, permit: &Permit, gw: &Gateway) -> Result<Upstream, SessionError> {
+        let resource = permit.resource();
+        self.upstream_address = resource.address.clone();
+        let unreachable =
+            |e: String| SessionError::UpstreamUnreachable(format!("{}: {e}", resource.name));
+        let tcp = crate::upstream::connect(permit)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let connector = gw.upstream_tls.connector(resource.tls);
+        let name = crate::tls::server_name(&resource.address);
+        let stream = backend::negotiate_tls(tcp, resource.tls, connector, name)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let role = permit.resource_role();
+        let login = Login {
+            user: &role.user,
+            password: role.secret.as_ref().map(|s| s.expose()),
+            database: &role.database,
+            params: &self.params,
+        };
+        backend::login(stream, &login).await.map_err(|e| match e {
+            BackendError::Io(e) => unreachable(e.to_string()),
+            other => SessionError::UpstreamRefused(format!("{}: {other}", resource.name)),
+        })
+    }
+
+    async fn accept(&mut self, up: &mut Upstream, _gw: &Gateway) -> Result<(), SessionError> {
+        let ext = self.framed.session_extensions();
+        ext.insert(UpstreamParams(up.params.clone()));
+        ext.insert(UpstreamKey {
+            address: self.upstream_address.clone(),
+            pid: up.pid,
+            secret: up.secret,
+        });
+        let final_message = self.final_message.take();
+        let driver = Arc::clone(&self.listener.driver);
+        driver
+            .complete_authentication(&mut self.framed, final_message)
+            .await
+            .map_err(|_| SessionError::Closed)
+    }
+
+    async fn refuse(&mut self, hello: &Hello, error: &SessionError) {
+        let (code, message) = match error {
+            SessionError::Closed => return,
+            SessionError::AuthFailed(_) => (
+                sqlstate::INVALID_PASSWORD,
+                format!("password authentication failed for user \"{}\"", hello.user),
+            ),
+            SessionError::Denied(_) | SessionError::NoResourceRole => (
+                sqlstate::INVALID_AUTHORIZATION,
+                format!(
+                    "user \"{}\" may not use resource role \"{}\"",
+                    hello.user, hello.resource_role
+                ),
+            ),
+            SessionError::TlsRequired => (
+                sqlstate::INVALID_AUTHORIZATION,
+                "this gateway requires TLS (use sslmode=require)".into(),
+            ),
+            SessionError::UpstreamUnreachable(_) => (
+                sqlstate::CANNOT_CONNECT,
+                format!(
+                    "could not connect to the database behind resource role \"{}\"",
+                    hello.resource_role
+                ),
+            ),
+            SessionError::UpstreamRefused(_) => (
+                sqlstate::REJECTED_CONNECTION,
+                format!(
+                    "the database behind resource role \"{}\" refused the gateway's login; the monitoring log has the reason",
+                    hello.resource_role
+                ),
+            ),
+            SessionError::Timeout => (sqlstate::CONNECTION_FAILURE, "login timed out".into()),
+            SessionError::Protocol(m) => (
+                sqlstate::PROTOCOL_VIOLATION,
+                format!("protocol violation: {m}"),
+            ),
+        };
+        send_fatal(&mut self.framed, code, &message).await;
+    }
+
+    async fn relay(self, up: Upstream, link: RelayLink) -> RelayEnd {
+        let (pid, secret) = self.framed.pid_and_secret_key();
+        let parts = self.framed.into_parts();
+        let (client_r, client_w) = tokio::io::split(parts.io);
+        let Upstream {
+            stream, leftover, ..
+        } = up;
+        let (up_r, up_w) = tokio::io::split(stream);
+        let mut end = link.end.clone();
+        let stop = async move {
+            loop {
+                if let Some(reason) = end.borrow_and_update().clone() {
+                    return reason.message();
+                }
+                if end.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        let mut observer = EventObserver { link: &link };
+        let mut counters = Counters::default();
+        let ended = relay::relay(
+            client_r,
+            client_w,
+            up_r,
+            up_w,
+            &parts.read_buf,
+            &leftover,
+            stop,
+            &mut observer,
+            &mut counters,
+        )
+        .await;
+        self.listener.cancel.remove(pid, &secret);
+        let (ended_by, error) = match ended {
+            Ended::ClientTerminated | Ended::ClientClosed => ("client", None),
+            Ended::UpstreamClosed(code) => (
+                "upstream",
+                code.map(|c| format!("upstream ended the session ({c})")),
+            ),
+            Ended::Stopped => {
+                let reason = link.end.borrow().clone();
+                (
+                    reason.as_ref().map_or("killed", |r| r.ended_by()),
+                    reason.map(|r| format!("{r:?}")),
+                )
+            }
+            Ended::Failed(e) => ("error", Some(e)),
+        };
+        RelayEnd {
+            ended_by,
+            error,
+            bytes_in: counters.bytes_in,
+            bytes_out: counters.bytes_out,
+            queries: counters.queries,
+        }
+    }
+}
+
+/// Turns finished statements into `query` events.
+struct EventObserver<'a> {
+    link: &'a RelayLink,
+}
+
+impl Observer for EventObserver<'_> {
+    async fn outcome(&mut self, o: Outcome) {
+        Metrics::inc(&self.link.metrics.queries_total);
+        let status = if o.error_code.is_some() {
+            "error"
+        } else {
+            "ok"
+        };
+        let event = Event {
+            common: Arc::clone(&self.link.common),
+            kind: Kind::Query {
+                statement: o.statement,
+                op: o.op,
+                params: o.params,
+                duration_us: o.duration_us,
+                rows: o.rows,
+                status,
+                error_code: o.error_code,
+            },
+        };
+        let _ = self.link.recorder.record(event).await;
+    }
+}

@@ -1,0 +1,173 @@
+//! Live sessions: listed and ended through the admin API, re-checked against every new
+//! snapshot (a deactivated user or a revoked grant ends the user's sessions), and told to
+//! end at shutdown.
+
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::access::{Identity, Permit, Snapshot, decide_native};
+use crate::audit::Common;
+use crate::model::Protocol;
+
+/// Why a live session is being ended from outside.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    Killed { by: String },
+    AccessLost(String),
+    Shutdown,
+}
+
+impl EndReason {
+    /// `ended_by` in `session_ended`.
+    pub fn ended_by(&self) -> &'static str {
+        match self {
+            EndReason::Killed { .. } | EndReason::AccessLost(_) => "killed",
+            EndReason::Shutdown => "shutdown",
+        }
+    }
+
+    /// What the client is told.
+    pub fn message(&self) -> String {
+        match self {
+            EndReason::Killed { .. } => "terminating connection: ended by an administrator".into(),
+            EndReason::AccessLost(_) => {
+                "terminating connection: access to this resource role was withdrawn".into()
+            }
+            EndReason::Shutdown => "terminating connection: the gateway is shutting down".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionView {
+    pub id: String,
+    pub user: String,
+    pub resource_role: String,
+    pub resource: String,
+    pub protocol: &'static str,
+    pub mode: &'static str,
+    pub client_addr: String,
+    pub application_name: String,
+    pub started_at: i64,
+}
+
+pub struct LiveSession {
+    view: SessionView,
+    end: watch::Sender<Option<EndReason>>,
+    registry: Arc<DashMap<String, Arc<(SessionView, watch::Sender<Option<EndReason>>)>>>,
+}
+
+impl Drop for LiveSession {
+    fn drop(&mut self) {
+        self.registry.remove(&self.view.id);
+        let _ = &self.end;
+    }
+}
+
+#[derive(Default)]
+pub struct Registry {
+    sessions: Arc<DashMap<String, Arc<(SessionView, watch::Sender<Option<EndReason>>)>>>,
+}
+
+impl Registry {
+    /// Adds a session; it leaves the registry when the returned value is dropped.
+    pub fn register(
+        &self,
+        common: &Common,
+        permit: &Permit,
+        protocol: Protocol,
+    ) -> (LiveSession, watch::Receiver<Option<EndReason>>) {
+        let (tx, rx) = watch::channel(None);
+        let view = SessionView {
+            id: common.session_id.clone(),
+            user: permit.user().name.clone(),
+            resource_role: permit.resource_role().name.clone(),
+            resource: permit.resource().name.clone(),
+            protocol: protocol.as_str(),
+            mode: permit.mode().as_str(),
+            client_addr: common.client_addr.clone(),
+            application_name: common.application_name.clone(),
+            started_at: crate::store::now(),
+        };
+        self.sessions
+            .insert(view.id.clone(), Arc::new((view.clone(), tx.clone())));
+        let live = LiveSession {
+            view,
+            end: tx,
+            registry: Arc::clone(&self.sessions),
+        };
+        (live, rx)
+    }
+
+    pub fn list(&self) -> Vec<SessionView> {
+        let mut all: Vec<SessionView> = self.sessions.iter().map(|e| e.value().0.clone()).collect();
+        all.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+        all
+    }
+
+    pub fn get(&self, id: &str) -> Option<SessionView> {
+        self.sessions.get(id).map(|e| e.value().0.clone())
+    }
+
+    pub fn len(&self) -> usize {
+        self.sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sessions.is_empty()
+    }
+
+    /// Tells one session to end; false if it is not live.
+    pub fn end(&self, id: &str, reason: EndReason) -> bool {
+        let entry = self.sessions.get(id).map(|e| Arc::clone(e.value()));
+        match entry {
+            Some(e) => {
+                e.1.send_replace(Some(reason));
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn end_all(&self, reason: EndReason) {
+        let all: Vec<_> = self
+            .sessions
+            .iter()
+            .map(|e| Arc::clone(e.value()))
+            .collect();
+        for e in all {
+            e.1.send_replace(Some(reason.clone()));
+        }
+    }
+
+    /// Ends every session the new snapshot no longer permits; returns how many.
+    pub fn revalidate(&self, snapshot: &Snapshot) -> usize {
+        let all: Vec<_> = self
+            .sessions
+            .iter()
+            .map(|e| Arc::clone(e.value()))
+            .collect();
+        let mut ended = 0;
+        for e in all {
+            let (view, tx) = (&e.0, &e.1);
+            let identity = Identity {
+                user: view.user.clone(),
+                via_token: false,
+            };
+            let protocol = if view.protocol == "mysql" {
+                Protocol::Mysql
+            } else {
+                Protocol::Postgres
+            };
+            if let Err(denied) = decide_native(snapshot, &identity, &view.resource_role, protocol) {
+                tracing::info!(session_id = %view.id, user = %view.user, reason = %denied, "ending session: access withdrawn");
+                tx.send_replace(Some(EndReason::AccessLost(denied.to_string())));
+                ended += 1;
+            }
+        }
+        ended
+    }
+}
