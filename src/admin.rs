@@ -7,6 +7,7 @@ mod catalog;
 mod error;
 mod ops;
 mod resource_roles;
+mod sessions;
 mod tokens;
 mod users;
 
@@ -38,6 +39,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(users::routes())
         .merge(catalog::routes())
         .merge(resource_roles::routes())
+        .merge(sessions::routes())
         .merge(access::routes())
         .merge(tokens::routes())
         .merge(ops::routes())

@@ -3,6 +3,9 @@
 //! the test with a message saying how to start them.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod pg;
+pub mod tls;
+
 use std::path::{Path, PathBuf};
 
 use portcullis::app::Running;
@@ -66,7 +69,7 @@ impl Dir {
             .map(str::to_owned)
             .unwrap_or_else(|| format!("sqlite://{dir}/portcullis.db"));
         let text = format!(
-            "[listen]\nadmin = \"127.0.0.1:0\"\n\n[store]\nurl = \"{url}\"\ndata_dir = \"{dir}/data\"\n\
+            "[listen]\nadmin = \"127.0.0.1:0\"\npostgres = \"127.0.0.1:0\"\n\n[store]\nurl = \"{url}\"\ndata_dir = \"{dir}/data\"\n\
              poll_interval = \"100ms\"\n\n[audit]\ndir = \"{dir}/audit\"\n\n{extra}\n"
         );
         std::fs::write(self.config_path(), text).unwrap();
