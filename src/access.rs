@@ -59,6 +59,8 @@ pub struct TokenEntry {
     pub id: String,
     pub user: String,
     pub expires_at: Option<i64>,
+    /// The token's SCRAM verifier, with its user's salt.
+    pub scram: Option<crate::auth::ScramVerifier>,
 }
 
 /// Everything a decision reads, published whole and swapped on change.

@@ -8,18 +8,32 @@ use rand::RngCore;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+pub mod scram;
+
 use crate::access::Verifiers;
 
 /// Prefix that makes a token recognisable (and greppable by secret scanners).
 pub const TOKEN_PREFIX: &str = "pcat_";
 
+/// Salt length of new SCRAM verifiers, as PostgreSQL.
+pub const SCRAM_SALT_LEN: usize = 16;
+pub const SCRAM_ITERATIONS: usize = 4096;
+
+/// A fresh random SCRAM salt.
+pub fn new_scram_salt() -> Vec<u8> {
+    let mut salt = vec![0u8; SCRAM_SALT_LEN];
+    rand::thread_rng().fill_bytes(&mut salt);
+    salt
+}
+
 impl Verifiers {
     /// Derives every verifier from a password; the password itself is not kept.
-    pub fn from_password(password: &str) -> Verifiers {
+    /// `salt` keeps a user's SCRAM salt stable across password changes (token
+    /// verifiers share it); `None` draws a new one.
+    pub fn from_password(password: &str, salt: Option<&[u8]>) -> Verifiers {
+        let salt = salt.map_or_else(new_scram_salt, <[u8]>::to_vec);
         Verifiers {
-            scram: Some(postgres_protocol::password::scram_sha_256(
-                password.as_bytes(),
-            )),
+            scram: Some(scram::verifier_with_salt(password, &salt, SCRAM_ITERATIONS).to_text()),
             mysql_native: Some(mysql_native_verifier(password).to_vec()),
             mysql_sha2: Some(mysql_sha2_verifier(password).to_vec()),
         }
@@ -91,7 +105,7 @@ mod tests {
 
     #[test]
     fn scram_verifier_round_trips() {
-        let v = Verifiers::from_password("s3cret");
+        let v = Verifiers::from_password("s3cret", None);
         let text = v.scram.expect("scram verifier");
         let parsed = ScramVerifier::parse(&text).expect("parses");
         assert_eq!(parsed.iterations, 4096);

@@ -7,6 +7,7 @@
 //! monitoring-log events and the client-facing refusal. A refused login is not a session:
 //! it produces `auth_failed` or `access_denied` and no `session_started`/`session_ended`.
 
+mod pg_scram;
 pub mod postgres;
 mod registry;
 
@@ -102,7 +103,7 @@ pub trait Frontend: Send + Sized {
     fn authenticate(
         &mut self,
         hello: &Hello,
-        snapshot: &Snapshot,
+        snapshot: &Arc<Snapshot>,
     ) -> impl Future<Output = Result<Identity, SessionError>> + Send;
     /// Logs in upstream as the permit's resource role.
     fn connect(

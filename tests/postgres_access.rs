@@ -240,3 +240,31 @@ async fn tls_require_refuses_plaintext_and_accepts_tls() {
     assert_eq!(started[0]["tls"], true);
     env.gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_personal_access_token_works_as_the_password() {
+    let env = PgEnv::new("").await;
+    let admin = client(&env.gw, Some(&env.dir.bootstrap_token()));
+    let created = admin
+        .post("/api/tokens", json!({"user": "alice", "name": "bi-tool"}))
+        .await
+        .unwrap();
+    let token = created["token"].as_str().unwrap().to_owned();
+    let c = env.connect("alice", &token, "rr").await.unwrap();
+    let who: String = c
+        .query_one("select current_user::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(who, env.role);
+    // The password still works beside it; another user's token does not.
+    env.connect("alice", PASSWORD, "rr").await.unwrap();
+    let err = env.connect("bob", &token, "rr").await.err().unwrap();
+    assert_eq!(sqlstate(&err), "28P01");
+    // A revoked token stops working at once.
+    let id = created["id"].as_str().unwrap();
+    admin.delete(&format!("/api/tokens/{id}")).await.unwrap();
+    let err = env.connect("alice", &token, "rr").await.err().unwrap();
+    assert_eq!(sqlstate(&err), "28P01");
+    env.gw.shutdown().await;
+}

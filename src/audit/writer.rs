@@ -45,10 +45,7 @@ impl Chain {
         let (mut seq, mut prev_hash) = (0, GENESIS.to_owned());
         for file in files.iter().rev() {
             let text = std::fs::read_to_string(file)?;
-            let last = text
-                .split_inclusive('\n')
-                .filter(|l| l.ends_with('\n'))
-                .last();
+            let last = text.split_inclusive('\n').rfind(|l| l.ends_with('\n'));
             if let Some(Ok(Value::Object(o))) = last.map(serde_json::from_str::<Value>) {
                 seq = o.get("seq").and_then(Value::as_u64).unwrap_or(0);
                 prev_hash = o

@@ -7,7 +7,7 @@ use futures::StreamExt;
 use pgwire::api::ClientInfo;
 use pgwire::api::auth::driver::{AuthDriver, AuthOutcome};
 use pgwire::api::auth::mechanism::AuthMechanismFactory;
-use pgwire::api::auth::sasl::scram::{ScramAuth, ScramSecret};
+use pgwire::api::auth::sasl::scram::ScramSecret;
 use pgwire::api::auth::{
     AuthSource, LoginInfo, Password, protocol_negotiation, save_startup_parameters_to_metadata,
 };
@@ -139,8 +139,7 @@ struct PgFrontend<'a> {
     upstream_address: String,
 }
 
-/// Verifiers for pgwire's SCRAM, from the snapshot. Unknown users get a deterministic
-/// decoy so the exchange looks the same and fails at the proof.
+/// Cleartext password checks for pgwire, against the snapshot.
 #[derive(Debug)]
 struct SnapshotSource(Arc<Snapshot>);
 
@@ -162,57 +161,6 @@ impl AuthSource<Identity> for SnapshotSource {
         verify_cleartext(&self.0, user, presented)
             .ok_or_else(|| PgWireError::InvalidPassword(user.to_owned()))
             .map(Some)
-    }
-
-    async fn get_scram_secret(
-        &self,
-        login: &LoginInfo,
-    ) -> PgWireResult<(ScramSecret, Option<Identity>)> {
-        let user = login.user().unwrap_or_default();
-        let known = self
-            .0
-            .users
-            .get(user)
-            .and_then(|u| u.verifiers.scram.as_deref())
-            .and_then(ScramVerifier::parse);
-        let identity = Identity {
-            user: user.to_owned(),
-            via_token: false,
-        };
-        let v = match known {
-            Some(v) => (v, Some(identity)),
-            None => (decoy(user), None),
-        };
-        Ok((
-            ScramSecret::Verifier {
-                salt: v.0.salt,
-                iterations: v.0.iterations,
-                stored_key: v.0.stored_key,
-                server_key: v.0.server_key,
-            },
-            v.1,
-        ))
-    }
-}
-
-/// A fixed-per-user verifier that no password matches.
-fn decoy(user: &str) -> ScramVerifier {
-    use sha2::{Digest, Sha256};
-    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
-    let key = KEY.get_or_init(rand::random);
-    let d = |label: &[u8]| {
-        Sha256::new()
-            .chain_update(key)
-            .chain_update(label)
-            .chain_update(user)
-            .finalize()
-            .to_vec()
-    };
-    ScramVerifier {
-        iterations: 4096,
-        salt: d(b"salt")[..16].to_vec(),
-        stored_key: d(b"stored"),
-        server_key: d(b"server"),
     }
 }
 
@@ -263,10 +211,10 @@ impl Frontend for PgFrontend<'_> {
         let startup = match self.framed.next().await {
             Some(Ok(PgWireFrontendMessage::Startup(s))) => s,
             Some(Ok(PgWireFrontendMessage::CancelRequest(c))) => {
-                if let Some(up) = self.listener.cancel.lookup(c.pid, &c.secret_key) {
-                    if let Err(e) = backend::send_cancel(&up.address, up.pid, up.secret).await {
-                        tracing::warn!(error = %e, "forwarding a cancel request failed");
-                    }
+                if let Some(up) = self.listener.cancel.lookup(c.pid, &c.secret_key)
+                    && let Err(e) = backend::send_cancel(&up.address, up.pid, up.secret).await
+                {
+                    tracing::warn!(error = %e, "forwarding a cancel request failed");
                 }
                 return Ok(None);
             }
@@ -317,13 +265,16 @@ impl Frontend for PgFrontend<'_> {
     async fn authenticate(
         &mut self,
         hello: &Hello,
-        snapshot: &Snapshot,
+        snapshot: &Arc<Snapshot>,
     ) -> Result<Identity, SessionError> {
-        let source = Arc::new(SnapshotSource(Arc::new(snapshot.clone())));
+        let source = Arc::new(SnapshotSource(Arc::clone(snapshot)));
         let mechanism = if hello.tls && self.allow_cleartext {
             pgwire::api::auth::cleartext::CleartextPasswordAuth::new(source).create()
         } else {
-            ScramAuth::new(source).create()
+            Box::new(super::pg_scram::TokenAwareScram::new(
+                Arc::clone(&source.0),
+                &hello.user,
+            ))
         };
         let driver = Arc::clone(&self.listener.driver);
         let mut outcome = driver

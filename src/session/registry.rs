@@ -54,10 +54,13 @@ pub struct SessionView {
     pub started_at: i64,
 }
 
+/// A registered session: what the API shows and how to tell it to end.
+type Entry = (SessionView, watch::Sender<Option<EndReason>>);
+
 pub struct LiveSession {
     view: SessionView,
     end: watch::Sender<Option<EndReason>>,
-    registry: Arc<DashMap<String, Arc<(SessionView, watch::Sender<Option<EndReason>>)>>>,
+    registry: Arc<DashMap<String, Arc<Entry>>>,
 }
 
 impl Drop for LiveSession {
@@ -69,7 +72,7 @@ impl Drop for LiveSession {
 
 #[derive(Default)]
 pub struct Registry {
-    sessions: Arc<DashMap<String, Arc<(SessionView, watch::Sender<Option<EndReason>>)>>>,
+    sessions: Arc<DashMap<String, Arc<Entry>>>,
 }
 
 impl Registry {

@@ -80,7 +80,7 @@ impl Store {
             };
             snap.resource_roles.insert(v.name, Arc::new(entry));
         }
-        let rows = sqlx::query("SELECT id, user_name, hash, expires_at FROM tokens")
+        let rows = sqlx::query("SELECT id, user_name, hash, expires_at, scram FROM tokens")
             .fetch_all(&self.pool)
             .await?;
         for r in rows {
@@ -88,6 +88,10 @@ impl Store {
                 id: r.try_get(0)?,
                 user: r.try_get(1)?,
                 expires_at: r.try_get(3)?,
+                scram: r
+                    .try_get::<Option<String>, _>(4)?
+                    .as_deref()
+                    .and_then(crate::auth::ScramVerifier::parse),
             };
             snap.tokens.insert(r.try_get(2)?, entry);
         }

@@ -1,6 +1,6 @@
 //! Personal access tokens: the value is shown once; the store keeps its SHA-256.
 
-use sqlx::Row;
+use sqlx::{Any, Row, Transaction};
 
 use super::{Result, Store, StoreError, now};
 use crate::auth::{new_token, token_hash};
@@ -31,8 +31,13 @@ impl Store {
         if exists.is_none() {
             return Err(StoreError::NotFound(format!("user `{user}`")));
         }
+        let (salt, iterations) = user_scram_salt(&mut tx, user)
+            .await?
+            .unwrap_or_else(|| (crate::auth::new_scram_salt(), crate::auth::SCRAM_ITERATIONS));
+        let scram = crate::auth::scram::verifier_with_salt(&value, &salt, iterations).to_text();
         sqlx::query(
-            "INSERT INTO tokens (id, user_name, name, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO tokens (id, user_name, name, hash, created_at, expires_at, scram) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&view.id)
         .bind(user)
@@ -40,6 +45,7 @@ impl Store {
         .bind(token_hash(&value))
         .bind(view.created_at)
         .bind(expires_at)
+        .bind(scram)
         .execute(&mut *tx)
         .await?;
         Store::commit(tx).await?;
@@ -90,4 +96,26 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// The SCRAM salt and iterations a user's credentials share: from the password verifier,
+/// else from a token's. `None` when the user has neither yet.
+pub(super) async fn user_scram_salt(
+    tx: &mut Transaction<'static, Any>,
+    user: &str,
+) -> Result<Option<(Vec<u8>, usize)>> {
+    let row = sqlx::query(
+        "SELECT scram FROM users WHERE name = $1 AND scram IS NOT NULL \
+         UNION ALL SELECT scram FROM tokens WHERE user_name = $1 AND scram IS NOT NULL",
+    )
+    .bind(user)
+    .fetch_all(&mut **tx)
+    .await?;
+    for r in row {
+        let text: String = r.try_get(0)?;
+        if let Some(v) = crate::auth::ScramVerifier::parse(&text) {
+            return Ok(Some((v.salt, v.iterations)));
+        }
+    }
+    Ok(None)
 }

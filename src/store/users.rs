@@ -147,7 +147,8 @@ impl Store {
         name: &str,
         password: &str,
     ) -> Result<()> {
-        let v = Verifiers::from_password(password);
+        let salt = super::tokens::user_scram_salt(tx, name).await?;
+        let v = Verifiers::from_password(password, salt.as_ref().map(|(s, _)| s.as_slice()));
         let seal = |b: Option<Vec<u8>>| b.map(|b| self.sealer.seal(&b));
         let done = sqlx::query(
             "UPDATE users SET scram = $2, mysql_native = $3, mysql_sha2 = $4, updated_at = $5 WHERE name = $1",

@@ -8,6 +8,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// Bind parameters as text (`None` for NULL), when known.
+pub type Params = Option<Vec<Option<String>>>;
+
 /// A finished statement, ready to become a `query` event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
@@ -78,7 +81,7 @@ pub fn pending() -> Pending {
 #[derive(Debug, Default)]
 pub struct Frontend {
     statements: HashMap<String, Arc<str>>,
-    portals: HashMap<String, (Arc<str>, Option<Vec<Option<String>>>)>,
+    portals: HashMap<String, (Arc<str>, Params)>,
 }
 
 /// Frontend tags whose body we read.
