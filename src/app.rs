@@ -105,6 +105,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             )
         })?;
     let control = ControlPlane::start(config, store).await?;
+    control.attach_recorder(recorder.clone());
     let gateway = Arc::new(Gateway {
         control: Arc::clone(&control),
         recorder: recorder.clone(),

@@ -5,7 +5,8 @@
 //! Sessions build `Event` values (no JSON on the relay task); the writer adds `seq`, `ts`,
 //! `prev_hash` and `hash`.
 
-mod chain;
+pub mod chain;
+pub mod cli;
 mod writer;
 
 use std::net::SocketAddr;
@@ -99,8 +100,15 @@ pub struct Event {
 /// The sessions' handle on the monitoring log. Cloning is cheap.
 #[derive(Clone, Debug)]
 pub struct Recorder {
-    tx: mpsc::Sender<Event>,
+    tx: mpsc::Sender<Msg>,
     lost: Arc<AtomicU64>,
+}
+
+/// What travels to the writer: events, then one `Close` at shutdown.
+#[derive(Debug)]
+pub enum Msg {
+    Event(Box<Event>),
+    Close,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +118,7 @@ pub struct Closed;
 impl Recorder {
     /// Hands an event to the writer; waits only when the writer is behind (back-pressure).
     pub async fn record(&self, event: Event) -> Result<(), Closed> {
-        match self.tx.try_send(event) {
+        match self.tx.try_send(Msg::Event(Box::new(event))) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(event)) => {
                 self.tx.send(event).await.map_err(|_| Closed)
@@ -132,7 +140,7 @@ impl Recorder {
                 });
             }
             Err(_) => {
-                if self.tx.try_send(event).is_err() {
+                if self.tx.try_send(Msg::Event(Box::new(event))).is_err() {
                     self.lost.fetch_add(1, Ordering::Relaxed);
                 }
             }

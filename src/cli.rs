@@ -68,6 +68,14 @@ pub enum Command {
     /// Personal access tokens.
     #[command(subcommand)]
     Token(TokenCmd),
+    /// The monitoring log: verify its hash chain, follow it.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// Live sessions; `sessions end ID` ends one.
+    Sessions {
+        #[command(subcommand)]
+        action: Option<SessionsCmd>,
+    },
     /// Recorded admin changes, newest first.
     Changes {
         #[arg(long, default_value_t = 50)]
@@ -242,4 +250,32 @@ pub enum TokenCmd {
     Revoke {
         id: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Check the hash chain end to end; names the first broken line. Reads the files
+    /// directly (no server needed).
+    Verify {
+        /// The log directory; default: `audit.dir` of the config.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print new events as they are written (like `tail -f`).
+    Tail {
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SessionsCmd {
+    /// Show one live session.
+    Show { id: String },
+    /// End a live session (admin).
+    End { id: String },
 }

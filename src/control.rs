@@ -18,6 +18,8 @@ pub struct ControlPlane {
     config: ArcSwap<Config>,
     snapshot: ArcSwap<Snapshot>,
     changed: watch::Sender<i64>,
+    /// Where `admin_change` events go once the monitoring log is open.
+    recorder: std::sync::OnceLock<crate::audit::Recorder>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,7 +41,13 @@ impl ControlPlane {
             config: ArcSwap::from_pointee(config),
             snapshot: ArcSwap::from_pointee(snapshot),
             changed,
+            recorder: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Sends admin changes to the monitoring log from now on.
+    pub fn attach_recorder(&self, recorder: crate::audit::Recorder) {
+        let _ = self.recorder.set(recorder);
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -98,7 +106,29 @@ impl ControlPlane {
             after,
         };
         tracing::info!(actor, action, object, "admin change");
-        self.store.record_change(&change).await
+        self.store.record_change(&change).await?;
+        if let Some(recorder) = self.recorder.get() {
+            let common = crate::audit::Common {
+                user: change.actor.clone(),
+                mode: "web",
+                protocol: "http",
+                ..Default::default()
+            };
+            let kind = crate::audit::Kind::AdminChange {
+                actor: change.actor,
+                action: change.action,
+                object: change.object,
+                before: change.before,
+                after: change.after,
+            };
+            let _ = recorder
+                .record(crate::audit::Event {
+                    common: Arc::new(common),
+                    kind,
+                })
+                .await;
+        }
+        Ok(())
     }
 
     /// Polls the store for changes made by any instance until the process ends.

@@ -64,9 +64,10 @@ async fn sighup_reloads_and_a_broken_file_keeps_serving_the_old_config() {
         .local_addr()
         .unwrap()
         .port();
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("admin = \"127.0.0.1:0\"", &format!("admin = \"127.0.0.1:{port}\""));
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "admin = \"127.0.0.1:0\"",
+        &format!("admin = \"127.0.0.1:{port}\""),
+    );
     std::fs::write(&path, &text).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .args(["serve", "--config"])

@@ -22,6 +22,7 @@ pub fn routes() -> axum::Router<ApiState> {
         .route("/openapi.json", get(openapi))
         .route("/api/config/reload", post(reload))
         .route("/api/changes", get(changes))
+        .route("/api/audit/verify", get(verify))
 }
 
 async fn ready(State(s): State<ApiState>) -> Result<&'static str, ApiError> {
@@ -155,4 +156,22 @@ async fn changes(
     }
     let limit = l.limit.unwrap_or(100).clamp(1, 10_000);
     Ok(Json(s.control.store.list_changes(limit).await?))
+}
+
+/// `GET /api/audit/verify`: the hash chain of this instance's monitoring log.
+pub async fn verify(
+    State(s): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<crate::audit::VerifyReport>, ApiError> {
+    if !caller.is_reader() {
+        return Err(ApiError::forbidden(
+            "this requires the admin or auditor role",
+        ));
+    }
+    let dir = s.control.config().audit.dir.clone();
+    let report = tokio::task::spawn_blocking(move || crate::audit::verify_dir(&dir))
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+        .map_err(|e| ApiError::unavailable(format!("cannot read the monitoring log: {e}")))?;
+    Ok(Json(report))
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::chain::{GENESIS, log_files, seal};
-use super::{Event, Recorder};
+use super::{Event, Msg, Recorder};
 use crate::config::{AuditConfig, Fsync, OnFailure};
 
 const CHANNEL: usize = 8192;
@@ -19,11 +19,13 @@ const BATCH: usize = 512;
 
 pub struct WriterHandle {
     task: tokio::task::JoinHandle<()>,
+    tx: mpsc::Sender<Msg>,
 }
 
 impl WriterHandle {
-    /// Waits until every event sent before all `Recorder`s were dropped is written.
+    /// Writes every event recorded before this call, syncs, and stops the writer.
     pub async fn finish(self) {
+        let _ = self.tx.send(Msg::Close).await;
         let _ = self.task.await;
     }
 }
@@ -136,32 +138,46 @@ pub fn spawn_writer(
     lost: Arc<AtomicU64>,
 ) -> std::io::Result<(Recorder, WriterHandle)> {
     let mut chain = Chain::resume(&config.dir)?;
-    let (tx, mut rx) = mpsc::channel::<Event>(CHANNEL);
+    let (tx, mut rx) = mpsc::channel::<Msg>(CHANNEL);
     let recorder = Recorder {
-        tx,
+        tx: tx.clone(),
         lost: Arc::clone(&lost),
     };
     let config = config.clone();
     let task = tokio::task::spawn_blocking(move || {
         let mut batch = Vec::with_capacity(BATCH);
         let mut last_sync = Instant::now();
-        while let Some(first) = rx.blocking_recv() {
-            batch.push(first);
+        let mut closing = false;
+        while !closing {
+            match rx.blocking_recv() {
+                Some(Msg::Event(e)) => batch.push(*e),
+                Some(Msg::Close) | None => closing = true,
+            }
             while batch.len() < BATCH {
                 match rx.try_recv() {
-                    Ok(e) => batch.push(e),
+                    Ok(Msg::Event(e)) => batch.push(*e),
+                    Ok(Msg::Close) => closing = true,
                     Err(_) => break,
                 }
+            }
+            if batch.is_empty() {
+                continue;
             }
             let sync = match config.fsync {
                 Fsync::Always => true,
                 Fsync::Interval => last_sync.elapsed() >= Duration::from_secs(1),
                 Fsync::Never => false,
             };
+            let mut done = 0;
             loop {
-                let result = batch
+                // `done` survives a retry: events already sealed are not written twice.
+                let result = batch[done..]
                     .iter()
-                    .try_for_each(|e| chain.append(e, config.rotate_bytes))
+                    .try_for_each(|e| {
+                        chain.append(e, config.rotate_bytes)?;
+                        done += 1;
+                        Ok(())
+                    })
                     .and_then(|()| chain.flush(sync));
                 match result {
                     Ok(()) => break,
@@ -188,5 +204,5 @@ pub fn spawn_writer(
             tracing::error!(error = %e, "final monitoring log sync failed");
         }
     });
-    Ok((recorder, WriterHandle { task }))
+    Ok((recorder, WriterHandle { task, tx }))
 }

@@ -60,7 +60,30 @@ pub async fn run_remote(cli: &Cli) -> Result<String, ClientError> {
     });
     let c = Client::new(&cli.server, token);
     let (value, cols): (Value, &[&str]) = match &cli.command {
-        Command::Serve { .. } | Command::CheckConfig { .. } => return Ok(String::new()),
+        Command::Serve { .. } | Command::CheckConfig { .. } | Command::Audit(_) => {
+            return Ok(String::new());
+        }
+        Command::Sessions { action } => {
+            const COLS: &[&str] = &[
+                "id",
+                "user",
+                "resource_role",
+                "protocol",
+                "mode",
+                "client_addr",
+                "started_at",
+            ];
+            match action {
+                None => (c.get("/api/sessions").await?, COLS),
+                Some(SessionsCmd::Show { id }) => {
+                    (c.get(&format!("/api/sessions/{id}")).await?, COLS)
+                }
+                Some(SessionsCmd::End { id }) => (
+                    deleted(c.delete(&format!("/api/sessions/{id}")).await?, id),
+                    &["deleted"],
+                ),
+            }
+        }
         Command::User(cmd) => user(&c, cmd).await?,
         Command::Group(cmd) => match cmd {
             GroupCmd::List => (c.get("/api/groups").await?, &["name", "members", "managed"]),

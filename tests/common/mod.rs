@@ -69,9 +69,17 @@ impl Dir {
         let url = store_url
             .map(str::to_owned)
             .unwrap_or_else(|| format!("sqlite://{dir}/portcullis.db"));
+        // An `[audit]` block at the start of `extra` extends the common one.
+        let (audit_extra, extra) = match extra.strip_prefix("[audit]\n") {
+            Some(rest) => {
+                let end = rest.find("\n[").map_or(rest.len(), |i| i + 1);
+                rest.split_at(end)
+            }
+            None => ("", extra),
+        };
         let text = format!(
             "[listen]\nadmin = \"127.0.0.1:0\"\npostgres = \"127.0.0.1:0\"\n\n[store]\nurl = \"{url}\"\ndata_dir = \"{dir}/data\"\n\
-             poll_interval = \"100ms\"\n\n[audit]\ndir = \"{dir}/audit\"\n\n{extra}\n"
+             poll_interval = \"100ms\"\n\n[audit]\ndir = \"{dir}/audit\"\n{audit_extra}\n{extra}\n"
         );
         std::fs::write(self.config_path(), text).unwrap();
         self.config_path()
