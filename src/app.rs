@@ -46,6 +46,7 @@ pub struct Running {
     pub admin_addr: Option<SocketAddr>,
     pub postgres_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
+    index_task: tokio::task::JoinHandle<()>,
     listeners: JoinSet<()>,
     writer: WriterHandle,
 }
@@ -74,9 +75,12 @@ impl Running {
             gateway,
             writer,
             control,
+            index_task,
             ..
         } = self;
         drop(gateway);
+        // The index task ends once the last session (and the gateway) let go of it.
+        let _ = tokio::time::timeout(Duration::from_secs(5), index_task).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
         writer.finish().await;
         control.store.close().await;
@@ -106,12 +110,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         })?;
     let control = ControlPlane::start(config, store).await?;
     control.attach_recorder(recorder.clone());
+    let (index, index_task) = crate::session::index::SessionIndex::spawn(control.store.clone());
     let gateway = Arc::new(Gateway {
         control: Arc::clone(&control),
         recorder: recorder.clone(),
         registry: Arc::new(Registry::default()),
         metrics: Arc::clone(&metrics),
         upstream_tls: UpstreamTls::new(),
+        index,
     });
     let api = ApiState {
         control: Arc::clone(&control),
@@ -160,6 +166,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         admin_addr,
         postgres_addr,
         stop,
+        index_task,
         listeners,
         writer,
     })

@@ -152,3 +152,37 @@ impl Recorder {
         self.lost.load(Ordering::Relaxed)
     }
 }
+
+/// The `query` events of one session, in order, read from the log files (only the
+/// statement fields).
+pub fn session_queries(
+    dir: &std::path::Path,
+    session_id: &str,
+) -> std::io::Result<Vec<serde_json::Value>> {
+    let mut out = Vec::new();
+    let needle = format!("\"session_id\":\"{session_id}\"");
+    for file in chain::log_files(dir)? {
+        let text = std::fs::read_to_string(file)?;
+        for line in text
+            .lines()
+            .filter(|l| l.contains(&needle) && l.contains("\"kind\":\"query\""))
+        {
+            if let Ok(serde_json::Value::Object(mut o)) = serde_json::from_str(line) {
+                let keep = [
+                    "seq",
+                    "ts",
+                    "statement",
+                    "op",
+                    "params",
+                    "duration_us",
+                    "rows",
+                    "status",
+                    "error_code",
+                ];
+                o.retain(|k, _| keep.contains(&k.as_str()));
+                out.push(serde_json::Value::Object(o));
+            }
+        }
+    }
+    Ok(out)
+}

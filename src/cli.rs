@@ -71,10 +71,26 @@ pub enum Command {
     /// The monitoring log: verify its hash chain, follow it.
     #[command(subcommand)]
     Audit(AuditCmd),
-    /// Live sessions; `sessions end ID` ends one.
+    /// Sessions from the index; `sessions show ID` lists its statements, `sessions end ID`
+    /// ends a live one.
     Sessions {
         #[command(subcommand)]
         action: Option<SessionsCmd>,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        resource_role: Option<String>,
+        /// native | web | runbooks
+        #[arg(long)]
+        mode: Option<String>,
+        /// live | ended
+        #[arg(long)]
+        status: Option<String>,
+        /// Only sessions started within this long, e.g. 1h, 7d.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
     },
     /// Recorded admin changes, newest first.
     Changes {

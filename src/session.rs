@@ -7,6 +7,7 @@
 //! monitoring-log events and the client-facing refusal. A refused login is not a session:
 //! it produces `auth_failed` or `access_denied` and no `session_started`/`session_ended`.
 
+pub mod index;
 mod pg_scram;
 pub mod postgres;
 mod registry;
@@ -34,6 +35,7 @@ pub struct Gateway {
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     pub upstream_tls: UpstreamTls,
+    pub index: index::SessionIndex,
 }
 
 /// What the client claims before proving anything.
@@ -166,6 +168,23 @@ pub async fn run<F: Frontend>(gw: &Gateway, mut fe: F, protocol: Protocol, clien
         },
     };
     let _ = gw.recorder.record(event).await;
+    gw.index.started(crate::store::SessionRecord {
+        id: id.clone(),
+        user: common.user.clone(),
+        resource_role: common.resource_role.clone(),
+        resource: common.resource.clone(),
+        protocol: common.protocol.to_owned(),
+        mode: common.mode.to_owned(),
+        client_addr: common.client_addr.clone(),
+        application_name: common.application_name.clone(),
+        started_at: crate::store::now(),
+        ended_at: None,
+        statements: 0,
+        bytes_in: 0,
+        bytes_out: 0,
+        ended_by: None,
+        error: None,
+    });
     tracing::info!(session_id = %id, user = %common.user, resource_role = %common.resource_role, "session started");
     let link = RelayLink {
         common: Arc::clone(&common),
@@ -247,6 +266,15 @@ impl<'a> EndGuard<'a> {
     }
 
     fn event(&self, end: RelayEnd) -> Event {
+        self.gw.index.ended(crate::store::SessionEnd {
+            id: self.common.session_id.clone(),
+            ended_at: crate::store::now(),
+            statements: end.queries as i64,
+            bytes_in: end.bytes_in as i64,
+            bytes_out: end.bytes_out as i64,
+            ended_by: end.ended_by.to_owned(),
+            error: end.error.clone(),
+        });
         Event {
             common: Arc::clone(&self.common),
             kind: Kind::SessionEnded {

@@ -5,6 +5,7 @@
 
 mod catalog;
 mod changes;
+mod sessions;
 mod snapshot;
 mod tokens;
 mod users;
@@ -14,6 +15,7 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 
 pub use catalog::{ResourceRecord, ResourceRoleRecord};
 pub use changes::ChangeRecord;
+pub use sessions::{SessionEnd, SessionFilter, SessionRecord};
 pub use users::UserRecord;
 
 use crate::seal::{SealError, Sealer};
@@ -55,6 +57,8 @@ pub fn now() -> i64 {
 pub struct Store {
     pool: AnyPool,
     sealer: Sealer,
+    /// SQLite needs `BEGIN IMMEDIATE` for read-then-write transactions under WAL.
+    sqlite: bool,
 }
 
 impl Store {
@@ -62,22 +66,35 @@ impl Store {
     pub async fn open(url: &str, sealer: Sealer) -> Result<Store> {
         install_default_drivers();
         let url = sqlite_create_mode(url)?;
+        let sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()
-            .max_connections(if url.starts_with("sqlite:") { 4 } else { 8 })
+            .max_connections(if sqlite { 4 } else { 8 })
             .acquire_timeout(std::time::Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // Every connection waits for a lock instead of failing with SQLITE_BUSY.
+                        sqlx::query("PRAGMA busy_timeout = 5000")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(&url)
             .await?;
-        if url.starts_with("sqlite:") {
-            // Many readers beside one writer; wait for a lock instead of failing.
+        if sqlite {
+            // Many readers beside one writer.
             sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
-                .await?;
-            sqlx::query("PRAGMA busy_timeout = 5000")
                 .execute(&pool)
                 .await?;
         }
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool, sealer })
+        Ok(Store {
+            pool,
+            sealer,
+            sqlite,
+        })
     }
 
     pub fn sealer(&self) -> &Sealer {
@@ -98,7 +115,13 @@ impl Store {
     }
 
     async fn begin(&self) -> Result<Transaction<'static, Any>> {
-        Ok(self.pool.begin().await?)
+        // Take SQLite's write lock up front: a read transaction that later writes fails
+        // with SQLITE_BUSY_SNAPSHOT when another connection committed in between.
+        if self.sqlite {
+            Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        } else {
+            Ok(self.pool.begin().await?)
+        }
     }
 
     /// Commits a write transaction after bumping the revision.

@@ -173,13 +173,21 @@ async fn an_admin_can_end_a_live_session_through_the_api() {
     let c = env.alice().await;
     c.simple_query("select 1").await.unwrap();
     let admin = client(&env.gw, Some(&env.dir.bootstrap_token()));
-    let live = admin.get("/api/sessions").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let live = admin.get("/api/sessions?status=live").await.unwrap();
     let id = live[0]["id"].as_str().unwrap().to_owned();
     assert_eq!(live[0]["user"], "alice");
     admin.delete(&format!("/api/sessions/{id}")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(c.simple_query("select 1").await.is_err());
-    assert_eq!(admin.get("/api/sessions").await.unwrap(), json!([]));
+    assert_eq!(
+        admin.get("/api/sessions?status=live").await.unwrap(),
+        json!([])
+    );
+    let ended = admin.get(&format!("/api/sessions/{id}")).await.unwrap();
+    assert_eq!(ended["ended_by"], "killed");
+    assert_eq!(ended["statements"].as_array().unwrap().len(), 1);
+    assert_eq!(ended["statements"][0]["statement"], "select 1");
     env.gw.shutdown().await;
 }
 

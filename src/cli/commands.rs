@@ -63,7 +63,15 @@ pub async fn run_remote(cli: &Cli) -> Result<String, ClientError> {
         Command::Serve { .. } | Command::CheckConfig { .. } | Command::Audit(_) => {
             return Ok(String::new());
         }
-        Command::Sessions { action } => {
+        Command::Sessions {
+            action,
+            user,
+            resource_role,
+            mode,
+            status,
+            since,
+            limit,
+        } => {
             const COLS: &[&str] = &[
                 "id",
                 "user",
@@ -72,11 +80,54 @@ pub async fn run_remote(cli: &Cli) -> Result<String, ClientError> {
                 "mode",
                 "client_addr",
                 "started_at",
+                "ended_by",
+                "statements",
             ];
             match action {
-                None => (c.get("/api/sessions").await?, COLS),
+                None => {
+                    let mut q = vec![format!("limit={limit}")];
+                    for (k, v) in [
+                        ("user", user),
+                        ("resource_role", resource_role),
+                        ("mode", mode),
+                        ("status", status),
+                    ] {
+                        if let Some(v) = v {
+                            q.push(format!("{k}={v}"));
+                        }
+                    }
+                    if let Some(since) = since {
+                        let d =
+                            crate::config::parse_duration(since).map_err(ClientError::Decode)?;
+                        q.push(format!(
+                            "since={}",
+                            crate::store::now() - d.as_secs() as i64
+                        ));
+                    }
+                    (
+                        c.get(&format!("/api/sessions?{}", q.join("&"))).await?,
+                        COLS,
+                    )
+                }
                 Some(SessionsCmd::Show { id }) => {
-                    (c.get(&format!("/api/sessions/{id}")).await?, COLS)
+                    let detail = c.get(&format!("/api/sessions/{id}")).await?;
+                    if cli.output == Output::Table {
+                        let head = render(&detail, COLS);
+                        let statements = render(
+                            &detail["statements"],
+                            &[
+                                "ts",
+                                "op",
+                                "duration_us",
+                                "rows",
+                                "status",
+                                "error_code",
+                                "statement",
+                            ],
+                        );
+                        return Ok(format!("{head}\n{statements}"));
+                    }
+                    (detail, COLS)
                 }
                 Some(SessionsCmd::End { id }) => (
                     deleted(c.delete(&format!("/api/sessions/{id}")).await?, id),

@@ -95,6 +95,7 @@ impl Dir {
 
 /// Starts a gateway in-process from the dir's config.
 pub async fn start(dir: &Dir) -> Running {
+    portcullis::app::init_tracing();
     let config = Config::load(&dir.config_path()).unwrap();
     portcullis::app::start(config).await.unwrap()
 }

@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""Side-by-side PostgreSQL benchmarks: direct vs Portcullis vs PgBouncer (session mode,
+SCRAM) vs a bare copy_bidirectional relay, interleaved in one run (A B C D per round,
+several rounds, medians). Writes a dated markdown table under benches/results/.
+
+Run through benches/run.sh, which builds the release binaries first.
+Environment: ROUNDS (3), SECONDS (5), SCALE (10).
+"""
+import datetime
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+SECONDS = int(os.environ.get("SECONDS", "5"))
+SCALE = int(os.environ.get("SCALE", "10"))
+PASSWORD = "bench-password"
+PG = ("127.0.0.1", 5432)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_port(port, timeout=30):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit(f"nothing listening on {port}")
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, **kw)
+
+
+def cpu_seconds(pid):
+    """utime+stime of a process (and its threads) in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def setup_database():
+    run(["psql", "-h", PG[0], "-p", str(PG[1]), "-U", "postgres", "-d", "postgres", "-c", "DROP DATABASE IF EXISTS bench"])
+    run(["psql", "-h", PG[0], "-p", str(PG[1]), "-U", "postgres", "-d", "postgres", "-c", "CREATE DATABASE bench"])
+    r = run(["pgbench", "-h", PG[0], "-p", str(PG[1]), "-U", "postgres", "-i", "-q", "-s", str(SCALE), "bench"])
+    if r.returncode != 0:
+        sys.exit(r.stderr)
+
+
+def start_portcullis(tmp):
+    port, admin = free_port(), free_port()
+    cfg = os.path.join(tmp, "portcullis.toml")
+    with open(cfg, "w") as f:
+        f.write(f"""
+[listen]
+postgres = "127.0.0.1:{port}"
+admin = "127.0.0.1:{admin}"
+[store]
+url = "sqlite://{tmp}/p.db"
+data_dir = "{tmp}/data"
+[audit]
+dir = "{tmp}/audit"
+fsync = "interval"
+[limits]
+max_connections = 5000
+[[groups]]
+name = "bench"
+[[users]]
+name = "bench"
+groups = ["bench"]
+password = "{PASSWORD}"
+[[resources]]
+name = "pg"
+protocol = "postgres"
+address = "{PG[0]}:{PG[1]}"
+tls = "disable"
+[[resource_roles]]
+name = "bench"
+resource = "pg"
+database = "bench"
+user = "postgres"
+allowed_groups = ["bench"]
+""")
+    env = dict(os.environ, PORTCULLIS_LOG="warn")
+    p = subprocess.Popen([os.path.join(ROOT, "target/release/portcullis"), "serve", "--config", cfg],
+                         stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "portcullis.log"), "w"), env=env)
+    wait_port(port)
+    return p, port, "bench"
+
+
+def scram_verifier(password):
+    import base64, hashlib, hmac
+    salt = os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 4096)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored = hashlib.sha256(client_key).digest()
+    server = hmac.new(salted, b"Server Key", "sha256").digest()
+    b = lambda x: base64.b64encode(x).decode()
+    return f"SCRAM-SHA-256$4096:{b(salt)}${b(stored)}:{b(server)}"
+
+
+def start_pgbouncer(tmp):
+    port = free_port()
+    d = os.path.join(tmp, "pgbouncer")
+    os.makedirs(d)
+    with open(os.path.join(d, "userlist.txt"), "w") as f:
+        f.write(f'"bench" "{scram_verifier(PASSWORD)}"\n')
+    with open(os.path.join(d, "pgbouncer.ini"), "w") as f:
+        f.write(f"""[databases]
+bench = host={PG[0]} port={PG[1]} dbname=bench user=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {port}
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = {d}/userlist.txt
+pool_mode = session
+max_client_conn = 5000
+default_pool_size = 200
+logfile = {d}/pgbouncer.log
+pidfile = {d}/pgbouncer.pid
+""")
+    shutil.chown(d, "postgres")
+    for f in os.listdir(d):
+        shutil.chown(os.path.join(d, f), "postgres")
+    os.chmod(tmp, 0o755)
+    cmd = ["pgbouncer", os.path.join(d, "pgbouncer.ini")]
+    if os.geteuid() == 0:
+        cmd = ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(cmd)]
+    subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    pid = int(open(os.path.join(d, "pgbouncer.pid")).read().strip() or 0) if os.path.exists(os.path.join(d, "pgbouncer.pid")) else None
+    for _ in range(50):
+        if pid:
+            break
+        time.sleep(0.1)
+        if os.path.exists(os.path.join(d, "pgbouncer.pid")):
+            pid = int(open(os.path.join(d, "pgbouncer.pid")).read().strip())
+    return pid, port, "bench"
+
+
+def start_relay():
+    port = free_port()
+    p = subprocess.Popen([os.path.join(ROOT, "target/release/examples/bare_relay"), f"127.0.0.1:{port}", f"{PG[0]}:{PG[1]}"])
+    wait_port(port)
+    return p, port, "bench"
+
+
+def pgbench(port, user, db, args):
+    env = dict(os.environ, PGPASSWORD=PASSWORD)
+    r = run(["pgbench", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-n", *args, db], env=env)
+    out = r.stdout + r.stderr
+    tps = re.search(r"tps = ([0-9.]+) \(without", out)
+    lat = re.search(r"latency average = ([0-9.]+) ms", out)
+    failed = re.search(r"number of failed transactions: (\d+)", out)
+    if not tps:
+        print(out, file=sys.stderr)
+        return None
+    return {"tps": float(tps.group(1)), "lat_ms": float(lat.group(1)) if lat else None,
+            "failed": int(failed.group(1)) if failed else 0}
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="pc-bench-")
+    setup_database()
+    pc, pc_port, _ = start_portcullis(tmp)
+    bouncer_pid, pb_port, _ = start_pgbouncer(tmp)
+    relay, relay_port, _ = start_relay()
+    targets = {
+        "direct": (PG[1], "postgres", "bench", None),
+        "portcullis": (pc_port, "bench", "bench", pc.pid),
+        "pgbouncer": (pb_port, "bench", "bench", bouncer_pid),
+        "relay": (relay_port, "postgres", "bench", relay.pid),
+    }
+    workloads = {
+        "-S -c 8 simple": ["-S", "-c", "8", "-j", "2", "-M", "simple"],
+        "-S -c 8 prepared": ["-S", "-c", "8", "-j", "2", "-M", "prepared"],
+        "tpcb-like -c 8": ["-c", "8", "-j", "2"],
+        "-S -c 64": ["-S", "-c", "64", "-j", "2"],
+        "-S -c 1 (latency)": ["-S", "-c", "1"],
+    }
+    results = {w: {t: [] for t in targets} for w in workloads}
+    for rnd in range(ROUNDS):
+        for w, args in workloads.items():
+            for t, (port, user, db, _) in targets.items():
+                r = pgbench(port, user, db, [*args, "-T", str(SECONDS)])
+                if r:
+                    results[w][t].append(r)
+                print(f"round {rnd + 1} {w:20} {t:11} {r}", file=sys.stderr)
+    # CPU per statement: utime+stime of the proxy process over a fixed transaction count.
+    cpu = {}
+    n = 20000
+    for t, (port, user, db, pid) in targets.items():
+        if not pid:
+            continue
+        before = cpu_seconds(pid)
+        pgbench(port, user, db, ["-S", "-c", "8", "-j", "2", "-t", str(n // 8)])
+        cpu[t] = (cpu_seconds(pid) - before) / n * 1e6
+    # Idle sessions: RSS growth per authenticated idle connection.
+    rss = {}
+    for t in ["portcullis", "pgbouncer"]:
+        port, user, db, pid = targets[t]
+        base = rss_kib(pid)
+        conns = []
+        env = dict(os.environ, PGPASSWORD=PASSWORD)
+        for _ in range(200):
+            conns.append(subprocess.Popen(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", db, "-c", "select pg_sleep(4)"],
+                                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(2.5)
+        rss[t] = (rss_kib(pid) - base) / 200
+        for c in conns:
+            c.wait()
+    pc.terminate()
+    relay.terminate()
+    if bouncer_pid:
+        try:
+            os.kill(bouncer_pid, 15)
+        except OSError:
+            pass
+    write_report(results, cpu, rss)
+
+
+def med(rs, key="tps"):
+    vals = [r[key] for r in rs if r.get(key) is not None]
+    return statistics.median(vals) if vals else float("nan")
+
+
+def write_report(results, cpu, rss):
+    now = datetime.datetime.now(datetime.timezone.utc)
+    lines = [f"# PostgreSQL benchmark {now:%Y-%m-%d %H:%M} UTC", "",
+             f"Machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}; "
+             f"{ROUNDS} rounds x {SECONDS}s, interleaved, medians; pgbench scale {SCALE}.", "",
+             "| workload | direct TPS | Portcullis TPS | PgBouncer TPS | relay TPS | P/direct | P/PgBouncer | P/relay | failed (P) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for w, by in results.items():
+        d, p, b, r = (med(by[t]) for t in ["direct", "portcullis", "pgbouncer", "relay"])
+        failed = sum(x["failed"] for x in by["portcullis"])
+        lines.append(f"| {w} | {d:.0f} | {p:.0f} | {b:.0f} | {r:.0f} | {p/d:.3f} | {p/b:.3f} | {p/r:.3f} | {failed} |")
+    lat = results["-S -c 1 (latency)"]
+    d, p = med(lat["direct"], "lat_ms"), med(lat["portcullis"], "lat_ms")
+    lines += ["", f"Single-client added latency (p50 of averages): {(p - d) * 1000:.1f} µs over direct ({d*1000:.0f} µs direct, {p*1000:.0f} µs Portcullis).", ""]
+    lines += ["Gateway CPU per statement (utime+stime ÷ transactions, `-S -c 8`, 20k transactions):", ""]
+    for t, us in cpu.items():
+        lines.append(f"- {t}: {us:.1f} µs")
+    if "portcullis" in cpu and "pgbouncer" in cpu:
+        lines.append(f"- Portcullis / PgBouncer: {cpu['portcullis'] / cpu['pgbouncer']:.2f}")
+    lines += ["", "RSS per idle authenticated session (200 sessions):", ""]
+    for t, kib in rss.items():
+        lines.append(f"- {t}: {kib:.1f} KiB")
+    text = "\n".join(lines) + "\n"
+    os.makedirs(os.path.join(ROOT, "benches/results"), exist_ok=True)
+    path = os.path.join(ROOT, f"benches/results/{now:%Y-%m-%d-%H%M}-postgres.md")
+    with open(path, "w") as f:
+        f.write(text)
+    print(text)
+    print(f"written to {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

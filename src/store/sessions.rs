@@ -1,0 +1,152 @@
+//! The session index: written when sessions start and end, filtered by the API.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use super::{Result, Store};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub id: String,
+    pub user: String,
+    pub resource_role: String,
+    pub resource: String,
+    pub protocol: String,
+    pub mode: String,
+    pub client_addr: String,
+    pub application_name: String,
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+    pub statements: i64,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    pub ended_by: Option<String>,
+    pub error: Option<String>,
+}
+
+/// How a session ended, for the index.
+#[derive(Clone, Debug)]
+pub struct SessionEnd {
+    pub id: String,
+    pub ended_at: i64,
+    pub statements: i64,
+    pub bytes_in: i64,
+    pub bytes_out: i64,
+    pub ended_by: String,
+    pub error: Option<String>,
+}
+
+/// Filters of `GET /api/sessions`; every field optional.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionFilter {
+    pub user: Option<String>,
+    pub resource_role: Option<String>,
+    pub mode: Option<String>,
+    /// `live` or `ended`.
+    pub status: Option<String>,
+    /// Unix seconds.
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+macro_rules! columns {
+    () => {
+        "id, user_name, resource_role, resource, protocol, mode, client_addr, application_name, \
+         started_at, ended_at, statements, bytes_in, bytes_out, ended_by, error"
+    };
+}
+
+impl Store {
+    pub async fn session_started(&self, s: &SessionRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id, user_name, resource_role, resource, protocol, mode, client_addr, \
+             application_name, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&s.id)
+        .bind(&s.user)
+        .bind(&s.resource_role)
+        .bind(&s.resource)
+        .bind(&s.protocol)
+        .bind(&s.mode)
+        .bind(&s.client_addr)
+        .bind(&s.application_name)
+        .bind(s.started_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn session_ended(&self, e: &SessionEnd) -> Result<()> {
+        sqlx::query(
+            "UPDATE sessions SET ended_at = $2, statements = $3, bytes_in = $4, bytes_out = $5, \
+             ended_by = $6, error = $7 WHERE id = $1",
+        )
+        .bind(&e.id)
+        .bind(e.ended_at)
+        .bind(e.statements)
+        .bind(e.bytes_in)
+        .bind(e.bytes_out)
+        .bind(&e.ended_by)
+        .bind(&e.error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn list_sessions(&self, f: &SessionFilter) -> Result<Vec<SessionRecord>> {
+        let sql = concat!(
+            "SELECT ",
+            columns!(),
+            " FROM sessions WHERE ($1 IS NULL OR user_name = $1) \
+             AND ($2 IS NULL OR resource_role = $2) AND ($3 IS NULL OR mode = $3) \
+             AND ($4 IS NULL OR ($4 = 'live' AND ended_at IS NULL) OR ($4 = 'ended' AND ended_at IS NOT NULL)) \
+             AND ($5 IS NULL OR started_at >= $5) AND ($6 IS NULL OR started_at <= $6) \
+             ORDER BY started_at DESC, id LIMIT $7"
+        );
+        let rows = sqlx::query(sql)
+            .bind(&f.user)
+            .bind(&f.resource_role)
+            .bind(&f.mode)
+            .bind(&f.status)
+            .bind(f.since)
+            .bind(f.until)
+            .bind(f.limit.unwrap_or(100).clamp(1, 10_000))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(record).collect()
+    }
+
+    pub async fn get_session(&self, id: &str) -> Result<Option<SessionRecord>> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM sessions WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(record).transpose()
+    }
+}
+
+fn record(r: &sqlx::any::AnyRow) -> Result<SessionRecord> {
+    Ok(SessionRecord {
+        id: r.try_get(0)?,
+        user: r.try_get(1)?,
+        resource_role: r.try_get(2)?,
+        resource: r.try_get(3)?,
+        protocol: r.try_get(4)?,
+        mode: r.try_get(5)?,
+        client_addr: r.try_get(6)?,
+        application_name: r.try_get(7)?,
+        started_at: r.try_get(8)?,
+        ended_at: r.try_get(9)?,
+        statements: r.try_get(10)?,
+        bytes_in: r.try_get(11)?,
+        bytes_out: r.try_get(12)?,
+        ended_by: r.try_get(13)?,
+        error: r.try_get(14)?,
+    })
+}
