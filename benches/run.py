@@ -23,7 +23,8 @@ ROUNDS = int(os.environ.get("ROUNDS", "3"))
 SECONDS = int(os.environ.get("SECONDS", "5"))
 SCALE = int(os.environ.get("SCALE", "10"))
 PASSWORD = "bench-password"
-PG = ("127.0.0.1", 5432)
+PG = ["127.0.0.1", 5432]  # replaced by the private cluster's port
+IDLE_SESSIONS = int(os.environ.get("IDLE_SESSIONS", "1000"))
 
 
 def free_port():
@@ -62,6 +63,35 @@ def rss_kib(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     return 0
+
+
+def pg_bin(name):
+    versions = sorted(os.listdir("/usr/lib/postgresql"))
+    return f"/usr/lib/postgresql/{versions[-1]}/bin/{name}"
+
+
+def as_postgres(cmd):
+    if os.geteuid() == 0:
+        return run(["su", "postgres", "-s", "/bin/sh", "-c", cmd])
+    return run(["sh", "-c", cmd])
+
+
+def start_cluster(tmp):
+    """A private PostgreSQL with room for every benchmark's connections."""
+    d = os.path.join(tmp, "pg")
+    os.makedirs(d)
+    os.chmod(tmp, 0o755)
+    shutil.chown(d, "postgres")
+    port = free_port()
+    r = as_postgres(f"{pg_bin('initdb')} -D {d}/data -A trust -U postgres >/dev/null")
+    if r.returncode != 0:
+        sys.exit(r.stderr)
+    r = as_postgres(f"{pg_bin('pg_ctl')} -D {d}/data -w -l {d}/log -o '-p {port} -c listen_addresses=127.0.0.1 "
+                    f"-c max_connections=2000 -c shared_buffers=256MB -k {d}' start")
+    if r.returncode != 0:
+        sys.exit(r.stderr)
+    PG[1] = port
+    return lambda: as_postgres(f"{pg_bin('pg_ctl')} -D {d}/data -m fast stop")
 
 
 def setup_database():
@@ -141,7 +171,8 @@ auth_type = scram-sha-256
 auth_file = {d}/userlist.txt
 pool_mode = session
 max_client_conn = 5000
-default_pool_size = 200
+default_pool_size = 2000
+server_idle_timeout = 2
 logfile = {d}/pgbouncer.log
 pidfile = {d}/pgbouncer.pid
 """)
@@ -187,6 +218,7 @@ def pgbench(port, user, db, args):
 
 def main():
     tmp = tempfile.mkdtemp(prefix="pc-bench-")
+    stop_cluster = start_cluster(tmp)
     setup_database()
     pc, pc_port, _ = start_portcullis(tmp)
     bouncer_pid, pb_port, _ = start_pgbouncer(tmp)
@@ -228,13 +260,15 @@ def main():
         base = rss_kib(pid)
         conns = []
         env = dict(os.environ, PGPASSWORD=PASSWORD)
-        for _ in range(200):
-            conns.append(subprocess.Popen(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", db, "-c", "select pg_sleep(4)"],
+        for _ in range(IDLE_SESSIONS):
+            conns.append(subprocess.Popen(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", db, "-c", "select pg_sleep(20)"],
                                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        time.sleep(2.5)
-        rss[t] = (rss_kib(pid) - base) / 200
+        time.sleep(12)
+        rss[t] = (rss_kib(pid) - base) / IDLE_SESSIONS
         for c in conns:
+            c.kill()
             c.wait()
+        time.sleep(3)
     pc.terminate()
     relay.terminate()
     if bouncer_pid:
@@ -242,6 +276,7 @@ def main():
             os.kill(bouncer_pid, 15)
         except OSError:
             pass
+    stop_cluster()
     write_report(results, cpu, rss)
 
 
@@ -269,7 +304,7 @@ def write_report(results, cpu, rss):
         lines.append(f"- {t}: {us:.1f} µs")
     if "portcullis" in cpu and "pgbouncer" in cpu:
         lines.append(f"- Portcullis / PgBouncer: {cpu['portcullis'] / cpu['pgbouncer']:.2f}")
-    lines += ["", "RSS per idle authenticated session (200 sessions):", ""]
+    lines += ["", f"RSS per idle authenticated session ({IDLE_SESSIONS} sessions, each running pg_sleep):", ""]
     for t, kib in rss.items():
         lines.append(f"- {t}: {kib:.1f} KiB")
     text = "\n".join(lines) + "\n"

@@ -22,6 +22,9 @@ pub use writer::{WriterHandle, spawn_writer};
 /// Fields every event of a session carries.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Common {
+    /// The fields as JSON, made once per session by the writer.
+    #[serde(skip)]
+    pub(crate) json: std::sync::OnceLock<String>,
     pub session_id: String,
     pub user: String,
     pub groups: Vec<String>,
@@ -35,6 +38,12 @@ pub struct Common {
 }
 
 impl Common {
+    /// This session's fields as a JSON object, serialized once.
+    pub fn json(&self) -> &str {
+        self.json
+            .get_or_init(|| serde_json::to_string(self).unwrap_or_else(|_| "{}".into()))
+    }
+
     pub fn new(session_id: &str, protocol: &'static str, client: SocketAddr) -> Common {
         Common {
             session_id: session_id.to_owned(),
@@ -102,6 +111,8 @@ pub struct Event {
 pub struct Recorder {
     tx: mpsc::Sender<Msg>,
     lost: Arc<AtomicU64>,
+    /// False while the writer cannot write (`on_failure = "block"`).
+    healthy: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What travels to the writer: events, then one `Close` at shutdown.
@@ -145,6 +156,11 @@ impl Recorder {
                 }
             }
         }
+    }
+
+    /// Whether the log is being written; new sessions are refused while it is not.
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
     }
 
     /// Events that could not be written (only with `on_failure = "continue"`).

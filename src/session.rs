@@ -65,6 +65,9 @@ pub enum SessionError {
     UpstreamRefused(String),
     #[error("login timed out")]
     Timeout,
+    /// `audit.on_failure = "block"` and the monitoring log cannot be written.
+    #[error("the monitoring log cannot be written; refusing new sessions (fail closed)")]
+    LogUnavailable,
     #[error("protocol violation: {0}")]
     Protocol(String),
     /// The client went away (or a cancel request was served): nothing to answer.
@@ -207,6 +210,9 @@ async fn login<F: Frontend>(
         return Ok(None);
     };
     *hello_out = hello.clone();
+    if !gw.recorder.healthy() {
+        return Err(SessionError::LogUnavailable);
+    }
     let snapshot = gw.control.snapshot();
     let identity = fe.authenticate(&hello, &snapshot).await?;
     let permit = decide_native(&snapshot, &identity, &hello.resource_role, protocol)

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
+
 use sha2::{Digest, Sha256};
 
 /// `prev_hash` of the very first line.
@@ -19,14 +20,40 @@ pub fn hash_of(prev_hash: &str, canonical: &str) -> String {
     hex::encode(h.finalize())
 }
 
-/// Adds `prev_hash` and `hash` to an event object and returns the line (no newline).
-pub fn seal(mut object: Map<String, Value>, prev_hash: &str) -> (String, String) {
-    object.insert("prev_hash".into(), Value::String(prev_hash.to_owned()));
-    object.remove("hash");
-    let canonical = Value::Object(object.clone()).to_string();
-    let hash = hash_of(prev_hash, &canonical);
-    object.insert("hash".into(), Value::String(hash.clone()));
-    (Value::Object(object).to_string(), hash)
+/// The suffix every line ends with: `,"hash":"<64 hex>"}`.
+const HASH_KEY: &str = ",\"hash\":\"";
+
+/// Builds a line from its head fields and the event's JSON members (without braces):
+/// `{"seq":…,"ts":…,"prev_hash":…,<members>}` is the canonical content; the line is that
+/// with `,"hash":"…"` added before the closing brace.
+pub fn seal(seq: u64, ts: &str, prev_hash: &str, members: &[&str]) -> (String, String) {
+    let mut line = String::with_capacity(256 + members.iter().map(|m| m.len() + 1).sum::<usize>());
+    line.push_str("{\"seq\":");
+    line.push_str(&seq.to_string());
+    line.push_str(",\"ts\":\"");
+    line.push_str(ts);
+    line.push_str("\",\"prev_hash\":\"");
+    line.push_str(prev_hash);
+    line.push('"');
+    for m in members.iter().filter(|m| !m.is_empty()) {
+        line.push(',');
+        line.push_str(m);
+    }
+    line.push('}');
+    let hash = hash_of(prev_hash, &line);
+    line.pop();
+    line.push_str(HASH_KEY);
+    line.push_str(&hash);
+    line.push_str("\"}");
+    (line, hash)
+}
+
+/// `{"a":1}` → `"a":1`: the members of a serialized JSON object.
+pub fn members(object_json: &str) -> &str {
+    object_json
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))
+        .unwrap_or_default()
 }
 
 /// The log files of `dir` in order.
@@ -93,13 +120,17 @@ pub fn verify_dir(dir: &Path) -> std::io::Result<VerifyReport> {
 }
 
 fn check_line(line: &str, prev_hash: &mut String, prev_seq: &mut u64) -> Result<(), String> {
-    let mut object: Map<String, Value> = match serde_json::from_str(line) {
+    let object: Map<String, Value> = match serde_json::from_str(line) {
         Ok(Value::Object(o)) => o,
         _ => return Err("not a JSON object (line edited or inserted)".into()),
     };
-    let hash = match object.remove("hash") {
-        Some(Value::String(h)) => h,
-        _ => return Err("no hash (line edited or inserted)".into()),
+    // The canonical content is the line without its trailing `,"hash":"…"` member.
+    let (canonical, hash) = match line.rfind(HASH_KEY) {
+        Some(at) if line.len() == at + HASH_KEY.len() + 66 && line.ends_with("\"}") => (
+            format!("{}}}", &line[..at]),
+            &line[at + HASH_KEY.len()..line.len() - 2],
+        ),
+        _ => return Err("no hash at the end of the line (line edited or inserted)".into()),
     };
     let seq = object
         .get("seq")
@@ -110,7 +141,7 @@ fn check_line(line: &str, prev_hash: &mut String, prev_seq: &mut u64) -> Result<
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    if hash_of(&claimed_prev, &Value::Object(object).to_string()) != hash {
+    if hash_of(&claimed_prev, &canonical) != hash {
         return Err(format!(
             "seq {seq}: content does not match its hash (line edited)"
         ));
@@ -128,7 +159,7 @@ fn check_line(line: &str, prev_hash: &mut String, prev_seq: &mut u64) -> Result<
             "seq {seq}: prev_hash does not match the line before it (line inserted, removed or reordered)"
         ));
     }
-    *prev_hash = hash;
+    *prev_hash = hash.to_owned();
     *prev_seq = seq;
     Ok(())
 }

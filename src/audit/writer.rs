@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::chain::{GENESIS, log_files, seal};
+use super::chain::{GENESIS, log_files, members, seal};
 use super::{Event, Msg, Recorder};
 use crate::config::{AuditConfig, Fsync, OnFailure};
 
@@ -37,6 +37,8 @@ struct Chain {
     size: u64,
     seq: u64,
     prev_hash: String,
+    /// Events lost (with `on_failure = "continue"`) not yet reported in the log.
+    lost_unreported: u64,
 }
 
 impl Chain {
@@ -75,6 +77,7 @@ impl Chain {
             size: 0,
             seq,
             prev_hash,
+            lost_unreported: 0,
         })
     }
 
@@ -95,20 +98,22 @@ impl Chain {
             self.flush(true)?;
             self.open_next()?;
         }
-        let Value::Object(mut object) =
-            serde_json::to_value(event).map_err(std::io::Error::other)?
-        else {
-            return Err(std::io::Error::other("event is not an object"));
+        let kind = serde_json::to_string(&event.kind).map_err(std::io::Error::other)?;
+        let lost = if self.lost_unreported > 0 {
+            // The first event written after a loss says how many events were lost.
+            format!("\"audit_events_lost\":{}", self.lost_unreported)
+        } else {
+            String::new()
         };
-        object.insert("seq".into(), Value::from(self.seq + 1));
-        object.insert("ts".into(), Value::String(now_rfc3339()));
-        let (line, hash) = seal(object, &self.prev_hash);
+        let parts = [members(&kind), members(event.common.json()), lost.as_str()];
+        let (line, hash) = seal(self.seq + 1, &now_rfc3339(), &self.prev_hash, &parts);
         if let Some(f) = self.file.as_mut() {
             f.write_all(line.as_bytes())?;
             f.write_all(b"\n")?;
         }
         self.seq += 1;
         self.prev_hash = hash;
+        self.lost_unreported = 0;
         self.size += line.len() as u64 + 1;
         Ok(())
     }
@@ -139,9 +144,11 @@ pub fn spawn_writer(
 ) -> std::io::Result<(Recorder, WriterHandle)> {
     let mut chain = Chain::resume(&config.dir)?;
     let (tx, mut rx) = mpsc::channel::<Msg>(CHANNEL);
+    let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let recorder = Recorder {
         tx: tx.clone(),
         lost: Arc::clone(&lost),
+        healthy: Arc::clone(&healthy),
     };
     let config = config.clone();
     let task = tokio::task::spawn_blocking(move || {
@@ -180,16 +187,23 @@ pub fn spawn_writer(
                     })
                     .and_then(|()| chain.flush(sync));
                 match result {
-                    Ok(()) => break,
+                    Ok(()) => {
+                        healthy.store(true, Ordering::Relaxed);
+                        break;
+                    }
                     Err(e) if config.on_failure == OnFailure::Continue => {
-                        tracing::error!(error = %e, lost = batch.len(), "monitoring log write failed; events lost (on_failure = continue)");
-                        lost.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                        let n = (batch.len() - done) as u64;
+                        tracing::error!(error = %e, lost = n, "monitoring log write failed; events lost (on_failure = continue)");
+                        lost.fetch_add(n, Ordering::Relaxed);
+                        chain.lost_unreported += n;
                         chain.file = None;
                         break;
                     }
                     Err(e) => {
-                        // Fail closed: nothing is dropped; sessions wait on the full channel.
+                        // Fail closed: nothing is dropped; new sessions are refused and
+                        // running ones wait on the full channel until the log is writable.
                         tracing::error!(error = %e, "monitoring log write failed; retrying, sessions are held (on_failure = block)");
+                        healthy.store(false, Ordering::Relaxed);
                         chain.file = None;
                         std::thread::sleep(Duration::from_secs(1));
                     }

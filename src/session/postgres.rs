@@ -14,7 +14,10 @@ use pgwire::api::auth::{
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireFrontendMessage;
 use pgwire::messages::startup::Authentication;
+use pgwire::tokio::server::MaybeTls;
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::tls::Stream;
 use tokio::sync::Semaphore;
 
 use super::{Frontend, Gateway, Hello, RelayEnd, RelayLink, SessionError};
@@ -383,6 +386,10 @@ impl Frontend for PgFrontend<'_> {
                 ),
             ),
             SessionError::Timeout => (sqlstate::CONNECTION_FAILURE, "login timed out".into()),
+            SessionError::LogUnavailable => (
+                sqlstate::CANNOT_CONNECT_NOW,
+                "the gateway cannot write its monitoring log; new sessions are refused until it can".into(),
+            ),
             SessionError::Protocol(m) => (
                 sqlstate::PROTOCOL_VIOLATION,
                 format!("protocol violation: {m}"),
@@ -394,11 +401,9 @@ impl Frontend for PgFrontend<'_> {
     async fn relay(self, up: Upstream, link: RelayLink) -> RelayEnd {
         let (pid, secret) = self.framed.pid_and_secret_key();
         let parts = self.framed.into_parts();
-        let (client_r, client_w) = tokio::io::split(parts.io);
         let Upstream {
             stream, leftover, ..
         } = up;
-        let (up_r, up_w) = tokio::io::split(stream);
         let mut end = link.end.clone();
         let stop = async move {
             loop {
@@ -412,18 +417,22 @@ impl Frontend for PgFrontend<'_> {
         };
         let mut observer = EventObserver { link: &link };
         let mut counters = Counters::default();
-        let ended = relay::relay(
-            client_r,
-            client_w,
-            up_r,
-            up_w,
-            &parts.read_buf,
-            &leftover,
-            stop,
-            &mut observer,
-            &mut counters,
-        )
-        .await;
+        let (first_in, first_out) = (&parts.read_buf[..], &leftover[..]);
+        let ended = match (parts.io, stream) {
+            // Plain TCP both ways: owned halves, no lock per read or write.
+            (MaybeTls::Plain(client), Stream::Plain(upstream)) => {
+                let (cr, cw) = client.into_split();
+                let (ur, uw) = upstream.into_split();
+                let (o, c) = (&mut observer, &mut counters);
+                relay::relay(cr, cw, ur, uw, first_in, first_out, stop, o, c).await
+            }
+            (client, upstream) => {
+                let (cr, cw) = tokio::io::split(client);
+                let (ur, uw) = tokio::io::split(upstream);
+                let (o, c) = (&mut observer, &mut counters);
+                relay::relay(cr, cw, ur, uw, first_in, first_out, stop, o, c).await
+            }
+        };
         self.listener.cancel.remove(pid, &secret);
         let (ended_by, error) = match ended {
             Ended::ClientTerminated | Ended::ClientClosed => ("client", None),

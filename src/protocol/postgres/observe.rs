@@ -185,17 +185,24 @@ fn bind_params(r: &mut Reader) -> Option<Vec<Option<String>>> {
 pub struct Backend {
     /// SQLSTATE of a FATAL error, if the server sent one.
     pub fatal: Option<String>,
+    /// DataRows counted since the last other frame: rows stream without taking the lock.
+    rows: u64,
 }
 
 impl Backend {
     pub fn on_frame(&mut self, tag: u8, body: &[u8], pending: &Pending, out: &mut Vec<Outcome>) {
+        if tag == b'D' {
+            self.rows += 1;
+            return;
+        }
         let Ok(mut q) = pending.lock() else { return };
+        let rows = std::mem::take(&mut self.rows);
+        if rows > 0
+            && let Some(Expect::Query(r) | Expect::Execute(r)) = q.front_mut()
+        {
+            r.rows += rows;
+        }
         match tag {
-            b'D' => {
-                if let Some(Expect::Query(r) | Expect::Execute(r)) = q.front_mut() {
-                    r.rows += 1;
-                }
-            }
             b'C' | b'I' | b's' => {
                 let rows = if tag == b'C' { tag_rows(body) } else { None };
                 match q.front_mut() {
