@@ -236,6 +236,9 @@ def main():
         "-S -c 64": ["-S", "-c", "64", "-j", "2"],
         "-S -c 1 (latency)": ["-S", "-c", "1"],
     }
+    only = os.environ.get("WORKLOADS")  # e.g. "c 8 simple,latency" to run a subset
+    if only:
+        workloads = {w: a for w, a in workloads.items() if any(o in w for o in only.split(","))}
     results = {w: {t: [] for t in targets} for w in workloads}
     for rnd in range(ROUNDS):
         for w, args in workloads.items():
@@ -296,9 +299,11 @@ def write_report(results, cpu, rss):
         d, p, b, r = (med(by[t]) for t in ["direct", "portcullis", "pgbouncer", "relay"])
         failed = sum(x["failed"] for x in by["portcullis"])
         lines.append(f"| {w} | {d:.0f} | {p:.0f} | {b:.0f} | {r:.0f} | {p/d:.3f} | {p/b:.3f} | {p/r:.3f} | {failed} |")
-    lat = results["-S -c 1 (latency)"]
-    d, p = med(lat["direct"], "lat_ms"), med(lat["portcullis"], "lat_ms")
-    lines += ["", f"Single-client added latency (p50 of averages): {(p - d) * 1000:.1f} µs over direct ({d*1000:.0f} µs direct, {p*1000:.0f} µs Portcullis).", ""]
+    lat = results.get("-S -c 1 (latency)")
+    if lat:
+        d, p = med(lat["direct"], "lat_ms"), med(lat["portcullis"], "lat_ms")
+        lines += ["", f"Single-client added latency (p50 of averages): {(p - d) * 1000:.1f} µs over direct ({d*1000:.0f} µs direct, {p*1000:.0f} µs Portcullis)."]
+    lines += [""]
     lines += ["Gateway CPU per statement (utime+stime ÷ transactions, `-S -c 8`, 20k transactions):", ""]
     for t, us in cpu.items():
         lines.append(f"- {t}: {us:.1f} µs")

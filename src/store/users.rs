@@ -86,48 +86,41 @@ impl Store {
 
     /// Creates a user; `Conflict` if the name is taken.
     pub async fn create_user(&self, user: &UserRecord, password: Option<&str>) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let t = now();
-        sqlx::query(
-            "INSERT INTO users (name, email, display_name, status, role, managed, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-        )
-        .bind(&user.name)
-        .bind(&user.email)
-        .bind(&user.display_name)
-        .bind(user.status.as_str())
-        .bind(user.role.as_str())
-        .bind(user.managed as i64)
-        .bind(t)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| conflict(e, || format!("user `{}` already exists", user.name)))?;
-        set_groups(&mut tx, &user.name, &user.groups).await?;
-        if let Some(pw) = password {
-            self.write_verifiers(&mut tx, &user.name, pw).await?;
-        }
-        Store::commit(tx).await
+        self.write_user(user, password, false).await
     }
 
     /// Replaces every field but the password; creates the user if absent (bootstrap).
     pub async fn put_user(&self, user: &UserRecord, password: Option<&str>) -> Result<()> {
+        self.write_user(user, password, true).await
+    }
+
+    async fn write_user(
+        &self,
+        user: &UserRecord,
+        password: Option<&str>,
+        upsert: bool,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
-        let t = now();
-        sqlx::query(
+        let sql = if upsert {
             "INSERT INTO users (name, email, display_name, status, role, managed, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
              ON CONFLICT (name) DO UPDATE SET email = $2, display_name = $3, status = $4, \
-             role = $5, managed = $6, updated_at = $7",
-        )
-        .bind(&user.name)
-        .bind(&user.email)
-        .bind(&user.display_name)
-        .bind(user.status.as_str())
-        .bind(user.role.as_str())
-        .bind(user.managed as i64)
-        .bind(t)
-        .execute(&mut *tx)
-        .await?;
+             role = $5, managed = $6, updated_at = $7"
+        } else {
+            "INSERT INTO users (name, email, display_name, status, role, managed, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7)"
+        };
+        sqlx::query(sql)
+            .bind(&user.name)
+            .bind(&user.email)
+            .bind(&user.display_name)
+            .bind(user.status.as_str())
+            .bind(user.role.as_str())
+            .bind(user.managed as i64)
+            .bind(now())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict(e, || format!("user `{}` already exists", user.name)))?;
         set_groups(&mut tx, &user.name, &user.groups).await?;
         if let Some(pw) = password {
             self.write_verifiers(&mut tx, &user.name, pw).await?;

@@ -11,6 +11,8 @@ use super::framer::Framer;
 use super::front::{fatal_bytes, sqlstate};
 use super::observe::{self, Backend, Frontend, Outcome};
 
+/// Read buffers start small (idle sessions stay cheap) and grow once a read fills one.
+const BUF_START: usize = 2 * 1024;
 const BUF: usize = 32 * 1024;
 
 /// Receives finished statements (and may make the relay wait: back-pressure).
@@ -70,7 +72,8 @@ where
     } = counters;
 
     let up = async {
-        let mut buf = vec![0u8; BUF];
+        let mut buf = vec![0u8; BUF_START];
+        let mut filled = false;
         let mut chunk: &[u8] = client_first;
         loop {
             if !chunk.is_empty() {
@@ -89,16 +92,23 @@ where
                     return Ended::ClientTerminated;
                 }
             }
+            if filled && buf.len() < BUF {
+                buf.resize(BUF, 0);
+            }
             chunk = match client_r.read(&mut buf).await {
                 Ok(0) => return Ended::ClientClosed,
-                Ok(n) => &buf[..n],
+                Ok(n) => {
+                    filled = n == buf.len();
+                    &buf[..n]
+                }
                 Err(e) => return Ended::Failed(format!("reading from the client: {e}")),
             };
         }
     };
 
     let down = async {
-        let mut buf = vec![0u8; BUF];
+        let mut buf = vec![0u8; BUF_START];
+        let mut filled = false;
         let mut chunk: &[u8] = upstream_first;
         tokio::pin!(stop);
         loop {
@@ -118,6 +128,9 @@ where
                     observer.outcome(o).await;
                 }
             }
+            if filled && buf.len() < BUF {
+                buf.resize(BUF, 0);
+            }
             let n = tokio::select! {
                 biased;
                 message = &mut stop => {
@@ -130,7 +143,10 @@ where
             };
             chunk = match n {
                 Ok(0) => return Ended::UpstreamClosed(be.fatal.clone()),
-                Ok(n) => &buf[..n],
+                Ok(n) => {
+                    filled = n == buf.len();
+                    &buf[..n]
+                }
                 Err(e) => return Ended::Failed(format!("reading from the upstream: {e}")),
             };
         }
