@@ -67,7 +67,7 @@ pub enum Kind {
         statement: Arc<str>,
         op: &'static str,
         #[serde(skip_serializing_if = "Option::is_none")]
-        params: Option<Vec<Option<String>>>,
+        params: Option<Arc<[Option<String>]>>,
         duration_us: u64,
         rows: u64,
         status: &'static str,

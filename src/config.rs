@@ -87,7 +87,6 @@ pub struct AuditConfig {
 pub struct Limits {
     pub login_timeout: Duration,
     pub max_connections: usize,
-    pub max_startup_bytes: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -72,7 +72,6 @@ pub struct RawAudit {
 pub struct RawLimits {
     pub login_timeout: Option<String>,
     pub max_connections: Option<usize>,
-    pub max_startup_bytes: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -170,7 +170,6 @@ pub fn validate(raw: RawConfig, source: &Path) -> Result<Config, Vec<Problem>> {
             Duration::from_secs(10),
         ),
         max_connections: raw.limits.max_connections.unwrap_or(10_000),
-        max_startup_bytes: raw.limits.max_startup_bytes.unwrap_or(16 * 1024),
     };
     if limits.max_connections == 0 {
         p.add("limits.max_connections", "must be at least 1");

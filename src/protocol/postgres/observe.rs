@@ -9,14 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Bind parameters as text (`None` for NULL), when known.
-pub type Params = Option<Vec<Option<String>>>;
+pub type Params = Option<Arc<[Option<String>]>>;
 
 /// A finished statement, ready to become a `query` event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
     pub statement: Arc<str>,
     pub op: &'static str,
-    pub params: Option<Vec<Option<String>>>,
+    pub params: Params,
     pub duration_us: u64,
     pub rows: u64,
     pub error_code: Option<String>,
@@ -37,7 +37,7 @@ pub enum Expect {
 #[derive(Debug)]
 pub struct Running {
     statement: Arc<str>,
-    params: Option<Vec<Option<String>>>,
+    params: Params,
     started: Instant,
     /// DataRows seen.
     rows: u64,
@@ -47,7 +47,7 @@ pub struct Running {
 }
 
 impl Running {
-    fn new(statement: Arc<str>, params: Option<Vec<Option<String>>>) -> Running {
+    fn new(statement: Arc<str>, params: Params) -> Running {
         Running {
             statement,
             params,
@@ -151,7 +151,7 @@ impl Frontend {
 }
 
 /// Bind: formats, then values; values are kept when text format (or all-text default).
-fn bind_params(r: &mut Reader) -> Option<Vec<Option<String>>> {
+fn bind_params(r: &mut Reader) -> Params {
     let nformats = r.i16()?;
     let mut formats = Vec::with_capacity(nformats.max(0) as usize);
     for _ in 0..nformats {
@@ -177,7 +177,7 @@ fn bind_params(r: &mut Reader) -> Option<Vec<Option<String>>> {
             String::from_utf8_lossy(bytes).into_owned()
         }));
     }
-    Some(params)
+    Some(params.into())
 }
 
 /// Server → client: completes expectations and reports outcomes.

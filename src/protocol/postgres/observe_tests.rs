@@ -126,7 +126,10 @@ fn extended_protocol_reports_each_execute_with_params() {
         s.server(b'Z', b"I");
     }
     assert_eq!(s.out.len(), 2);
-    assert_eq!(s.out[1].params, Some(vec![Some("8".to_string())]));
+    assert_eq!(
+        s.out[1].params.as_deref(),
+        Some(&[Some("8".to_string())][..])
+    );
     assert_eq!(
         (&*s.out[1].statement, s.out[1].op, s.out[1].rows),
         ("select $1::int", "execute", 1)
