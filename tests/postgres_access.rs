@@ -276,3 +276,54 @@ async fn a_personal_access_token_works_as_the_password() {
     assert_eq!(sqlstate(&err), "28P01");
     env.gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_connection_cap_refuses_with_53300() {
+    let env = PgEnv::new("[limits]\nmax_connections = 2\n").await;
+    let (a, b) = (env.alice().await, env.alice().await);
+    let err = env.connect("alice", PASSWORD, "rr").await.err().unwrap();
+    assert_eq!(sqlstate(&err), "53300");
+    drop((a, b));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    env.connect("alice", PASSWORD, "rr").await.unwrap();
+    env.gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn cleartext_over_tls_accepts_passwords_and_tokens_when_allowed() {
+    let certs = common::tls::TestCert::new();
+    let env = PgEnv::new(&format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\nallow_cleartext = true\n",
+        certs.cert.display(),
+        certs.key.display()
+    ))
+    .await;
+    let admin = client(&env.gw, Some(&env.dir.bootstrap_token()));
+    let token = admin
+        .post("/api/tokens", json!({"user": "alice"}))
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for secret in [PASSWORD, token.as_str()] {
+        let conn = format!(
+            "host=127.0.0.1 port={} user=alice password={secret} dbname=rr sslmode=require",
+            env.port
+        );
+        let (ok, out, err) = psql(&conn, &["-c", "select 7"]).await;
+        assert!(ok && out.trim() == "7", "{err}");
+    }
+    let conn = format!(
+        "host=127.0.0.1 port={} user=alice password=wrong dbname=rr sslmode=require",
+        env.port
+    );
+    let (ok, _, err) = psql(&conn, &["-c", "select 7"]).await;
+    assert!(
+        !ok && err.contains("password authentication failed"),
+        "{err}"
+    );
+    // Without TLS the same listener still uses SCRAM, never cleartext.
+    env.connect("alice", PASSWORD, "rr").await.unwrap();
+    env.gw.shutdown().await;
+}

@@ -18,6 +18,15 @@ fn cell(v: &Value) -> String {
     }
 }
 
+/// Unix seconds → `2026-11-30 21:04:05Z`.
+fn timestamp(secs: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| secs.to_string())
+}
+
 /// A table of `rows` (an array, or one object) with the given columns.
 pub fn render(rows: &Value, columns: &[&str]) -> String {
     let rows: Vec<&Value> = match rows {
@@ -30,7 +39,13 @@ pub fn render(rows: &Value, columns: &[&str]) -> String {
         .map(|r| {
             columns
                 .iter()
-                .map(|c| cell(r.get(*c).unwrap_or(&Value::Null)))
+                .map(|c| {
+                    let v = r.get(*c).unwrap_or(&Value::Null);
+                    match v.as_i64() {
+                        Some(secs) if c.ends_with("_at") || *c == "ts" => timestamp(secs),
+                        _ => cell(v),
+                    }
+                })
                 .collect()
         })
         .collect();
@@ -67,6 +82,15 @@ pub fn render(rows: &Value, columns: &[&str]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn renders_timestamps_readably() {
+        let rows = serde_json::json!([{"started_at": 0}]);
+        assert_eq!(
+            render(&rows, &["started_at"]),
+            "STARTED_AT\n1970-01-01 00:00:00Z\n"
+        );
+    }
 
     #[test]
     fn renders_aligned_columns() {
