@@ -2,7 +2,6 @@
 //! cancel-key mapping and the relay framing/observation.
 
 pub mod backend;
-pub mod framer;
 pub mod front;
 pub mod observe;
 pub mod relay;

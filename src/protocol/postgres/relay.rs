@@ -7,9 +7,9 @@ use std::future::Future;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::framer::Framer;
 use super::front::{fatal_bytes, sqlstate};
 use super::observe::{self, Backend, Frontend, Outcome};
+use crate::protocol::framer::{Framer, Pg};
 
 /// Read buffers start small (idle sessions stay cheap) and grow once a read fills one.
 const BUF_START: usize = 2 * 1024;
@@ -62,8 +62,8 @@ where
     O: Observer,
 {
     let pending = observe::pending();
-    let (mut fe_framer, mut fe) = (Framer::default(), Frontend::default());
-    let (mut be_framer, mut be) = (Framer::default(), Backend::default());
+    let (mut fe_framer, mut fe) = (Framer::<Pg>::default(), Frontend::default());
+    let (mut be_framer, mut be) = (Framer::<Pg>::default(), Backend::default());
     let mut outcomes = Vec::new();
     let Counters {
         bytes_in,
@@ -78,9 +78,13 @@ where
         loop {
             if !chunk.is_empty() {
                 let mut terminated = false;
-                let fed = fe_framer.feed(chunk, observe::frontend_wants, |tag, body, _| {
-                    terminated |= fe.on_frame(tag, body, &pending);
-                });
+                let fed = fe_framer.feed(
+                    chunk,
+                    |h| observe::frontend_wants(h[0]),
+                    |h, body, _| {
+                        terminated |= fe.on_frame(h[0], body, &pending);
+                    },
+                );
                 if let Err(e) = fed {
                     return Ended::Failed(format!("client sent a malformed frame: {e:?}"));
                 }
@@ -113,9 +117,13 @@ where
         tokio::pin!(stop);
         loop {
             if !chunk.is_empty() {
-                let fed = be_framer.feed(chunk, observe::backend_wants, |tag, body, _| {
-                    be.on_frame(tag, body, &pending, &mut outcomes);
-                });
+                let fed = be_framer.feed(
+                    chunk,
+                    |h| observe::backend_wants(h[0]),
+                    |h, body, _| {
+                        be.on_frame(h[0], body, &pending, &mut outcomes);
+                    },
+                );
                 if let Err(e) = fed {
                     return Ended::Failed(format!("upstream sent a malformed frame: {e:?}"));
                 }
