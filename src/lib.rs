@@ -19,6 +19,7 @@ pub mod fsutil;
 pub mod metrics;
 pub mod model;
 pub mod protocol;
+pub mod relay;
 pub mod seal;
 pub mod session;
 pub mod store;

@@ -3,3 +3,19 @@
 
 pub mod framer;
 pub mod postgres;
+
+use std::sync::Arc;
+
+/// Bind parameters as text (`None` for NULL), when known.
+pub type Params = Option<Arc<[Option<String>]>>;
+
+/// A finished statement, ready to become a `query` event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub statement: Arc<str>,
+    pub op: &'static str,
+    pub params: Params,
+    pub duration_us: u64,
+    pub rows: u64,
+    pub error_code: Option<String>,
+}

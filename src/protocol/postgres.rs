@@ -4,4 +4,3 @@
 pub mod backend;
 pub mod front;
 pub mod observe;
-pub mod relay;

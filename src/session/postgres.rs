@@ -26,12 +26,13 @@ use crate::audit::{Event, Kind};
 use crate::auth::{ScramVerifier, constant_time_eq, looks_like_token, token_hash};
 use crate::metrics::Metrics;
 use crate::model::Protocol;
+use crate::protocol::Outcome;
 use crate::protocol::postgres::backend::{self, BackendError, Login, Upstream};
 use crate::protocol::postgres::front::{
     CancelKeys, PgFramed, ProxyKeys, ProxyParams, UpstreamKey, UpstreamParams, send_fatal, sqlstate,
 };
-use crate::protocol::postgres::observe::Outcome;
-use crate::protocol::postgres::relay::{self, Counters, Ended, Observer};
+use crate::protocol::postgres::observe::sides;
+use crate::relay::{self, Counters, Ended, Ends, Sink};
 
 /// Shared by every PostgreSQL connection.
 pub struct PgListener {
@@ -421,16 +422,32 @@ impl Frontend for PgFrontend<'_> {
         let ended = match (parts.io, stream) {
             // Plain TCP both ways: owned halves, no lock per read or write.
             (MaybeTls::Plain(client), Stream::Plain(upstream)) => {
-                let (cr, cw) = client.into_split();
-                let (ur, uw) = upstream.into_split();
-                let (o, c) = (&mut observer, &mut counters);
-                relay::relay(cr, cw, ur, uw, first_in, first_out, stop, o, c).await
+                let (client_r, client_w) = client.into_split();
+                let (up_r, up_w) = upstream.into_split();
+                let ends = Ends {
+                    client_r,
+                    client_w,
+                    up_r,
+                    up_w,
+                    client_first: first_in,
+                    upstream_first: first_out,
+                };
+                let (c, s) = sides::pair();
+                relay::relay(ends, c, s, stop, &mut observer, &mut counters).await
             }
             (client, upstream) => {
-                let (cr, cw) = tokio::io::split(client);
-                let (ur, uw) = tokio::io::split(upstream);
-                let (o, c) = (&mut observer, &mut counters);
-                relay::relay(cr, cw, ur, uw, first_in, first_out, stop, o, c).await
+                let (client_r, client_w) = tokio::io::split(client);
+                let (up_r, up_w) = tokio::io::split(upstream);
+                let ends = Ends {
+                    client_r,
+                    client_w,
+                    up_r,
+                    up_w,
+                    client_first: first_in,
+                    upstream_first: first_out,
+                };
+                let (c, s) = sides::pair();
+                relay::relay(ends, c, s, stop, &mut observer, &mut counters).await
             }
         };
         self.listener.cancel.remove(pid, &secret);
@@ -464,7 +481,7 @@ struct EventObserver<'a> {
     link: &'a RelayLink,
 }
 
-impl Observer for EventObserver<'_> {
+impl Sink for EventObserver<'_> {
     async fn outcome(&mut self, o: Outcome) {
         Metrics::inc(&self.link.metrics.queries_total);
         let status = if o.error_code.is_some() {

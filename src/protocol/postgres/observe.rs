@@ -8,19 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Bind parameters as text (`None` for NULL), when known.
-pub type Params = Option<Arc<[Option<String>]>>;
-
-/// A finished statement, ready to become a `query` event.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
-    pub statement: Arc<str>,
-    pub op: &'static str,
-    pub params: Params,
-    pub duration_us: u64,
-    pub rows: u64,
-    pub error_code: Option<String>,
-}
+pub use crate::protocol::{Outcome, Params};
 
 /// A response the server owes the client, in order.
 #[derive(Debug)]
@@ -342,3 +330,66 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 #[path = "observe_tests.rs"]
 mod tests;
+
+/// The PostgreSQL observers for the shared relay.
+pub mod sides {
+    use super::*;
+    use crate::protocol::framer::Pg;
+    use crate::relay::{ClientSide, ServerSide};
+
+    pub struct PgClient {
+        pub fe: Frontend,
+        pub pending: Pending,
+    }
+
+    pub struct PgServer {
+        pub be: Backend,
+        pub pending: Pending,
+    }
+
+    /// The two observers of one session, sharing the queue of expected responses.
+    pub fn pair() -> (PgClient, PgServer) {
+        let pending = pending();
+        (
+            PgClient {
+                fe: Frontend::default(),
+                pending: Arc::clone(&pending),
+            },
+            PgServer {
+                be: Backend::default(),
+                pending,
+            },
+        )
+    }
+
+    impl ClientSide for PgClient {
+        type Wire = Pg;
+        fn wants(h: &[u8]) -> bool {
+            frontend_wants(h[0])
+        }
+        fn frame(&mut self, h: &[u8], body: &[u8]) -> bool {
+            self.fe.on_frame(h[0], body, &self.pending)
+        }
+    }
+
+    impl ServerSide for PgServer {
+        type Wire = Pg;
+        const LIMIT: usize = crate::protocol::framer::CAPTURE_LIMIT;
+        fn wants(h: &[u8]) -> bool {
+            backend_wants(h[0])
+        }
+        fn frame(&mut self, h: &[u8], body: &[u8], out: &mut Vec<Outcome>) {
+            self.be.on_frame(h[0], body, &self.pending, out);
+        }
+        fn fatal(&self) -> Option<String> {
+            self.be.fatal.clone()
+        }
+        fn goodbye(&self, message: &str) -> Option<Vec<u8>> {
+            let bytes = super::super::front::fatal_bytes(
+                super::super::front::sqlstate::ADMIN_SHUTDOWN,
+                message,
+            );
+            Some(bytes.to_vec())
+        }
+    }
+}

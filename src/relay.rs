@@ -1,34 +1,55 @@
-//! The hot path for PostgreSQL: bytes are forwarded as read, in both directions, never
-//! re-encoded. Each direction runs a `Framer` over what passes and hands the frames the
-//! monitoring log needs to `observe`; finished statements go to the `Observer`. A stop
-//! request is honoured at a frame boundary towards the client, with a FATAL 57P01.
+//! The hot path, written once for both protocols: bytes are forwarded as read, in both
+//! directions, never re-encoded. Each direction runs a `Framer` over what passes and hands
+//! the frames the monitoring log needs to the protocol's observers; finished statements go
+//! to the `Sink`. A stop request is honoured at a frame boundary towards the client with
+//! the protocol's goodbye (PostgreSQL: FATAL 57P01), or by closing.
 
 use std::future::Future;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::front::{fatal_bytes, sqlstate};
-use super::observe::{self, Backend, Frontend, Outcome};
-use crate::protocol::framer::{Framer, Pg};
+use crate::protocol::Outcome;
+use crate::protocol::framer::{Framer, Wire};
 
 /// Read buffers start small (idle sessions stay cheap) and grow once a read fills one.
 const BUF_START: usize = 2 * 1024;
 const BUF: usize = 32 * 1024;
 
+/// Client → server observation.
+pub trait ClientSide: Send {
+    type Wire: Wire;
+    fn wants(header: &[u8]) -> bool;
+    /// One client frame; true when the client said goodbye (the frame is still forwarded).
+    fn frame(&mut self, header: &[u8], body: &[u8]) -> bool;
+}
+
+/// Server → client observation.
+pub trait ServerSide: Send {
+    type Wire: Wire;
+    /// How much of a wanted body to keep.
+    const LIMIT: usize;
+    fn wants(header: &[u8]) -> bool;
+    fn frame(&mut self, header: &[u8], body: &[u8], out: &mut Vec<Outcome>);
+    /// The error code of a fatal server error, if one was seen.
+    fn fatal(&self) -> Option<String>;
+    /// Bytes telling the client the session ends, when the protocol has them.
+    fn goodbye(&self, message: &str) -> Option<Vec<u8>>;
+}
+
 /// Receives finished statements (and may make the relay wait: back-pressure).
-pub trait Observer: Send {
+pub trait Sink: Send {
     fn outcome(&mut self, outcome: Outcome) -> impl Future<Output = ()> + Send;
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Ended {
-    /// The client sent Terminate.
+    /// The client said goodbye (Terminate / COM_QUIT).
     ClientTerminated,
-    /// The client closed without Terminate.
+    /// The client closed without goodbye.
     ClientClosed,
-    /// The upstream closed; with the SQLSTATE of its FATAL error if it sent one.
+    /// The upstream closed; with the code of its fatal error if it sent one.
     UpstreamClosed(Option<String>),
-    /// Told to stop; the client was sent the message (when at a frame boundary).
+    /// Told to stop.
     Stopped,
     /// A socket error or a malformed frame.
     Failed(String),
@@ -41,17 +62,23 @@ pub struct Counters {
     pub queries: u64,
 }
 
+/// The two connections' halves and what each already holds unread.
+pub struct Ends<'a, CR, CW, UR, UW> {
+    pub client_r: CR,
+    pub client_w: CW,
+    pub up_r: UR,
+    pub up_w: UW,
+    pub client_first: &'a [u8],
+    pub upstream_first: &'a [u8],
+}
+
 /// Relays until one side ends or `stop` resolves with the message for the client.
-#[allow(clippy::too_many_arguments)]
-pub async fn relay<CR, CW, UR, UW, O>(
-    mut client_r: CR,
-    mut client_w: CW,
-    mut up_r: UR,
-    mut up_w: UW,
-    client_first: &[u8],
-    upstream_first: &[u8],
+pub async fn relay<CR, CW, UR, UW, C, S, K>(
+    ends: Ends<'_, CR, CW, UR, UW>,
+    mut client: C,
+    mut server: S,
     stop: impl Future<Output = String> + Send,
-    observer: &mut O,
+    sink: &mut K,
     counters: &mut Counters,
 ) -> Ended
 where
@@ -59,11 +86,20 @@ where
     CW: AsyncWrite + Unpin + Send,
     UR: AsyncRead + Unpin + Send,
     UW: AsyncWrite + Unpin + Send,
-    O: Observer,
+    C: ClientSide,
+    S: ServerSide,
+    K: Sink,
 {
-    let pending = observe::pending();
-    let (mut fe_framer, mut fe) = (Framer::<Pg>::default(), Frontend::default());
-    let (mut be_framer, mut be) = (Framer::<Pg>::default(), Backend::default());
+    let Ends {
+        mut client_r,
+        mut client_w,
+        mut up_r,
+        mut up_w,
+        client_first,
+        upstream_first,
+    } = ends;
+    let mut fe_framer = Framer::<C::Wire>::default();
+    let mut be_framer = Framer::<S::Wire>::with_limit(S::LIMIT);
     let mut outcomes = Vec::new();
     let Counters {
         bytes_in,
@@ -77,14 +113,10 @@ where
         let mut chunk: &[u8] = client_first;
         loop {
             if !chunk.is_empty() {
-                let mut terminated = false;
-                let fed = fe_framer.feed(
-                    chunk,
-                    |h| observe::frontend_wants(h[0]),
-                    |h, body, _| {
-                        terminated |= fe.on_frame(h[0], body, &pending);
-                    },
-                );
+                let mut bye = false;
+                let fed = fe_framer.feed(chunk, C::wants, |h, body, _| {
+                    bye |= client.frame(h, body);
+                });
                 if let Err(e) = fed {
                     return Ended::Failed(format!("client sent a malformed frame: {e:?}"));
                 }
@@ -92,7 +124,7 @@ where
                 if let Err(e) = write(&mut up_w, chunk).await {
                     return Ended::Failed(format!("writing to the upstream: {e}"));
                 }
-                if terminated {
+                if bye {
                     return Ended::ClientTerminated;
                 }
             }
@@ -117,13 +149,9 @@ where
         tokio::pin!(stop);
         loop {
             if !chunk.is_empty() {
-                let fed = be_framer.feed(
-                    chunk,
-                    |h| observe::backend_wants(h[0]),
-                    |h, body, _| {
-                        be.on_frame(h[0], body, &pending, &mut outcomes);
-                    },
-                );
+                let fed = be_framer.feed(chunk, S::wants, |h, body, _| {
+                    server.frame(h, body, &mut outcomes);
+                });
                 if let Err(e) = fed {
                     return Ended::Failed(format!("upstream sent a malformed frame: {e:?}"));
                 }
@@ -133,7 +161,7 @@ where
                 }
                 for o in outcomes.drain(..) {
                     *queries += 1;
-                    observer.outcome(o).await;
+                    sink.outcome(o).await;
                 }
             }
             if filled && buf.len() < BUF {
@@ -142,15 +170,17 @@ where
             let n = tokio::select! {
                 biased;
                 message = &mut stop => {
-                    if be_framer.at_boundary() {
-                        let _ = write(&mut client_w, &fatal_bytes(sqlstate::ADMIN_SHUTDOWN, &message)).await;
+                    if be_framer.at_boundary()
+                        && let Some(bytes) = server.goodbye(&message)
+                    {
+                        let _ = write(&mut client_w, &bytes).await;
                     }
                     return Ended::Stopped;
                 }
                 read = up_r.read(&mut buf) => read,
             };
             chunk = match n {
-                Ok(0) => return Ended::UpstreamClosed(be.fatal.clone()),
+                Ok(0) => return Ended::UpstreamClosed(server.fatal()),
                 Ok(n) => {
                     filled = n == buf.len();
                     &buf[..n]
