@@ -45,6 +45,7 @@ pub struct Running {
     pub gateway: Arc<Gateway>,
     pub admin_addr: Option<SocketAddr>,
     pub postgres_addr: Option<SocketAddr>,
+    pub mysql_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     index_task: tokio::task::JoinHandle<()>,
     listeners: JoinSet<()>,
@@ -158,9 +159,30 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tracing::info!(addr = %listener.local_addr()?, tls = server_tls.is_some(), "PostgreSQL listener ready");
         let acceptor = server_tls.clone().map(pgwire::tokio::TlsAcceptor::from);
         let pg = Arc::new(PgListener::new(Arc::clone(&gateway), acceptor));
-        listeners.spawn(pg.serve(listener, stopped_fut(stopped.clone())));
+        listeners.spawn(crate::session::accept_loop(
+            pg,
+            listener,
+            stopped_fut(stopped.clone()),
+        ));
+    }
+    let mut mysql_addr = None;
+    if let Some(addr) = listen.mysql {
+        let listener = bind(addr, "listen.mysql").await?;
+        mysql_addr = Some(listener.local_addr()?);
+        tracing::info!(addr = %listener.local_addr()?, tls = server_tls.is_some(), "MySQL listener ready");
+        let acceptor = server_tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        let my = Arc::new(crate::session::mysql::MyListener::new(
+            Arc::clone(&gateway),
+            acceptor,
+        ));
+        listeners.spawn(crate::session::accept_loop(
+            my,
+            listener,
+            stopped_fut(stopped.clone()),
+        ));
     }
     Ok(Running {
+        mysql_addr,
         control,
         gateway,
         admin_addr,

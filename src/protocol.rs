@@ -2,6 +2,7 @@
 //! `access`, `audit` or `admin`; `session` drives these.
 
 pub mod framer;
+pub mod mysql;
 pub mod postgres;
 
 use std::sync::Arc;

@@ -15,12 +15,22 @@ use crate::protocol::framer::{Framer, Wire};
 const BUF_START: usize = 2 * 1024;
 const BUF: usize = 32 * 1024;
 
+/// What the relay does with a client frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    /// The client said goodbye; forward it and end.
+    Bye,
+    /// Never forward this; end the session with the reason.
+    Block(&'static str),
+}
+
 /// Client → server observation.
 pub trait ClientSide: Send {
     type Wire: Wire;
     fn wants(header: &[u8]) -> bool;
-    /// One client frame; true when the client said goodbye (the frame is still forwarded).
-    fn frame(&mut self, header: &[u8], body: &[u8]) -> bool;
+    /// One client frame.
+    fn frame(&mut self, header: &[u8], body: &[u8]) -> Verdict;
 }
 
 /// Server → client observation.
@@ -113,12 +123,18 @@ where
         let mut chunk: &[u8] = client_first;
         loop {
             if !chunk.is_empty() {
-                let mut bye = false;
-                let fed = fe_framer.feed(chunk, C::wants, |h, body, _| {
-                    bye |= client.frame(h, body);
-                });
+                let (mut bye, mut blocked) = (false, None);
+                let fed =
+                    fe_framer.feed(chunk, C::wants, |h, body, _| match client.frame(h, body) {
+                        Verdict::Pass => {}
+                        Verdict::Bye => bye = true,
+                        Verdict::Block(why) => blocked = Some(why),
+                    });
                 if let Err(e) = fed {
                     return Ended::Failed(format!("client sent a malformed frame: {e:?}"));
+                }
+                if let Some(why) = blocked {
+                    return Ended::Failed(why.to_owned());
                 }
                 *bytes_in += chunk.len() as u64;
                 if let Err(e) = write(&mut up_w, chunk).await {

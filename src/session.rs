@@ -8,6 +8,7 @@
 //! it produces `auth_failed` or `access_denied` and no `session_started`/`session_ended`.
 
 pub mod index;
+pub mod mysql;
 mod pg_scram;
 pub mod postgres;
 mod registry;
@@ -321,5 +322,88 @@ impl Drop for EndGuard<'_> {
             };
             self.gw.recorder.record_detached(self.event(end));
         }
+    }
+}
+
+/// A protocol listener: what to do with each accepted connection.
+pub trait Accept: Send + Sync + Sized + 'static {
+    fn gateway(&self) -> &Gateway;
+    /// Tells a connection over `limits.max_connections` why it is refused.
+    fn over_cap(tcp: tokio::net::TcpStream) -> impl Future<Output = ()> + Send;
+    fn connection(
+        self: Arc<Self>,
+        tcp: tokio::net::TcpStream,
+        addr: SocketAddr,
+    ) -> impl Future<Output = ()> + Send;
+}
+
+/// Accepts until `stop` resolves; each connection runs on its own task, up to the cap.
+pub async fn accept_loop<L: Accept>(
+    l: Arc<L>,
+    listener: tokio::net::TcpListener,
+    stop: impl Future<Output = ()>,
+) {
+    let cap = Arc::new(tokio::sync::Semaphore::new(
+        l.gateway().control.config().limits.max_connections,
+    ));
+    tokio::pin!(stop);
+    loop {
+        let (tcp, addr) = tokio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let Ok(permit) = Arc::clone(&cap).try_acquire_owned() else {
+            Metrics::inc(&l.gateway().metrics.connections_refused_total);
+            tokio::spawn(L::over_cap(tcp));
+            continue;
+        };
+        let this = Arc::clone(&l);
+        tokio::spawn(async move {
+            let _permit = permit;
+            this.connection(tcp, addr).await;
+        });
+    }
+}
+
+/// Turns finished statements into `query` events (waiting when the log is behind).
+pub struct EventSink<'a> {
+    link: &'a RelayLink,
+}
+
+impl<'a> EventSink<'a> {
+    pub fn new(link: &'a RelayLink) -> Self {
+        EventSink { link }
+    }
+}
+
+impl crate::relay::Sink for EventSink<'_> {
+    async fn outcome(&mut self, o: crate::protocol::Outcome) {
+        Metrics::inc(&self.link.metrics.queries_total);
+        let status = if o.error_code.is_some() {
+            "error"
+        } else {
+            "ok"
+        };
+        let event = Event {
+            common: Arc::clone(&self.link.common),
+            kind: Kind::Query {
+                statement: o.statement,
+                op: o.op,
+                params: o.params,
+                duration_us: o.duration_us,
+                rows: o.rows,
+                status,
+                error_code: o.error_code,
+            },
+        };
+        let _ = self.link.recorder.record(event).await;
     }
 }

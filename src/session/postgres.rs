@@ -15,24 +15,20 @@ use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireFrontendMessage;
 use pgwire::messages::startup::Authentication;
 use pgwire::tokio::server::MaybeTls;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 use crate::tls::Stream;
-use tokio::sync::Semaphore;
 
 use super::{Frontend, Gateway, Hello, RelayEnd, RelayLink, SessionError};
 use crate::access::{Identity, Permit, Snapshot};
-use crate::audit::{Event, Kind};
 use crate::auth::{ScramVerifier, constant_time_eq, looks_like_token, token_hash};
-use crate::metrics::Metrics;
 use crate::model::Protocol;
-use crate::protocol::Outcome;
 use crate::protocol::postgres::backend::{self, BackendError, Login, Upstream};
 use crate::protocol::postgres::front::{
     CancelKeys, PgFramed, ProxyKeys, ProxyParams, UpstreamKey, UpstreamParams, send_fatal, sqlstate,
 };
 use crate::protocol::postgres::observe::sides;
-use crate::relay::{self, Counters, Ended, Ends, Sink};
+use crate::relay::{self, Counters, Ended, Ends};
 
 /// Shared by every PostgreSQL connection.
 pub struct PgListener {
@@ -54,43 +50,18 @@ impl PgListener {
             cancel,
         }
     }
+}
 
-    /// Accepts until `stop` resolves; each connection runs on its own task.
-    pub async fn serve(
-        self: Arc<Self>,
-        listener: TcpListener,
-        stop: impl std::future::Future<Output = ()>,
-    ) {
-        let cap = Arc::new(Semaphore::new(
-            self.gw.control.config().limits.max_connections,
-        ));
-        tokio::pin!(stop);
-        loop {
-            let (tcp, addr) = tokio::select! {
-                _ = &mut stop => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let this = Arc::clone(&self);
-            let Ok(permit) = Arc::clone(&cap).try_acquire_owned() else {
-                Metrics::inc(&self.gw.metrics.connections_refused_total);
-                tokio::spawn(refuse_over_cap(tcp));
-                continue;
-            };
-            tokio::spawn(async move {
-                let _permit = permit;
-                this.connection(tcp, addr).await;
-            });
-        }
+impl super::Accept for PgListener {
+    fn gateway(&self) -> &Gateway {
+        &self.gw
     }
 
-    async fn connection(&self, tcp: TcpStream, addr: std::net::SocketAddr) {
+    async fn over_cap(tcp: TcpStream) {
+        refuse_over_cap(tcp).await
+    }
+
+    async fn connection(self: Arc<Self>, tcp: TcpStream, addr: std::net::SocketAddr) {
         let timeout = self.gw.control.config().limits.login_timeout;
         let framed = match tokio::time::timeout(
             timeout,
@@ -104,7 +75,7 @@ impl PgListener {
         let config = self.gw.control.config();
         let fe = PgFrontend {
             framed,
-            listener: self,
+            listener: &self,
             require_tls: config.tls.as_ref().is_some_and(|t| t.require),
             allow_cleartext: config.tls.as_ref().is_some_and(|t| t.allow_cleartext),
             params: Vec::new(),
@@ -416,7 +387,7 @@ impl Frontend for PgFrontend<'_> {
                 }
             }
         };
-        let mut observer = EventObserver { link: &link };
+        let mut observer = super::EventSink::new(&link);
         let mut counters = Counters::default();
         let (first_in, first_out) = (&parts.read_buf[..], &leftover[..]);
         let ended = match (parts.io, stream) {
@@ -473,34 +444,5 @@ impl Frontend for PgFrontend<'_> {
             bytes_out: counters.bytes_out,
             queries: counters.queries,
         }
-    }
-}
-
-/// Turns finished statements into `query` events.
-struct EventObserver<'a> {
-    link: &'a RelayLink,
-}
-
-impl Sink for EventObserver<'_> {
-    async fn outcome(&mut self, o: Outcome) {
-        Metrics::inc(&self.link.metrics.queries_total);
-        let status = if o.error_code.is_some() {
-            "error"
-        } else {
-            "ok"
-        };
-        let event = Event {
-            common: Arc::clone(&self.link.common),
-            kind: Kind::Query {
-                statement: o.statement,
-                op: o.op,
-                params: o.params,
-                duration_us: o.duration_us,
-                rows: o.rows,
-                status,
-                error_code: o.error_code,
-            },
-        };
-        let _ = self.link.recorder.record(event).await;
     }
 }

@@ -335,7 +335,7 @@ mod tests;
 pub mod sides {
     use super::*;
     use crate::protocol::framer::Pg;
-    use crate::relay::{ClientSide, ServerSide};
+    use crate::relay::{ClientSide, ServerSide, Verdict};
 
     pub struct PgClient {
         pub fe: Frontend,
@@ -367,8 +367,12 @@ pub mod sides {
         fn wants(h: &[u8]) -> bool {
             frontend_wants(h[0])
         }
-        fn frame(&mut self, h: &[u8], body: &[u8]) -> bool {
-            self.fe.on_frame(h[0], body, &self.pending)
+        fn frame(&mut self, h: &[u8], body: &[u8]) -> Verdict {
+            if self.fe.on_frame(h[0], body, &self.pending) {
+                Verdict::Bye
+            } else {
+                Verdict::Pass
+            }
         }
     }
 

@@ -1,0 +1,5 @@
+//! MySQL: packets, both handshakes and the relay observers.
+
+pub mod handshake;
+pub mod observe;
+pub mod packet;

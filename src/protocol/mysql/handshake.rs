@@ -1,0 +1,328 @@
+//! Both MySQL handshakes: reading the client's HandshakeResponse41 (after masking its
+//! capabilities with ours) and checking its scramble against stored verifiers; and logging
+//! in upstream as the resource role's user with the client's capabilities (minus
+//! compression), `mysql_native_password` or `caching_sha2_password` (fast path, or the
+//! cleartext full path over TLS).
+
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::packet::{self, Reader, caps};
+use crate::auth::constant_time_eq;
+
+pub const NATIVE: &str = "mysql_native_password";
+pub const SHA2: &str = "caching_sha2_password";
+pub const CLEAR: &str = "mysql_clear_password";
+
+/// What the client sent in its HandshakeResponse41.
+#[derive(Clone, Debug, Default)]
+pub struct ClientHello {
+    /// The client's capabilities, masked with the gateway's.
+    pub caps: u32,
+    pub max_packet: u32,
+    pub charset: u8,
+    pub user: String,
+    pub auth: Vec<u8>,
+    pub database: Option<String>,
+    pub plugin: String,
+    /// Connect attributes as sent (the lenenc-prefixed block), forwarded upstream.
+    pub attrs: Vec<u8>,
+}
+
+/// An SSLRequest is the first 32 bytes of a response, with `CLIENT_SSL`.
+pub fn is_ssl_request(payload: &[u8]) -> bool {
+    payload.len() == 32 && Reader(payload).u32().is_some_and(|c| c & caps::SSL != 0)
+}
+
+pub fn parse_response(payload: &[u8], server_caps: u32) -> Result<ClientHello, String> {
+    let bad = |what: &str| format!("malformed handshake response: {what}");
+    let mut r = Reader(payload);
+    let client_caps = r.u32().ok_or_else(|| bad("capabilities"))?;
+    // Trust only what both sides offered (clients set flags the server did not).
+    let caps = client_caps & server_caps;
+    if caps & caps::PROTOCOL_41 == 0 {
+        return Err("the client does not speak protocol 4.1".into());
+    }
+    let max_packet = r.u32().ok_or_else(|| bad("max packet"))?;
+    let charset = r.u8().ok_or_else(|| bad("charset"))?;
+    r.take(23).ok_or_else(|| bad("filler"))?;
+    let user = String::from_utf8_lossy(r.nul_str().ok_or_else(|| bad("user"))?).into_owned();
+    let auth = if caps & caps::PLUGIN_AUTH_LENENC != 0 {
+        let n = r.lenenc().ok_or_else(|| bad("auth length"))? as usize;
+        r.take(n).ok_or_else(|| bad("auth data"))?.to_vec()
+    } else {
+        let n = r.u8().ok_or_else(|| bad("auth length"))? as usize;
+        r.take(n).ok_or_else(|| bad("auth data"))?.to_vec()
+    };
+    let database = if caps & caps::CONNECT_WITH_DB != 0 && !r.is_empty() {
+        Some(String::from_utf8_lossy(r.nul_str().ok_or_else(|| bad("database"))?).into_owned())
+    } else {
+        None
+    };
+    let plugin = if caps & caps::PLUGIN_AUTH != 0 && !r.is_empty() {
+        String::from_utf8_lossy(r.nul_str().unwrap_or_default()).into_owned()
+    } else {
+        NATIVE.to_owned()
+    };
+    let attrs = if caps & caps::CONNECT_ATTRS != 0 {
+        r.rest().to_vec()
+    } else {
+        Vec::new()
+    };
+    Ok(ClientHello {
+        caps,
+        max_packet,
+        charset,
+        user,
+        auth,
+        database: database.filter(|d| !d.is_empty()),
+        plugin,
+        attrs,
+    })
+}
+
+fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
+    a.iter().zip(b).map(|(x, y)| x ^ y).collect()
+}
+
+/// `SHA1(pw) XOR SHA1(nonce + SHA1(SHA1(pw)))`.
+pub fn native_scramble(password: &str, nonce: &[u8]) -> Vec<u8> {
+    if password.is_empty() {
+        return Vec::new();
+    }
+    let stage1 = Sha1::digest(password.as_bytes());
+    let stage2 = Sha1::digest(stage1);
+    xor(
+        &stage1,
+        &Sha1::new()
+            .chain_update(nonce)
+            .chain_update(stage2)
+            .finalize(),
+    )
+}
+
+/// `SHA256(pw) XOR SHA256(SHA256(SHA256(pw)) + nonce)`.
+pub fn sha2_scramble(password: &str, nonce: &[u8]) -> Vec<u8> {
+    if password.is_empty() {
+        return Vec::new();
+    }
+    let stage1 = Sha256::digest(password.as_bytes());
+    let stage2 = Sha256::digest(stage1);
+    xor(
+        &stage1,
+        &Sha256::new()
+            .chain_update(stage2)
+            .chain_update(nonce)
+            .finalize(),
+    )
+}
+
+/// Checks a native scramble against SHA1(SHA1(pw)).
+pub fn verify_native(verifier: &[u8], nonce: &[u8], response: &[u8]) -> bool {
+    if response.len() != 20 {
+        return false;
+    }
+    let mask = Sha1::new()
+        .chain_update(nonce)
+        .chain_update(verifier)
+        .finalize();
+    constant_time_eq(&Sha1::digest(xor(response, &mask)), verifier)
+}
+
+/// Checks a caching_sha2 fast-path scramble against SHA256(SHA256(pw)).
+pub fn verify_sha2(verifier: &[u8], nonce: &[u8], response: &[u8]) -> bool {
+    if response.len() != 32 {
+        return false;
+    }
+    let mask = Sha256::new()
+        .chain_update(verifier)
+        .chain_update(nonce)
+        .finalize();
+    constant_time_eq(&Sha256::digest(xor(response, &mask)), verifier)
+}
+
+/// The upstream's HandshakeV10.
+#[derive(Debug, Default)]
+pub struct ServerHello {
+    pub version: String,
+    pub thread_id: u32,
+    pub scramble: Vec<u8>,
+    pub caps: u32,
+    pub plugin: String,
+}
+
+pub fn parse_server_hello(payload: &[u8]) -> Result<ServerHello, String> {
+    let bad = |what: &str| format!("malformed upstream handshake: {what}");
+    let mut r = Reader(payload);
+    match r.u8() {
+        Some(10) => {}
+        Some(0xFF) => {
+            return Err(format!(
+                "upstream refused the connection: {}",
+                String::from_utf8_lossy(r.rest())
+            ));
+        }
+        _ => return Err(bad("protocol version")),
+    }
+    let version = String::from_utf8_lossy(r.nul_str().ok_or_else(|| bad("version"))?).into_owned();
+    let thread_id = r.u32().ok_or_else(|| bad("thread id"))?;
+    let mut scramble = r.take(8).ok_or_else(|| bad("scramble"))?.to_vec();
+    r.u8();
+    let low = r.u16().ok_or_else(|| bad("capabilities"))? as u32;
+    r.u8();
+    r.u16();
+    let high = r.u16().unwrap_or(0) as u32;
+    let data_len = r.u8().unwrap_or(0) as usize;
+    r.take(10);
+    let part2 = data_len.saturating_sub(8).max(13);
+    if let Some(rest) = r.take(part2) {
+        scramble.extend_from_slice(rest.strip_suffix(&[0]).unwrap_or(rest));
+    }
+    let plugin = r
+        .nul_str()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .unwrap_or_else(|| NATIVE.into());
+    Ok(ServerHello {
+        version,
+        thread_id,
+        scramble,
+        caps: low | (high << 16),
+        plugin,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("connection to the upstream failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Protocol(String),
+    #[error("the upstream refused the login: {code} {message}")]
+    Refused { code: u16, message: String },
+    #[error(
+        "the upstream asked for full caching_sha2 authentication, which needs TLS to the resource"
+    )]
+    NeedsTls,
+}
+
+/// Logs in upstream; returns the upstream's hello (its thread id, for KILL).
+pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    client: &ClientHello,
+    user: &str,
+    password: &str,
+    database: &str,
+) -> Result<ServerHello, UpstreamError> {
+    let (seq, payload) = packet::read(s, packet::MAX_LOGIN_PACKET).await?;
+    let hello = parse_server_hello(&payload).map_err(UpstreamError::Protocol)?;
+    // Exactly the client's capabilities, so relayed packets parse on both sides.
+    let mut caps =
+        (client.caps & !caps::COMPRESS & !caps::SSL) | caps::CONNECT_WITH_DB | caps::PLUGIN_AUTH;
+    if !client.attrs.is_empty() {
+        caps |= caps::CONNECT_ATTRS;
+    }
+    let caps = caps & (hello.caps | caps::CONNECT_WITH_DB);
+    let plugin = if hello.plugin == SHA2 { SHA2 } else { NATIVE };
+    let auth = scramble_for(plugin, password, &hello.scramble);
+    let mut p = Vec::with_capacity(128);
+    p.extend_from_slice(&caps.to_le_bytes());
+    p.extend_from_slice(&client.max_packet.max(1 << 24).to_le_bytes());
+    p.push(client.charset);
+    p.extend_from_slice(&[0; 23]);
+    p.extend_from_slice(user.as_bytes());
+    p.push(0);
+    // A scramble is 20 or 32 bytes: one length byte, whether lenenc or not.
+    p.push(auth.len() as u8);
+    p.extend_from_slice(&auth);
+    p.extend_from_slice(database.as_bytes());
+    p.push(0);
+    p.extend_from_slice(plugin.as_bytes());
+    p.push(0);
+    if caps & caps::CONNECT_ATTRS != 0 {
+        p.extend_from_slice(&client.attrs);
+    }
+    let mut seq = seq.wrapping_add(1);
+    packet::write(s, seq, &p).await?;
+    loop {
+        let (rseq, payload) = packet::read(s, packet::MAX_LOGIN_PACKET).await?;
+        seq = rseq.wrapping_add(1);
+        let mut r = Reader(&payload);
+        match r.u8() {
+            Some(0x00) => return Ok(hello),
+            Some(0xFF) => {
+                let code = r.u16().unwrap_or(0);
+                let message = String::from_utf8_lossy(r.rest()).into_owned();
+                return Err(UpstreamError::Refused { code, message });
+            }
+            Some(0xFE) => {
+                // AuthSwitchRequest: plugin, new scramble.
+                let plugin = String::from_utf8_lossy(r.nul_str().unwrap_or_default()).into_owned();
+                let data = r.rest();
+                let nonce = data.strip_suffix(&[0]).unwrap_or(data);
+                let reply = match plugin.as_str() {
+                    NATIVE => native_scramble(password, nonce),
+                    SHA2 => sha2_scramble(password, nonce),
+                    other => {
+                        return Err(UpstreamError::Protocol(format!(
+                            "unsupported upstream auth plugin {other}"
+                        )));
+                    }
+                };
+                packet::write(s, seq, &reply).await?;
+            }
+            Some(0x01) => match r.u8() {
+                Some(0x03) => continue, // fast auth succeeded; OK follows
+                Some(0x04) => return Err(UpstreamError::NeedsTls), // full auth: needs TLS or RSA
+                _ => return Err(UpstreamError::Protocol("unexpected AuthMoreData".into())),
+            },
+            _ => {
+                return Err(UpstreamError::Protocol(
+                    "unexpected packet during upstream login".into(),
+                ));
+            }
+        }
+    }
+}
+
+fn scramble_for(plugin: &str, password: &str, nonce: &[u8]) -> Vec<u8> {
+    if plugin == SHA2 {
+        sha2_scramble(password, nonce)
+    } else {
+        native_scramble(password, nonce)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrambles_verify_against_stored_verifiers() {
+        let nonce = [7u8; 20];
+        let native = crate::auth::mysql_native_verifier("pw");
+        assert!(verify_native(
+            &native,
+            &nonce,
+            &native_scramble("pw", &nonce)
+        ));
+        assert!(!verify_native(
+            &native,
+            &nonce,
+            &native_scramble("nope", &nonce)
+        ));
+        let sha2 = crate::auth::mysql_sha2_verifier("pw");
+        assert!(verify_sha2(&sha2, &nonce, &sha2_scramble("pw", &nonce)));
+        assert!(!verify_sha2(&sha2, &nonce, &sha2_scramble("nope", &nonce)));
+        assert!(!verify_native(&native, &nonce, b"short"));
+    }
+
+    #[test]
+    fn garbage_responses_are_errors_not_panics() {
+        for len in 0..64 {
+            let junk: Vec<u8> = (0..len).map(|i| (i * 37 % 251) as u8).collect();
+            let _ = parse_response(&junk, caps::GATEWAY);
+            let _ = parse_server_hello(&junk);
+        }
+    }
+}

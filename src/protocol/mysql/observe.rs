@@ -1,0 +1,266 @@
+//! What the monitoring log needs from a relayed MySQL session. The client's commands (a
+//! packet with sequence id 0) queue expected responses; the server's packets complete them
+//! through a small state machine (OK / ERR / result set with EOF packets / LOCAL INFILE),
+//! producing one `Outcome` per `COM_QUERY` and `COM_STMT_EXECUTE` (and per failed
+//! `COM_STMT_PREPARE`). Rows are counted, never decoded.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use super::packet::{Reader, SERVER_MORE_RESULTS_EXISTS};
+use crate::protocol::Outcome;
+use crate::protocol::framer::My;
+use crate::relay::{ClientSide, ServerSide, Verdict};
+
+const COM_QUIT: u8 = 0x01;
+const COM_INIT_DB: u8 = 0x02;
+const COM_QUERY: u8 = 0x03;
+const COM_PING: u8 = 0x0e;
+const COM_CHANGE_USER: u8 = 0x11;
+const COM_STMT_PREPARE: u8 = 0x16;
+const COM_STMT_EXECUTE: u8 = 0x17;
+const COM_STMT_CLOSE: u8 = 0x19;
+const COM_RESET_CONNECTION: u8 = 0x1f;
+
+#[derive(Debug)]
+enum Kind {
+    Query,
+    Prepare,
+    Execute,
+    Other,
+}
+
+#[derive(Debug)]
+struct Expect {
+    kind: Kind,
+    statement: Arc<str>,
+    started: Instant,
+    rows: u64,
+    error_code: Option<String>,
+}
+
+#[derive(Debug)]
+enum State {
+    First,
+    Columns(u64),
+    Rows,
+    /// Packets of a prepare response still to come.
+    Skip(u64),
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    queue: VecDeque<Expect>,
+    prepared: HashMap<u32, Arc<str>>,
+}
+
+pub struct MyClient {
+    shared: Arc<Mutex<Shared>>,
+}
+
+pub struct MyServer {
+    shared: Arc<Mutex<Shared>>,
+    state: State,
+    /// The last packet was 0xFFFFFF long: the next one continues it.
+    continuing: bool,
+}
+
+/// The two observers of one session.
+pub fn pair() -> (MyClient, MyServer) {
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    (
+        MyClient {
+            shared: Arc::clone(&shared),
+        },
+        MyServer {
+            shared,
+            state: State::First,
+            continuing: false,
+        },
+    )
+}
+
+fn expect(kind: Kind, statement: Arc<str>) -> Expect {
+    Expect {
+        kind,
+        statement,
+        started: Instant::now(),
+        rows: 0,
+        error_code: None,
+    }
+}
+
+impl ClientSide for MyClient {
+    type Wire = My;
+
+    fn wants(h: &[u8]) -> bool {
+        h.get(3) == Some(&0)
+    }
+
+    fn frame(&mut self, h: &[u8], body: &[u8]) -> Verdict {
+        if h.get(3) != Some(&0) {
+            return Verdict::Pass; // a continuation or LOCAL INFILE data
+        }
+        let Some((&command, rest)) = body.split_first() else {
+            return Verdict::Pass;
+        };
+        let text = || Arc::from(String::from_utf8_lossy(rest).as_ref());
+        let Ok(mut shared) = self.shared.lock() else {
+            return Verdict::Pass;
+        };
+        let e = match command {
+            COM_QUIT => return Verdict::Bye,
+            COM_CHANGE_USER => {
+                return Verdict::Block(
+                    "COM_CHANGE_USER is not allowed through the gateway; reconnect as the other user",
+                );
+            }
+            COM_STMT_CLOSE => return Verdict::Pass, // no response
+            COM_QUERY => expect(Kind::Query, text()),
+            COM_INIT_DB => expect(
+                Kind::Query,
+                Arc::from(format!("USE {}", String::from_utf8_lossy(rest)).as_str()),
+            ),
+            COM_STMT_PREPARE => expect(Kind::Prepare, text()),
+            COM_STMT_EXECUTE => {
+                let id = Reader(rest).u32().unwrap_or(0);
+                let statement = shared
+                    .prepared
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| Arc::from(""));
+                expect(Kind::Execute, statement)
+            }
+            COM_PING | COM_RESET_CONNECTION => expect(Kind::Other, Arc::from("")),
+            _ => expect(Kind::Other, Arc::from("")),
+        };
+        shared.queue.push_back(e);
+        Verdict::Pass
+    }
+}
+
+impl ServerSide for MyServer {
+    type Wire = My;
+    const LIMIT: usize = 32;
+
+    fn wants(_: &[u8]) -> bool {
+        true
+    }
+
+    fn frame(&mut self, h: &[u8], body: &[u8], out: &mut Vec<Outcome>) {
+        let len = h
+            .first()
+            .map_or(0, |_| u32::from_le_bytes([h[0], h[1], h[2], 0]) as usize);
+        let continued = std::mem::replace(&mut self.continuing, len == 0xFF_FFFF);
+        if continued {
+            return;
+        }
+        let Ok(mut shared) = self.shared.lock() else {
+            return;
+        };
+        let Some(front) = shared.queue.front_mut() else {
+            return;
+        };
+        let mut r = Reader(body);
+        let first = body.first().copied();
+        let done = match self.state {
+            State::First => match first {
+                Some(0x00) if matches!(front.kind, Kind::Prepare) => {
+                    r.u8();
+                    let id = r.u32().unwrap_or(0);
+                    let columns = r.u16().unwrap_or(0) as u64;
+                    let params = r.u16().unwrap_or(0) as u64;
+                    let statement = Arc::clone(&front.statement);
+                    shared.prepared.insert(id, statement);
+                    let skip = if params > 0 { params + 1 } else { 0 }
+                        + if columns > 0 { columns + 1 } else { 0 };
+                    if skip > 0 {
+                        self.state = State::Skip(skip);
+                        false
+                    } else {
+                        true
+                    }
+                }
+                Some(0x00) => {
+                    r.u8();
+                    front.rows += r.lenenc().unwrap_or(0);
+                    r.lenenc();
+                    let status = r.u16().unwrap_or(0);
+                    status & SERVER_MORE_RESULTS_EXISTS == 0
+                }
+                Some(0xFF) => {
+                    r.u8();
+                    front.error_code = Some(r.u16().unwrap_or(0).to_string());
+                    true
+                }
+                Some(0xFB) => false, // LOCAL INFILE: the client sends the file, then OK/ERR
+                _ => {
+                    self.state = State::Columns(r.lenenc().unwrap_or(0));
+                    false
+                }
+            },
+            State::Columns(0) => {
+                // The EOF after the column definitions.
+                self.state = State::Rows;
+                false
+            }
+            State::Columns(n) => {
+                self.state = State::Columns(n - 1);
+                false
+            }
+            State::Rows => match first {
+                Some(0xFE) if len < 9 => {
+                    r.u8();
+                    r.u16();
+                    let status = r.u16().unwrap_or(0);
+                    self.state = State::First;
+                    status & SERVER_MORE_RESULTS_EXISTS == 0
+                }
+                Some(0xFF) => {
+                    r.u8();
+                    front.error_code = Some(r.u16().unwrap_or(0).to_string());
+                    self.state = State::First;
+                    true
+                }
+                _ => {
+                    front.rows += 1;
+                    false
+                }
+            },
+            State::Skip(n) => {
+                self.state = if n <= 1 {
+                    State::First
+                } else {
+                    State::Skip(n - 1)
+                };
+                n <= 1
+            }
+        };
+        if done && let Some(e) = shared.queue.pop_front() {
+            self.state = State::First;
+            let op = match e.kind {
+                Kind::Query => "com_query",
+                Kind::Execute => "stmt_execute",
+                Kind::Prepare if e.error_code.is_some() => "stmt_prepare",
+                Kind::Prepare | Kind::Other => return,
+            };
+            out.push(Outcome {
+                statement: e.statement,
+                op,
+                params: None,
+                duration_us: e.started.elapsed().as_micros() as u64,
+                rows: e.rows,
+                error_code: e.error_code,
+            });
+        }
+    }
+
+    fn fatal(&self) -> Option<String> {
+        None
+    }
+
+    fn goodbye(&self, _message: &str) -> Option<Vec<u8>> {
+        None
+    }
+}

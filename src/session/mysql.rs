@@ -1,0 +1,368 @@
+//! The MySQL side of the login sequence: our own HandshakeV10 (optionally upgraded to TLS),
+//! `caching_sha2_password` fast path or `mysql_native_password` (by AuthSwitchRequest)
+//! against stored verifiers, the upstream login with the client's capabilities, then the
+//! shared relay.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+use super::{Accept, EventSink, Frontend, Gateway, Hello, RelayEnd, RelayLink, SessionError};
+use crate::access::{Identity, Permit, Snapshot};
+use crate::model::{Protocol, TlsMode};
+use crate::protocol::mysql::handshake::{self, ClientHello, NATIVE, SHA2, UpstreamError};
+use crate::protocol::mysql::observe;
+use crate::protocol::mysql::packet::{self, caps};
+use crate::relay::{self, Counters, Ended, Ends};
+
+pub struct MyListener {
+    pub gw: Arc<Gateway>,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+    next_id: AtomicU32,
+}
+
+impl MyListener {
+    pub fn new(gw: Arc<Gateway>, tls: Option<tokio_rustls::TlsAcceptor>) -> MyListener {
+        MyListener {
+            gw,
+            tls,
+            next_id: AtomicU32::new(1),
+        }
+    }
+}
+
+/// The client connection, plain or upgraded to TLS after an SSLRequest.
+enum ClientStream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Accept for MyListener {
+    fn gateway(&self) -> &Gateway {
+        &self.gw
+    }
+
+    async fn over_cap(mut tcp: TcpStream) {
+        let e = packet::err(1040, "08004", "Too many connections");
+        let _ = packet::write(&mut tcp, 0, &e).await;
+    }
+
+    async fn connection(self: Arc<Self>, tcp: TcpStream, addr: std::net::SocketAddr) {
+        let config = self.gw.control.config();
+        let fe = MyFrontend {
+            client: Some(ClientStream::Plain(tcp)),
+            listener: &self,
+            require_tls: config.tls.as_ref().is_some_and(|t| t.require),
+            seq: 0,
+            scramble: [0; 20],
+            hello: ClientHello::default(),
+        };
+        super::run(&self.gw, fe, Protocol::Mysql, addr).await;
+    }
+}
+
+struct MyFrontend<'a> {
+    client: Option<ClientStream>,
+    listener: &'a MyListener,
+    require_tls: bool,
+    /// The sequence id of the last packet exchanged.
+    seq: u8,
+    scramble: [u8; 20],
+    hello: ClientHello,
+}
+
+/// A fresh scramble: printable-range bytes, never NUL (part 2 is NUL-terminated).
+fn new_scramble() -> [u8; 20] {
+    let mut s: [u8; 20] = rand::random();
+    for b in &mut s {
+        *b = 0x21 + (*b % 0x5e);
+    }
+    s
+}
+
+impl MyFrontend<'_> {
+    async fn read(&mut self) -> Result<Vec<u8>, SessionError> {
+        let (seq, payload) = match self.client.as_mut() {
+            Some(ClientStream::Plain(s)) => packet::read(s, packet::MAX_LOGIN_PACKET).await,
+            Some(ClientStream::Tls(s)) => packet::read(s, packet::MAX_LOGIN_PACKET).await,
+            None => return Err(SessionError::Closed),
+        }
+        .map_err(|_| SessionError::Closed)?;
+        self.seq = seq;
+        Ok(payload)
+    }
+
+    async fn write(&mut self, payload: &[u8]) -> Result<(), SessionError> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        match self.client.as_mut() {
+            Some(ClientStream::Plain(s)) => packet::write(s, seq, payload).await,
+            Some(ClientStream::Tls(s)) => packet::write(s, seq, payload).await,
+            None => return Err(SessionError::Closed),
+        }
+        .map_err(|_| SessionError::Closed)
+    }
+}
+
+impl Frontend for MyFrontend<'_> {
+    type Upstream = TcpStream;
+
+    async fn handshake(&mut self, _gw: &Gateway) -> Result<Option<Hello>, SessionError> {
+        self.scramble = new_scramble();
+        let id = self.listener.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut server_caps = caps::GATEWAY;
+        if self.listener.tls.is_some() {
+            server_caps |= caps::SSL;
+        }
+        let hs = packet::handshake(id, &self.scramble, server_caps, "8.0.35-portcullis", NATIVE);
+        self.seq = 0;
+        let seq = self.seq;
+        if let Some(ClientStream::Plain(s)) = self.client.as_mut() {
+            packet::write(s, seq, &hs)
+                .await
+                .map_err(|_| SessionError::Closed)?;
+        }
+        let mut payload = self.read().await?;
+        let mut tls = false;
+        if handshake::is_ssl_request(&payload) {
+            let (Some(acceptor), Some(ClientStream::Plain(tcp))) =
+                (self.listener.tls.clone(), self.client.take())
+            else {
+                return Err(SessionError::Protocol(
+                    "TLS requested but not configured".into(),
+                ));
+            };
+            let stream = acceptor
+                .accept(tcp)
+                .await
+                .map_err(|_| SessionError::Closed)?;
+            self.client = Some(ClientStream::Tls(Box::new(stream)));
+            tls = true;
+            payload = self.read().await?;
+        }
+        self.hello =
+            handshake::parse_response(&payload, server_caps).map_err(SessionError::Protocol)?;
+        let hello = Hello {
+            user: self.hello.user.clone(),
+            resource_role: self.hello.database.clone().unwrap_or_default(),
+            application_name: String::new(),
+            tls,
+        };
+        if self.require_tls && !tls {
+            return Err(SessionError::TlsRequired);
+        }
+        if hello.resource_role.is_empty() {
+            return Err(SessionError::NoResourceRole);
+        }
+        Ok(Some(hello))
+    }
+
+    async fn authenticate(
+        &mut self,
+        hello: &Hello,
+        snapshot: &Arc<Snapshot>,
+    ) -> Result<Identity, SessionError> {
+        let user = snapshot.users.get(&hello.user);
+        let (native, sha2) = match user {
+            Some(u) => (
+                u.verifiers.mysql_native.clone(),
+                u.verifiers.mysql_sha2.clone(),
+            ),
+            None => (None, None),
+        };
+        let failed =
+            || SessionError::AuthFailed(format!("wrong password or unknown user {}", hello.user));
+        let ok = if self.hello.plugin == SHA2 && self.hello.auth.len() == 32 {
+            let ok =
+                sha2.is_some_and(|v| handshake::verify_sha2(&v, &self.scramble, &self.hello.auth));
+            if ok {
+                // AuthMoreData: fast authentication succeeded.
+                self.write(&[0x01, 0x03]).await?;
+            }
+            ok
+        } else if self.hello.plugin == NATIVE && self.hello.auth.len() == 20 {
+            native.is_some_and(|v| handshake::verify_native(&v, &self.scramble, &self.hello.auth))
+        } else {
+            // Another plugin, or no scramble yet: switch to mysql_native_password.
+            let switch = packet::auth_switch(NATIVE, &self.scramble);
+            self.write(&switch).await?;
+            let reply = self.read().await?;
+            native.is_some_and(|v| handshake::verify_native(&v, &self.scramble, &reply))
+        };
+        if !ok {
+            return Err(failed());
+        }
+        Ok(Identity {
+            user: hello.user.clone(),
+            via_token: false,
+        })
+    }
+
+    async fn connect(&mut self, permit: &Permit, _gw: &Gateway) -> Result<TcpStream, SessionError> {
+        let resource = permit.resource();
+        if matches!(resource.tls, TlsMode::Require | TlsMode::VerifyFull) {
+            return Err(SessionError::UpstreamUnreachable(format!(
+                "{}: TLS to MySQL resources is not supported yet",
+                resource.name
+            )));
+        }
+        let unreachable =
+            |e: String| SessionError::UpstreamUnreachable(format!("{}: {e}", resource.name));
+        let mut tcp = crate::upstream::connect(permit)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let role = permit.resource_role();
+        let password = role.secret.as_ref().map(|s| s.expose()).unwrap_or_default();
+        handshake::login(&mut tcp, &self.hello, &role.user, password, &role.database)
+            .await
+            .map_err(|e| match e {
+                UpstreamError::Io(e) => unreachable(e.to_string()),
+                other => SessionError::UpstreamRefused(format!("{}: {other}", resource.name)),
+            })?;
+        Ok(tcp)
+    }
+
+    async fn accept(&mut self, _up: &mut TcpStream, _gw: &Gateway) -> Result<(), SessionError> {
+        self.write(&packet::ok()).await
+    }
+
+    async fn refuse(&mut self, hello: &Hello, error: &SessionError) {
+        let (code, state, message) = match error {
+            SessionError::Closed => return,
+            SessionError::AuthFailed(_) => (
+                1045,
+                "28000",
+                format!("Access denied for user '{}'", hello.user),
+            ),
+            SessionError::Denied(_) => (
+                1044,
+                "42000",
+                format!(
+                    "Access denied for user '{}' to resource role '{}'",
+                    hello.user, hello.resource_role
+                ),
+            ),
+            SessionError::NoResourceRole => (
+                1046,
+                "3D000",
+                "No resource role selected: name one as the database (mysql -D RESOURCE_ROLE)"
+                    .into(),
+            ),
+            SessionError::TlsRequired => (
+                3159,
+                "HY000",
+                "This gateway requires TLS (use --ssl)".into(),
+            ),
+            SessionError::UpstreamUnreachable(_) | SessionError::UpstreamRefused(_) => (
+                1105,
+                "08004",
+                format!(
+                    "Could not log in to the database behind resource role '{}'; the monitoring log has the reason",
+                    hello.resource_role
+                ),
+            ),
+            SessionError::Timeout => (1105, "08S01", "Login timed out".into()),
+            SessionError::LogUnavailable => (
+                1105,
+                "HY000",
+                "The gateway cannot write its monitoring log; new sessions are refused".into(),
+            ),
+            SessionError::Protocol(m) => (1105, "08S01", format!("Protocol violation: {m}")),
+        };
+        let _ = self.write(&packet::err(code, state, &message)).await;
+    }
+
+    async fn relay(mut self, upstream: TcpStream, link: RelayLink) -> RelayEnd {
+        let mut end = link.end.clone();
+        let stop = async move {
+            loop {
+                if let Some(reason) = end.borrow_and_update().clone() {
+                    return reason.message();
+                }
+                if end.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        };
+        let mut sink = EventSink::new(&link);
+        let mut counters = Counters::default();
+        let (up_r, up_w) = upstream.into_split();
+        let ended = match self.client.take() {
+            Some(ClientStream::Plain(c)) => {
+                let (client_r, client_w) = c.into_split();
+                run_relay(
+                    client_r,
+                    client_w,
+                    up_r,
+                    up_w,
+                    stop,
+                    &mut sink,
+                    &mut counters,
+                )
+                .await
+            }
+            Some(ClientStream::Tls(c)) => {
+                let (client_r, client_w) = tokio::io::split(*c);
+                run_relay(
+                    client_r,
+                    client_w,
+                    up_r,
+                    up_w,
+                    stop,
+                    &mut sink,
+                    &mut counters,
+                )
+                .await
+            }
+            None => Ended::ClientClosed,
+        };
+        let (ended_by, error) = match ended {
+            Ended::ClientTerminated | Ended::ClientClosed => ("client", None),
+            Ended::UpstreamClosed(_) => ("upstream", None),
+            Ended::Stopped => {
+                let reason = link.end.borrow().clone();
+                (
+                    reason.as_ref().map_or("killed", |r| r.ended_by()),
+                    reason.map(|r| format!("{r:?}")),
+                )
+            }
+            Ended::Failed(e) => ("error", Some(e)),
+        };
+        RelayEnd {
+            ended_by,
+            error,
+            bytes_in: counters.bytes_in,
+            bytes_out: counters.bytes_out,
+            queries: counters.queries,
+        }
+    }
+}
+
+async fn run_relay<CR, CW, UR, UW>(
+    client_r: CR,
+    client_w: CW,
+    up_r: UR,
+    up_w: UW,
+    stop: impl std::future::Future<Output = String> + Send,
+    sink: &mut EventSink<'_>,
+    counters: &mut Counters,
+) -> Ended
+where
+    CR: AsyncRead + Unpin + Send,
+    CW: AsyncWrite + Unpin + Send,
+    UR: AsyncRead + Unpin + Send,
+    UW: AsyncWrite + Unpin + Send,
+{
+    let ends = Ends {
+        client_r,
+        client_w,
+        up_r,
+        up_w,
+        client_first: &[],
+        upstream_first: &[],
+    };
+    let (c, s) = observe::pair();
+    relay::relay(ends, c, s, stop, sink, counters).await
+}
