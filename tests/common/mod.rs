@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod cluster;
+pub mod my;
 pub mod pg;
 pub mod tls;
 
@@ -78,7 +79,7 @@ impl Dir {
             None => ("", extra),
         };
         let text = format!(
-            "[listen]\nadmin = \"127.0.0.1:0\"\npostgres = \"127.0.0.1:0\"\n\n[store]\nurl = \"{url}\"\ndata_dir = \"{dir}/data\"\n\
+            "[listen]\nadmin = \"127.0.0.1:0\"\npostgres = \"127.0.0.1:0\"\nmysql = \"127.0.0.1:0\"\n\n[store]\nurl = \"{url}\"\ndata_dir = \"{dir}/data\"\n\
              poll_interval = \"100ms\"\n\n[audit]\ndir = \"{dir}/audit\"\n{audit_extra}\n{extra}\n"
         );
         std::fs::write(self.config_path(), text).unwrap();

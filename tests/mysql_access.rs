@@ -1,0 +1,214 @@
+//! MySQL through the gateway to a real MariaDB with the real mariadb CLI: logins (native
+//! and caching_sha2), refusals with 1045/1044/1046, statements and errors in the log,
+//! multi-statements, LOAD DATA LOCAL INFILE, large results, unicode.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::my::{MyEnv, PASSWORD, direct};
+
+#[tokio::test]
+async fn alice_reaches_mariadb_as_the_resource_roles_user_and_statements_are_logged() {
+    let env = MyEnv::new("").await;
+    let (ok, out, err) = env
+        .client(
+            "alice",
+            PASSWORD,
+            "rr",
+            &[
+                "-e",
+                "select current_user(), database(); select 1; select 2; select * from nope_table",
+            ],
+        )
+        .await;
+    assert!(!ok, "the last statement fails");
+    assert!(out.starts_with(&format!("{}@", env.user)), "{out}");
+    assert!(out.contains(&env.db));
+    assert!(err.contains("ERROR 1146"), "error codes propagate: {err}");
+    let events = env.events().await;
+    let queries: Vec<_> = events.iter().filter(|e| e["kind"] == "query").collect();
+    assert_eq!(queries.len(), 4, "one event per statement: {queries:?}");
+    assert!(queries.iter().all(|q| q["op"] == "com_query"));
+    assert_eq!(queries[3]["error_code"], "1146");
+    assert_eq!(queries[3]["status"], "error");
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["kind"] == "session_started")
+            .count(),
+        1
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["kind"] == "session_ended")
+            .count(),
+        1
+    );
+    env.gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn caching_sha2_fast_path_logs_in() {
+    let env = MyEnv::new("").await;
+    let (ok, out, err) = env
+        .client(
+            "alice",
+            PASSWORD,
+            "rr",
+            &["--default-auth=caching_sha2_password", "-e", "select 42"],
+        )
+        .await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "42");
+    let (ok, _, err) = env
+        .client(
+            "alice",
+            "wrong",
+            "rr",
+            &["--default-auth=caching_sha2_password", "-e", "select 1"],
+        )
+        .await;
+    assert!(!ok && err.contains("ERROR 1045"), "{err}");
+    env.gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn each_refusal_gets_its_error_code_and_one_message_shape() {
+    let env = MyEnv::new("").await;
+    let cases = [
+        (
+            "alice",
+            "wrong",
+            "rr",
+            "ERROR 1045 (28000): Access denied for user 'alice'",
+        ),
+        (
+            "nobody",
+            PASSWORD,
+            "rr",
+            "ERROR 1045 (28000): Access denied for user 'nobody'",
+        ),
+        (
+            "carol",
+            PASSWORD,
+            "rr",
+            "ERROR 1044 (42000): Access denied for user 'carol' to resource role 'rr'",
+        ),
+        (
+            "bob",
+            PASSWORD,
+            "rr",
+            "ERROR 1044 (42000): Access denied for user 'bob' to resource role 'rr'",
+        ),
+        (
+            "alice",
+            PASSWORD,
+            "rr-web-only",
+            "ERROR 1044 (42000): Access denied for user 'alice' to resource role 'rr-web-only'",
+        ),
+        (
+            "alice",
+            PASSWORD,
+            "missing",
+            "ERROR 1044 (42000): Access denied for user 'alice' to resource role 'missing'",
+        ),
+        (
+            "alice",
+            PASSWORD,
+            "",
+            "ERROR 1046 (3D000): No resource role selected",
+        ),
+    ];
+    for (user, pw, rr, want) in cases {
+        let (ok, _, err) = env.client(user, pw, rr, &["-e", "select 1"]).await;
+        assert!(!ok, "{user} → {rr} got in");
+        assert!(err.contains(want), "{user} → {rr}: {err}");
+    }
+    let events = env.events().await;
+    let reasons: Vec<&str> = events
+        .iter()
+        .filter(|e| e["kind"] == "auth_failed" || e["kind"] == "access_denied")
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    for want in [
+        "user is inactive",
+        "shares no group",
+        "native is disabled",
+        "unknown resource role",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(want)),
+            "no reason `{want}` in {reasons:?}"
+        );
+    }
+    env.gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn load_data_local_infile_large_results_and_unicode() {
+    let env = MyEnv::new("").await;
+    let file = env.dir.path().join("rows.tsv");
+    let data: String = (0..100_000).map(|i| format!("{i}\tname-{i}-✓\n")).collect();
+    std::fs::write(&file, &data).unwrap();
+    let load = format!(
+        "create table t (id int primary key, name varchar(64)) character set utf8mb4; \
+         load data local infile '{}' into table t character set utf8mb4",
+        file.display()
+    );
+    let (ok, _, err) = env
+        .client(
+            "alice",
+            PASSWORD,
+            "rr",
+            &[
+                "--local-infile=1",
+                "--default-character-set=utf8mb4",
+                "-e",
+                &load,
+            ],
+        )
+        .await;
+    assert!(ok, "{err}");
+    let check = "select count(*), sum(crc32(name)) from t";
+    let (ok, through, err) = env.client("alice", PASSWORD, "rr", &["-e", check]).await;
+    assert!(ok, "{err}");
+    assert_eq!(through, direct(&format!("use {}; {check}", env.db)).await);
+    assert!(through.starts_with("100000\t"));
+    let (ok, out, _) = env
+        .client(
+            "alice",
+            PASSWORD,
+            "rr",
+            &[
+                "--default-character-set=utf8mb4",
+                "-e",
+                "select name from t where id = 7",
+            ],
+        )
+        .await;
+    assert!(ok && out.trim() == "name-7-✓", "{out}");
+    let (ok, out, err) = env
+        .client(
+            "alice",
+            PASSWORD,
+            "rr",
+            &["-e", "select seq, repeat('x', 40) from seq_1_to_1000000"],
+        )
+        .await;
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 1_000_000);
+    let events = env.events().await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "query" && e["rows"] == 1_000_000)
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "query" && e["rows"] == 100_000),
+        "LOAD DATA reports its rows"
+    );
+    env.gw.shutdown().await;
+}
