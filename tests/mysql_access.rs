@@ -212,3 +212,107 @@ async fn load_data_local_infile_large_results_and_unicode() {
     );
     env.gw.shutdown().await;
 }
+
+async fn python(script: &str) -> String {
+    let out = tokio::process::Command::new("python3")
+        .args(["-c", script])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[tokio::test]
+async fn python_drivers_text_and_binary_protocol_transactions_and_multi_results() {
+    let env = MyEnv::new("").await;
+    let port = env.port;
+    let out = python(&format!(
+        r#"
+import pymysql, mysql.connector
+c = pymysql.connect(host="127.0.0.1", port={port}, user="alice", password="{PASSWORD}", database="rr",
+                    client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS, autocommit=False)
+cur = c.cursor()
+cur.execute("create table p (id int primary key, v varchar(20))")
+cur.executemany("insert into p values (%s, %s)", [(i, "v%d" % i) for i in range(50)])
+c.rollback()
+cur.execute("select count(*) from p"); print("after rollback", cur.fetchone()[0])
+cur.executemany("insert into p values (%s, %s)", [(i, "v%d" % i) for i in range(50)])
+c.commit()
+cur.execute("select 1; select 2, 3")
+print("multi", cur.fetchall(), cur.nextset(), cur.fetchall())
+try:
+    cur.execute("select * from missing")
+except pymysql.err.ProgrammingError as e:
+    print("code", e.args[0])
+c.close()
+m = mysql.connector.connect(host="127.0.0.1", port={port}, user="alice", password="{PASSWORD}", database="rr")
+pc = m.cursor(prepared=True)
+pc.execute("select v from p where id = %s", (7,))
+print("prepared", pc.fetchall())
+pc.execute("select v from p where id = %s", (8,))
+print("prepared", pc.fetchall())
+m.close()
+"#
+    ))
+    .await;
+    assert!(out.contains("after rollback 0"), "{out}");
+    assert!(out.contains("multi ((1,),) True ((2, 3),)"), "{out}");
+    assert!(out.contains("code 1146"), "{out}");
+    assert!(
+        out.contains("prepared [('v7',)]") && out.contains("prepared [('v8',)]"),
+        "{out}"
+    );
+    let events = env.events().await;
+    let executes: Vec<_> = events
+        .iter()
+        .filter(|e| e["op"] == "stmt_execute")
+        .collect();
+    assert_eq!(executes.len(), 2);
+    assert_eq!(executes[0]["statement"], "select v from p where id = ?");
+    assert_eq!(executes[0]["rows"], 1);
+    env.gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn tls_with_a_test_certificate() {
+    let certs = common::tls::TestCert::new();
+    let env = MyEnv::new(&format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\nrequire = true\n",
+        certs.cert.display(),
+        certs.key.display()
+    ))
+    .await;
+    let (ok, _, err) = env
+        .client("alice", PASSWORD, "rr", &["--skip-ssl", "-e", "select 1"])
+        .await;
+    assert!(!ok && err.contains("requires TLS"), "{err}");
+    let (ok, out, err) = env
+        .client(
+            "alice",
+            PASSWORD,
+            "rr",
+            &[
+                "--ssl",
+                "--ssl-verify-server-cert=0",
+                "-e",
+                "show status like 'Ssl_cipher'; select 5",
+            ],
+        )
+        .await;
+    assert!(ok, "{err}");
+    assert!(out.contains('5'), "{out}");
+    let started = env
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e["kind"] == "session_started")
+        .unwrap();
+    assert_eq!(started["tls"], true);
+    env.gw.shutdown().await;
+}

@@ -17,6 +17,10 @@ use crate::protocol::mysql::observe;
 use crate::protocol::mysql::packet::{self, caps};
 use crate::relay::{self, Counters, Ended, Ends};
 
+/// The version the gateway announces before it knows which server is behind the resource
+/// role. A 5.7 string makes MySQL 8 drivers pick collations MariaDB also knows.
+const GATEWAY_VERSION: &str = "5.7.44-portcullis";
+
 pub struct MyListener {
     pub gw: Arc<Gateway>,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
@@ -116,7 +120,7 @@ impl Frontend for MyFrontend<'_> {
         if self.listener.tls.is_some() {
             server_caps |= caps::SSL;
         }
-        let hs = packet::handshake(id, &self.scramble, server_caps, "8.0.35-portcullis", NATIVE);
+        let hs = packet::handshake(id, &self.scramble, server_caps, GATEWAY_VERSION, NATIVE);
         self.seq = 0;
         let seq = self.seq;
         if let Some(ClientStream::Plain(s)) = self.client.as_mut() {
