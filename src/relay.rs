@@ -23,6 +23,8 @@ pub enum Verdict {
     Bye,
     /// Never forward this; end the session with the reason.
     Block(&'static str),
+    /// Forward these bytes instead of the frame (only when the frame is a whole read).
+    Replace(Vec<u8>),
 }
 
 /// Client → server observation.
@@ -123,12 +125,20 @@ where
         let mut chunk: &[u8] = client_first;
         loop {
             if !chunk.is_empty() {
-                let (mut bye, mut blocked) = (false, None);
+                let (mut bye, mut blocked, mut replace) = (false, None, None);
+                let whole = chunk.len();
                 let fed =
                     fe_framer.feed(chunk, C::wants, |h, body, _| match client.frame(h, body) {
                         Verdict::Pass => {}
                         Verdict::Bye => bye = true,
                         Verdict::Block(why) => blocked = Some(why),
+                        // A rewrite is only safe when the read is exactly that one frame.
+                        Verdict::Replace(bytes) if h.len() + body.len() == whole => {
+                            replace = Some(bytes)
+                        }
+                        Verdict::Replace(_) => {
+                            blocked = Some("a rewritten command must arrive on its own")
+                        }
                     });
                 if let Err(e) = fed {
                     return Ended::Failed(format!("client sent a malformed frame: {e:?}"));
@@ -137,7 +147,8 @@ where
                     return Ended::Failed(why.to_owned());
                 }
                 *bytes_in += chunk.len() as u64;
-                if let Err(e) = write(&mut up_w, chunk).await {
+                let out = replace.as_deref().unwrap_or(chunk);
+                if let Err(e) = write(&mut up_w, out).await {
                     return Ended::Failed(format!("writing to the upstream: {e}"));
                 }
                 if bye {

@@ -316,3 +316,56 @@ async fn tls_with_a_test_certificate() {
     assert_eq!(started["tls"], true);
     env.gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn kill_query_uses_gateway_ids_and_only_reaches_your_own_sessions() {
+    let env = MyEnv::new("").await;
+    let port = env.port;
+    let out = python(&format!(
+        r#"
+import pymysql, threading, time
+def conn(user):
+    return pymysql.connect(host="127.0.0.1", port={port}, user=user, password="{PASSWORD}", database="rr")
+a = conn("alice")
+target = a.thread_id()
+result = {{}}
+def sleeper():
+    t = time.time()
+    try:
+        with a.cursor() as c:
+            c.execute("select sleep(30)")
+            result["value"] = c.fetchone()[0]
+    except pymysql.err.OperationalError as e:
+        result["error"] = e.args[0]
+    result["seconds"] = time.time() - t
+th = threading.Thread(target=sleeper); th.start()
+time.sleep(0.5)
+erin = conn("erin")
+try:
+    erin.cursor().execute("KILL QUERY %d" % target)
+    print("erin killed it")
+except pymysql.err.OperationalError as e:
+    print("erin refused", e.args[0])
+alice2 = conn("alice")
+alice2.cursor().execute("KILL QUERY %d" % target)
+th.join()
+print("interrupted after", round(result["seconds"], 1), result)
+"#
+    ))
+    .await;
+    assert!(
+        out.contains("erin refused 1094"),
+        "another user's session is out of reach: {out}"
+    );
+    let secs: f64 = out
+        .split("interrupted after ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(secs < 2.0, "KILL QUERY took {secs}s: {out}");
+    env.gw.shutdown().await;
+}

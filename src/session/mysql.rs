@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use dashmap::DashMap;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
@@ -25,6 +26,16 @@ pub struct MyListener {
     pub gw: Arc<Gateway>,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     next_id: AtomicU32,
+    /// Live connections by gateway connection id, for `KILL` translation.
+    conns: Arc<DashMap<u32, Conn>>,
+}
+
+/// What `KILL n` needs to know about connection `n`.
+#[derive(Clone, Debug)]
+struct Conn {
+    user: String,
+    resource: String,
+    thread_id: u32,
 }
 
 impl MyListener {
@@ -33,6 +44,7 @@ impl MyListener {
             gw,
             tls,
             next_id: AtomicU32::new(1),
+            conns: Arc::default(),
         }
     }
 }
@@ -62,6 +74,9 @@ impl Accept for MyListener {
             seq: 0,
             scramble: [0; 20],
             hello: ClientHello::default(),
+            id: 0,
+            me: None,
+            admin: false,
         };
         super::run(&self.gw, fe, Protocol::Mysql, addr).await;
     }
@@ -75,6 +90,11 @@ struct MyFrontend<'a> {
     seq: u8,
     scramble: [u8; 20],
     hello: ClientHello,
+    /// The gateway connection id given to the client.
+    id: u32,
+    /// This connection as `KILL` sees it, once logged in upstream.
+    me: Option<Conn>,
+    admin: bool,
 }
 
 /// A fresh scramble: printable-range bytes, never NUL (part 2 is NUL-terminated).
@@ -110,12 +130,29 @@ impl MyFrontend<'_> {
     }
 }
 
+impl MyFrontend<'_> {
+    /// `KILL n` from this session may reach connection `n` when it is on the same
+    /// resource and belongs to the same user (admins: anyone's).
+    fn kill_target(&self) -> observe::KillTarget {
+        let conns = Arc::clone(&self.listener.conns);
+        let me = self.me.clone();
+        let admin = self.admin;
+        Box::new(move |id| {
+            let me = me.as_ref()?;
+            let target = conns.get(&id)?;
+            (target.resource == me.resource && (admin || target.user == me.user))
+                .then_some(target.thread_id)
+        })
+    }
+}
+
 impl Frontend for MyFrontend<'_> {
     type Upstream = TcpStream;
 
     async fn handshake(&mut self, _gw: &Gateway) -> Result<Option<Hello>, SessionError> {
         self.scramble = new_scramble();
         let id = self.listener.next_id.fetch_add(1, Ordering::Relaxed);
+        self.id = id;
         let mut server_caps = caps::GATEWAY;
         if self.listener.tls.is_some() {
             server_caps |= caps::SSL;
@@ -219,17 +256,28 @@ impl Frontend for MyFrontend<'_> {
             .map_err(|e| unreachable(e.to_string()))?;
         let role = permit.resource_role();
         let password = role.secret.as_ref().map(|s| s.expose()).unwrap_or_default();
-        handshake::login(&mut tcp, &self.hello, &role.user, password, &role.database)
-            .await
-            .map_err(|e| match e {
-                UpstreamError::Io(e) => unreachable(e.to_string()),
-                other => SessionError::UpstreamRefused(format!("{}: {other}", resource.name)),
-            })?;
+        let upstream =
+            handshake::login(&mut tcp, &self.hello, &role.user, password, &role.database)
+                .await
+                .map_err(|e| match e {
+                    UpstreamError::Io(e) => unreachable(e.to_string()),
+                    other => SessionError::UpstreamRefused(format!("{}: {other}", resource.name)),
+                })?;
+        self.admin = permit.user().role == crate::model::Role::Admin;
+        self.me = Some(Conn {
+            user: permit.user().name.clone(),
+            resource: resource.name.clone(),
+            thread_id: upstream.thread_id,
+        });
         Ok(tcp)
     }
 
     async fn accept(&mut self, _up: &mut TcpStream, _gw: &Gateway) -> Result<(), SessionError> {
-        self.write(&packet::ok()).await
+        self.write(&packet::ok()).await?;
+        if let Some(me) = &self.me {
+            self.listener.conns.insert(self.id, me.clone());
+        }
+        Ok(())
     }
 
     async fn refuse(&mut self, hello: &Hello, error: &SessionError) {
@@ -293,6 +341,7 @@ impl Frontend for MyFrontend<'_> {
         let mut sink = EventSink::new(&link);
         let mut counters = Counters::default();
         let (up_r, up_w) = upstream.into_split();
+        let kill = self.kill_target();
         let ended = match self.client.take() {
             Some(ClientStream::Plain(c)) => {
                 let (client_r, client_w) = c.into_split();
@@ -302,6 +351,7 @@ impl Frontend for MyFrontend<'_> {
                     up_r,
                     up_w,
                     stop,
+                    kill,
                     &mut sink,
                     &mut counters,
                 )
@@ -315,6 +365,7 @@ impl Frontend for MyFrontend<'_> {
                     up_r,
                     up_w,
                     stop,
+                    kill,
                     &mut sink,
                     &mut counters,
                 )
@@ -322,6 +373,7 @@ impl Frontend for MyFrontend<'_> {
             }
             None => Ended::ClientClosed,
         };
+        self.listener.conns.remove(&self.id);
         let (ended_by, error) = match ended {
             Ended::ClientTerminated | Ended::ClientClosed => ("client", None),
             Ended::UpstreamClosed(_) => ("upstream", None),
@@ -344,12 +396,14 @@ impl Frontend for MyFrontend<'_> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_relay<CR, CW, UR, UW>(
     client_r: CR,
     client_w: CW,
     up_r: UR,
     up_w: UW,
     stop: impl std::future::Future<Output = String> + Send,
+    kill: observe::KillTarget,
     sink: &mut EventSink<'_>,
     counters: &mut Counters,
 ) -> Ended
@@ -367,6 +421,6 @@ where
         client_first: &[],
         upstream_first: &[],
     };
-    let (c, s) = observe::pair();
+    let (c, s) = observe::pair(kill);
     relay::relay(ends, c, s, stop, sink, counters).await
 }

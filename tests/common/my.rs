@@ -73,6 +73,10 @@ name = "bob"
 groups = ["sales"]
 password = "{PASSWORD}"
 [[users]]
+name = "erin"
+groups = ["eng"]
+password = "{PASSWORD}"
+[[users]]
 name = "carol"
 groups = ["eng"]
 status = "inactive"

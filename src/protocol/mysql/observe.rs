@@ -55,8 +55,13 @@ struct Shared {
     prepared: HashMap<u32, Arc<str>>,
 }
 
+/// Maps a gateway connection id named in `KILL` to the upstream thread id this session
+/// may kill, or `None` (unknown id, another user's session, another server).
+pub type KillTarget = Box<dyn Fn(u32) -> Option<u32> + Send>;
+
 pub struct MyClient {
     shared: Arc<Mutex<Shared>>,
+    kill_target: KillTarget,
 }
 
 pub struct MyServer {
@@ -67,11 +72,12 @@ pub struct MyServer {
 }
 
 /// The two observers of one session.
-pub fn pair() -> (MyClient, MyServer) {
+pub fn pair(kill_target: KillTarget) -> (MyClient, MyServer) {
     let shared = Arc::new(Mutex::new(Shared::default()));
     (
         MyClient {
             shared: Arc::clone(&shared),
+            kill_target,
         },
         MyServer {
             shared,
@@ -79,6 +85,24 @@ pub fn pair() -> (MyClient, MyServer) {
             continuing: false,
         },
     )
+}
+
+/// `KILL [QUERY | CONNECTION] n` → (query only, n).
+pub fn parse_kill(sql: &str) -> Option<(bool, u32)> {
+    let mut words = sql.split_whitespace();
+    if !words.next()?.eq_ignore_ascii_case("kill") {
+        return None;
+    }
+    let mut next = words.next()?;
+    let mut query = false;
+    if next.eq_ignore_ascii_case("query") {
+        query = true;
+        next = words.next()?;
+    } else if next.eq_ignore_ascii_case("connection") {
+        next = words.next()?;
+    }
+    let id = next.trim_end_matches(';').parse().ok()?;
+    words.next().is_none().then_some((query, id))
 }
 
 fn expect(kind: Kind, statement: Arc<str>) -> Expect {
@@ -117,7 +141,20 @@ impl ClientSide for MyClient {
                 );
             }
             COM_STMT_CLOSE => return Verdict::Pass, // no response
-            COM_QUERY => expect(Kind::Query, text()),
+            COM_QUERY => {
+                let statement: Arc<str> = text();
+                if let Some((query, id)) = parse_kill(&statement) {
+                    // Gateway connection ids mean nothing upstream: translate, or aim at no
+                    // thread at all so the server answers "Unknown thread id".
+                    let target = (self.kill_target)(id).unwrap_or(0);
+                    let sql = format!("KILL {}{target}", if query { "QUERY " } else { "" });
+                    let mut payload = vec![COM_QUERY];
+                    payload.extend_from_slice(sql.as_bytes());
+                    shared.queue.push_back(expect(Kind::Query, statement));
+                    return Verdict::Replace(super::packet::frame(0, &payload));
+                }
+                expect(Kind::Query, statement)
+            }
             COM_INIT_DB => expect(
                 Kind::Query,
                 Arc::from(format!("USE {}", String::from_utf8_lossy(rest)).as_str()),
@@ -262,5 +299,20 @@ impl ServerSide for MyServer {
 
     fn goodbye(&self, _message: &str) -> Option<Vec<u8>> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kill_statements_are_recognised() {
+        assert_eq!(parse_kill("KILL QUERY 12"), Some((true, 12)));
+        assert_eq!(parse_kill("kill 7;"), Some((false, 7)));
+        assert_eq!(parse_kill("kill connection 3"), Some((false, 3)));
+        assert_eq!(parse_kill("killer 3"), None);
+        assert_eq!(parse_kill("kill query 3 4"), None);
+        assert_eq!(parse_kill("select 1"), None);
     }
 }
