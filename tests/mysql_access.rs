@@ -369,3 +369,65 @@ print("interrupted after", round(result["seconds"], 1), result)
     assert!(secs < 2.0, "KILL QUERY took {secs}s: {out}");
     env.gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn change_user_is_refused_and_revoked_access_ends_live_sessions() {
+    let env = MyEnv::new("").await;
+    let port = env.port;
+    let token = env.dir.bootstrap_token();
+    let admin = common::client(&env.gw, Some(&token));
+    admin
+        .post(
+            "/api/users",
+            serde_json::json!({"name": "dora", "groups": ["eng"], "password": PASSWORD}),
+        )
+        .await
+        .unwrap();
+    let out = python(&format!(
+        r#"
+import mysql.connector, pymysql, time, urllib.request, json
+c = mysql.connector.connect(host="127.0.0.1", port={port}, user="alice", password="{PASSWORD}", database="rr")
+try:
+    c.cmd_change_user(username="root", password="", database="mysql")
+    print("change_user passed")
+except Exception as e:
+    print("change_user refused", type(e).__name__)
+d = pymysql.connect(host="127.0.0.1", port={port}, user="dora", password="{PASSWORD}", database="rr")
+d.cursor().execute("select 1")
+req = urllib.request.Request("http://{admin}/api/users/dora", data=json.dumps({{"status": "inactive"}}).encode(),
+                             method="PATCH", headers={{"Authorization": "Bearer {token}", "Content-Type": "application/json"}})
+urllib.request.urlopen(req).read()
+t = time.time()
+while time.time() - t < 5:
+    try:
+        d.cursor().execute("select 1")
+        time.sleep(0.05)
+    except Exception as e:
+        print("dora ended after", round(time.time() - t, 1), type(e).__name__)
+        break
+"#,
+        admin = env.gw.admin_addr.unwrap()
+    ))
+    .await;
+    assert!(out.contains("change_user refused"), "{out}");
+    assert!(out.contains("dora ended after"), "{out}");
+    let events = env.events().await;
+    let ended: Vec<_> = events
+        .iter()
+        .filter(|e| e["kind"] == "session_ended" && e["user"] == "dora")
+        .collect();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0]["ended_by"], "killed");
+    let alice_end = events
+        .iter()
+        .find(|e| e["kind"] == "session_ended" && e["user"] == "alice")
+        .unwrap();
+    assert!(
+        alice_end["error"]
+            .as_str()
+            .unwrap()
+            .contains("COM_CHANGE_USER"),
+        "{alice_end}"
+    );
+    env.gw.shutdown().await;
+}
