@@ -407,3 +407,51 @@ impl crate::relay::Sink for EventSink<'_> {
         let _ = self.link.recorder.record(event).await;
     }
 }
+
+impl RelayLink {
+    /// Resolves with the message for the client once the session is told to end.
+    pub fn stop_signal(&self) -> impl Future<Output = String> + Send + 'static {
+        let mut end = self.end.clone();
+        async move {
+            loop {
+                if let Some(reason) = end.borrow_and_update().clone() {
+                    return reason.message();
+                }
+                if end.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        }
+    }
+
+    /// How the relay ended, for `session_ended`.
+    pub fn end_of(
+        &self,
+        ended: crate::relay::Ended,
+        counters: &crate::relay::Counters,
+    ) -> RelayEnd {
+        use crate::relay::Ended;
+        let (ended_by, error) = match ended {
+            Ended::ClientTerminated | Ended::ClientClosed => ("client", None),
+            Ended::UpstreamClosed(code) => (
+                "upstream",
+                code.map(|c| format!("upstream ended the session ({c})")),
+            ),
+            Ended::Stopped => {
+                let reason = self.end.borrow().clone();
+                (
+                    reason.as_ref().map_or("killed", |r| r.ended_by()),
+                    reason.map(|r| format!("{r:?}")),
+                )
+            }
+            Ended::Failed(e) => ("error", Some(e)),
+        };
+        RelayEnd {
+            ended_by,
+            error,
+            bytes_in: counters.bytes_in,
+            bytes_out: counters.bytes_out,
+            queries: counters.queries,
+        }
+    }
+}

@@ -327,17 +327,7 @@ impl Frontend for MyFrontend<'_> {
     }
 
     async fn relay(mut self, upstream: TcpStream, link: RelayLink) -> RelayEnd {
-        let mut end = link.end.clone();
-        let stop = async move {
-            loop {
-                if let Some(reason) = end.borrow_and_update().clone() {
-                    return reason.message();
-                }
-                if end.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
+        let stop = link.stop_signal();
         let mut sink = EventSink::new(&link);
         let mut counters = Counters::default();
         let (up_r, up_w) = upstream.into_split();
@@ -374,25 +364,7 @@ impl Frontend for MyFrontend<'_> {
             None => Ended::ClientClosed,
         };
         self.listener.conns.remove(&self.id);
-        let (ended_by, error) = match ended {
-            Ended::ClientTerminated | Ended::ClientClosed => ("client", None),
-            Ended::UpstreamClosed(_) => ("upstream", None),
-            Ended::Stopped => {
-                let reason = link.end.borrow().clone();
-                (
-                    reason.as_ref().map_or("killed", |r| r.ended_by()),
-                    reason.map(|r| format!("{r:?}")),
-                )
-            }
-            Ended::Failed(e) => ("error", Some(e)),
-        };
-        RelayEnd {
-            ended_by,
-            error,
-            bytes_in: counters.bytes_in,
-            bytes_out: counters.bytes_out,
-            queries: counters.queries,
-        }
+        link.end_of(ended, &counters)
     }
 }
 

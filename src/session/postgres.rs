@@ -28,7 +28,7 @@ use crate::protocol::postgres::front::{
     CancelKeys, PgFramed, ProxyKeys, ProxyParams, UpstreamKey, UpstreamParams, send_fatal, sqlstate,
 };
 use crate::protocol::postgres::observe::sides;
-use crate::relay::{self, Counters, Ended, Ends};
+use crate::relay::{self, Counters, Ends};
 
 /// Shared by every PostgreSQL connection.
 pub struct PgListener {
@@ -376,17 +376,7 @@ impl Frontend for PgFrontend<'_> {
         let Upstream {
             stream, leftover, ..
         } = up;
-        let mut end = link.end.clone();
-        let stop = async move {
-            loop {
-                if let Some(reason) = end.borrow_and_update().clone() {
-                    return reason.message();
-                }
-                if end.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-        };
+        let stop = link.stop_signal();
         let mut observer = super::EventSink::new(&link);
         let mut counters = Counters::default();
         let (first_in, first_out) = (&parts.read_buf[..], &leftover[..]);
@@ -422,27 +412,6 @@ impl Frontend for PgFrontend<'_> {
             }
         };
         self.listener.cancel.remove(pid, &secret);
-        let (ended_by, error) = match ended {
-            Ended::ClientTerminated | Ended::ClientClosed => ("client", None),
-            Ended::UpstreamClosed(code) => (
-                "upstream",
-                code.map(|c| format!("upstream ended the session ({c})")),
-            ),
-            Ended::Stopped => {
-                let reason = link.end.borrow().clone();
-                (
-                    reason.as_ref().map_or("killed", |r| r.ended_by()),
-                    reason.map(|r| format!("{r:?}")),
-                )
-            }
-            Ended::Failed(e) => ("error", Some(e)),
-        };
-        RelayEnd {
-            ended_by,
-            error,
-            bytes_in: counters.bytes_in,
-            bytes_out: counters.bytes_out,
-            queries: counters.queries,
-        }
+        link.end_of(ended, &counters)
     }
 }
