@@ -57,6 +57,8 @@ if ! my_up; then
 fi
 my_up || { say "MariaDB did not come up on 127.0.0.1:3306"; exit 1; }
 mariadb --protocol=tcp -h 127.0.0.1 -uroot -e "CREATE DATABASE IF NOT EXISTS test"
+command -v sysbench >/dev/null || need_pkg sysbench
+
 # --- client drivers the tests use ---------------------------------------------
 python3 -c "import psycopg" 2>/dev/null || { say "installing psycopg (PyPI)"; python3 -m pip install -q "psycopg[binary]"; }
 python3 -c "import pymysql, mysql.connector" 2>/dev/null || { say "installing PyMySQL and mysql-connector-python (PyPI)"; python3 -m pip install -q pymysql mysql-connector-python; }

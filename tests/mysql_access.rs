@@ -431,3 +431,65 @@ while time.time() - t < 5:
     );
     env.gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn sysbench_read_write_and_point_select_in_both_prepared_modes() {
+    let env = MyEnv::new("").await;
+    let base = [
+        "--db-driver=mysql".to_owned(),
+        "--mysql-host=127.0.0.1".to_owned(),
+        format!("--mysql-port={}", env.port),
+        "--mysql-user=alice".to_owned(),
+        format!("--mysql-password={PASSWORD}"),
+        "--mysql-db=rr".to_owned(),
+        "--tables=1".to_owned(),
+        "--table-size=10000".to_owned(),
+    ];
+    let sysbench = |extra: Vec<String>| {
+        let mut args = base.to_vec();
+        args.extend(extra);
+        async move {
+            let out = tokio::process::Command::new("sysbench")
+                .args(&args)
+                .output()
+                .await
+                .expect("sysbench is installed (scripts/services.sh)");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                out.status.success() && !text.contains("FATAL"),
+                "{args:?}: {text}"
+            );
+            text
+        }
+    };
+    sysbench(vec!["oltp_read_write".into(), "prepare".into()]).await;
+    for mode in ["auto", "disable"] {
+        for test in ["oltp_read_write", "oltp_point_select"] {
+            let text = sysbench(vec![
+                "--threads=2".into(),
+                "--time=2".into(),
+                format!("--db-ps-mode={mode}"),
+                test.into(),
+                "run".into(),
+            ])
+            .await;
+            let tx: u64 = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("transactions:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            assert!(tx > 50, "{test} ({mode}): {text}");
+        }
+    }
+    let events = env.events().await;
+    assert!(
+        events.iter().filter(|e| e["op"] == "stmt_execute").count() > 100,
+        "prepared mode executes are logged"
+    );
+    env.gw.shutdown().await;
+}
