@@ -102,13 +102,18 @@ def setup_database():
         sys.exit(r.stderr)
 
 
+MY_PORT = [0]
+
+
 def start_portcullis(tmp):
     port, admin = free_port(), free_port()
+    MY_PORT[0] = free_port()
     cfg = os.path.join(tmp, "portcullis.toml")
     with open(cfg, "w") as f:
         f.write(f"""
 [listen]
 postgres = "127.0.0.1:{port}"
+mysql = "127.0.0.1:{MY_PORT[0]}"
 admin = "127.0.0.1:{admin}"
 [store]
 url = "sqlite://{tmp}/p.db"
@@ -134,6 +139,17 @@ name = "bench"
 resource = "pg"
 database = "bench"
 user = "postgres"
+allowed_groups = ["bench"]
+[[resources]]
+name = "maria"
+protocol = "mysql"
+address = "127.0.0.1:3306"
+tls = "disable"
+[[resource_roles]]
+name = "sbtest"
+resource = "maria"
+database = "sbtest"
+user = "root"
 allowed_groups = ["bench"]
 """)
     env = dict(os.environ, PORTCULLIS_LOG="warn")
@@ -216,6 +232,40 @@ def pgbench(port, user, db, args):
             "failed": int(failed.group(1)) if failed else 0}
 
 
+def sysbench(port, user, password, db, test, threads=8):
+    base = ["sysbench", "--db-driver=mysql", "--mysql-host=127.0.0.1", f"--mysql-port={port}",
+            f"--mysql-user={user}", f"--mysql-password={password}", f"--mysql-db={db}",
+            "--tables=4", "--table-size=100000"]
+    r = run([*base, f"--threads={threads}", f"--time={SECONDS}", test, "run"])
+    m = re.search(r"queries:\s+\d+\s+\(([0-9.]+) per sec", r.stdout)
+    return float(m.group(1)) if m else None
+
+
+def mysql_rounds():
+    """sysbench oltp_point_select / oltp_read_only: direct MariaDB vs Portcullis vs relay."""
+    run(["mariadb", "--protocol=tcp", "-h127.0.0.1", "-uroot", "-e", "DROP DATABASE IF EXISTS sbtest; CREATE DATABASE sbtest"])
+    r = run(["sysbench", "--db-driver=mysql", "--mysql-host=127.0.0.1", "--mysql-port=3306", "--mysql-user=root",
+             "--mysql-db=sbtest", "--tables=4", "--table-size=100000", "oltp_read_only", "prepare"])
+    if r.returncode != 0:
+        print(r.stdout + r.stderr, file=sys.stderr)
+        return {}
+    relay_port = free_port()
+    relay = subprocess.Popen([os.path.join(ROOT, "target/release/examples/bare_relay"), f"127.0.0.1:{relay_port}", "127.0.0.1:3306"])
+    wait_port(relay_port)
+    targets = {"direct": (3306, "root", "", "sbtest"), "portcullis": (MY_PORT[0], "bench", PASSWORD, "sbtest"),
+               "relay": (relay_port, "root", "", "sbtest")}
+    out = {t: {w: [] for w in ["oltp_point_select", "oltp_read_only"]} for t in targets}
+    for rnd in range(ROUNDS):
+        for w in ["oltp_point_select", "oltp_read_only"]:
+            for t, (port, user, pw, db) in targets.items():
+                q = sysbench(port, user, pw, db, w)
+                print(f"round {rnd + 1} mysql {w:18} {t:11} {q}", file=sys.stderr)
+                if q:
+                    out[t][w].append(q)
+    relay.terminate()
+    return out
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="pc-bench-")
     stop_cluster = start_cluster(tmp)
@@ -272,6 +322,7 @@ def main():
             c.kill()
             c.wait()
         time.sleep(3)
+    my = mysql_rounds()
     pc.terminate()
     relay.terminate()
     if bouncer_pid:
@@ -280,7 +331,7 @@ def main():
         except OSError:
             pass
     stop_cluster()
-    write_report(results, cpu, rss)
+    write_report(results, cpu, rss, my)
 
 
 def med(rs, key="tps"):
@@ -288,7 +339,7 @@ def med(rs, key="tps"):
     return statistics.median(vals) if vals else float("nan")
 
 
-def write_report(results, cpu, rss):
+def write_report(results, cpu, rss, my):
     now = datetime.datetime.now(datetime.timezone.utc)
     lines = [f"# PostgreSQL benchmark {now:%Y-%m-%d %H:%M} UTC", "",
              f"Machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}; "
@@ -312,6 +363,12 @@ def write_report(results, cpu, rss):
     lines += ["", f"RSS per idle authenticated session ({IDLE_SESSIONS} sessions, each running pg_sleep):", ""]
     for t, kib in rss.items():
         lines.append(f"- {t}: {kib:.1f} KiB")
+    if my:
+        lines += ["", "MySQL (MariaDB), sysbench 8 threads, queries per second:", "",
+                  "| workload | direct QPS | Portcullis QPS | relay QPS | P/direct | P/relay |", "|---|---|---|---|---|---|"]
+        for w in ["oltp_point_select", "oltp_read_only"]:
+            d, p, r = (statistics.median(my[t][w]) if my[t][w] else float("nan") for t in ["direct", "portcullis", "relay"])
+            lines.append(f"| {w} | {d:.0f} | {p:.0f} | {r:.0f} | {p/d:.3f} | {p/r:.3f} |")
     text = "\n".join(lines) + "\n"
     os.makedirs(os.path.join(ROOT, "benches/results"), exist_ok=True)
     path = os.path.join(ROOT, f"benches/results/{now:%Y-%m-%d-%H%M}-postgres.md")

@@ -82,13 +82,18 @@ impl Chain {
         })
     }
 
+    /// Opens the next file; on failure the same name is tried again next time, so the
+    /// files stay numbered without gaps.
     fn open_next(&mut self) -> std::io::Result<()> {
-        self.index += 1;
-        let path = self.dir.join(format!("portcullis-{:06}.jsonl", self.index));
+        let path = self
+            .dir
+            .join(format!("portcullis-{:06}.jsonl", self.index + 1));
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(path)?;
+            .open(&path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        self.index += 1;
         self.file = Some(std::io::BufWriter::with_capacity(256 * 1024, file));
         self.size = 0;
         Ok(())
