@@ -74,6 +74,33 @@ impl ScramVerifier {
     }
 }
 
+/// Checks a cleartext password, or a personal access token, for `user` (TLS-only paths:
+/// PostgreSQL cleartext auth, MySQL `mysql_clear_password`).
+pub fn verify_cleartext(
+    snapshot: &crate::access::Snapshot,
+    user: &str,
+    presented: &str,
+) -> Option<crate::access::Identity> {
+    let identity = |via_token| crate::access::Identity {
+        user: user.to_owned(),
+        via_token,
+    };
+    if looks_like_token(presented) {
+        let token = snapshot.tokens.get(&token_hash(presented))?;
+        let fresh = token.expires_at.is_none_or(|e| e > crate::store::now());
+        return (token.user == user && fresh).then(|| identity(true));
+    }
+    let v = snapshot
+        .users
+        .get(user)?
+        .verifiers
+        .scram
+        .as_deref()
+        .and_then(ScramVerifier::parse)?;
+    let presented = scram::verifier_with_salt(presented, &v.salt, v.iterations);
+    constant_time_eq(&presented.stored_key, &v.stored_key).then(|| identity(false))
+}
+
 /// Equal-length comparison that does not stop at the first difference.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

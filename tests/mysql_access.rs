@@ -493,3 +493,42 @@ async fn sysbench_read_write_and_point_select_in_both_prepared_modes() {
     );
     env.gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_personal_access_token_works_as_the_password_over_tls() {
+    let certs = common::tls::TestCert::new();
+    let env = MyEnv::new(&format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\n",
+        certs.cert.display(),
+        certs.key.display()
+    ))
+    .await;
+    let admin = common::client(&env.gw, Some(&env.dir.bootstrap_token()));
+    let token = admin
+        .post("/api/tokens", serde_json::json!({"user": "alice"}))
+        .await
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let tls = ["--ssl", "--ssl-verify-server-cert=0"];
+    let (ok, out, err) = env
+        .client("alice", &token, "rr", &[tls[0], tls[1], "-e", "select 9"])
+        .await;
+    assert!(ok && out.trim() == "9", "{err}");
+    // The password still works; a wrong secret and another user's token do not.
+    let (ok, _, err) = env
+        .client("alice", PASSWORD, "rr", &[tls[0], tls[1], "-e", "select 1"])
+        .await;
+    assert!(ok, "{err}");
+    let (ok, _, err) = env
+        .client("erin", &token, "rr", &[tls[0], tls[1], "-e", "select 1"])
+        .await;
+    assert!(!ok && err.contains("ERROR 1045"), "{err}");
+    // Without TLS the token is never asked for in clear.
+    let (ok, _, err) = env
+        .client("alice", &token, "rr", &["--skip-ssl", "-e", "select 1"])
+        .await;
+    assert!(!ok && err.contains("ERROR 1045"), "{err}");
+    env.gw.shutdown().await;
+}

@@ -233,6 +233,17 @@ impl Frontend for MyFrontend<'_> {
             native.is_some_and(|v| handshake::verify_native(&v, &self.scramble, &reply))
         };
         if !ok {
+            // Over TLS, a client that sent a scramble may still hold a personal access
+            // token: ask for it in clear (mysql_clear_password) and check token or password.
+            let scrambled = matches!(self.hello.auth.len(), 20 | 32);
+            if hello.tls && scrambled {
+                self.write(&packet::auth_switch_clear()).await?;
+                let reply = self.read().await?;
+                let presented = String::from_utf8_lossy(reply.strip_suffix(&[0]).unwrap_or(&reply))
+                    .into_owned();
+                return crate::auth::verify_cleartext(snapshot, &hello.user, &presented)
+                    .ok_or_else(failed);
+            }
             return Err(failed());
         }
         Ok(Identity {

@@ -7,7 +7,6 @@ use futures::StreamExt;
 use pgwire::api::ClientInfo;
 use pgwire::api::auth::driver::{AuthDriver, AuthOutcome};
 use pgwire::api::auth::mechanism::AuthMechanismFactory;
-use pgwire::api::auth::sasl::scram::ScramSecret;
 use pgwire::api::auth::{
     AuthSource, LoginInfo, Password, protocol_negotiation, save_startup_parameters_to_metadata,
 };
@@ -21,7 +20,6 @@ use crate::tls::Stream;
 
 use super::{Frontend, Gateway, Hello, RelayEnd, RelayLink, SessionError};
 use crate::access::{Identity, Permit, Snapshot};
-use crate::auth::{ScramVerifier, constant_time_eq, looks_like_token, token_hash};
 use crate::model::Protocol;
 use crate::protocol::postgres::backend::{self, BackendError, Login, Upstream};
 use crate::protocol::postgres::front::{
@@ -133,42 +131,9 @@ impl AuthSource<Identity> for SnapshotSource {
     ) -> PgWireResult<Option<Identity>> {
         let user = login.user().unwrap_or_default();
         let presented = std::str::from_utf8(presented).unwrap_or_default();
-        verify_cleartext(&self.0, user, presented)
+        crate::auth::verify_cleartext(&self.0, user, presented)
             .ok_or_else(|| PgWireError::InvalidPassword(user.to_owned()))
             .map(Some)
-    }
-}
-
-/// Checks a cleartext password (or token) against the snapshot.
-pub fn verify_cleartext(snapshot: &Snapshot, user: &str, presented: &str) -> Option<Identity> {
-    if looks_like_token(presented) {
-        let token = snapshot.tokens.get(&token_hash(presented))?;
-        let fresh = token.expires_at.is_none_or(|e| e > crate::store::now());
-        return (token.user == user && fresh).then(|| Identity {
-            user: user.to_owned(),
-            via_token: true,
-        });
-    }
-    let v = snapshot
-        .users
-        .get(user)?
-        .verifiers
-        .scram
-        .as_deref()
-        .and_then(ScramVerifier::parse)?;
-    let salted =
-        pgwire::api::auth::sasl::scram::gen_salted_password(presented, &v.salt, v.iterations);
-    let secret = ScramSecret::verifier_from_salted_password(v.salt.clone(), salted, v.iterations);
-    match secret {
-        ScramSecret::Verifier { stored_key, .. }
-            if constant_time_eq(&stored_key, &v.stored_key) =>
-        {
-            Some(Identity {
-                user: user.to_owned(),
-                via_token: false,
-            })
-        }
-        _ => None,
     }
 }
 

@@ -139,6 +139,14 @@ pub fn auth_switch(plugin: &str, scramble: &[u8; 20]) -> Vec<u8> {
     p
 }
 
+/// AuthSwitchRequest to `mysql_clear_password` (sent only over TLS).
+pub fn auth_switch_clear() -> Vec<u8> {
+    let mut p = vec![0xFE];
+    p.extend_from_slice(b"mysql_clear_password");
+    p.push(0);
+    p
+}
+
 /// Bounds-checked reads over a payload; every read is `None` past the end.
 pub struct Reader<'a>(pub &'a [u8]);
 
