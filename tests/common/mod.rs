@@ -114,3 +114,20 @@ pub fn status(r: Result<Value, portcullis::cli::client::ClientError>) -> u16 {
         Err(e) => panic!("transport error: {e}"),
     }
 }
+
+/// The people every end-to-end environment declares: alice and erin (group eng), bob
+/// (sales), carol (eng, inactive), all with `password`.
+pub fn people(password: &str) -> String {
+    let mut out = String::from("[[groups]]\nname = \"eng\"\n[[groups]]\nname = \"sales\"\n");
+    for (name, group, status) in [
+        ("alice", "eng", "active"),
+        ("erin", "eng", "active"),
+        ("bob", "sales", "active"),
+        ("carol", "eng", "inactive"),
+    ] {
+        out.push_str(&format!(
+            "[[users]]\nname = \"{name}\"\ngroups = [\"{group}\"]\nstatus = \"{status}\"\npassword = \"{password}\"\n"
+        ));
+    }
+    out
+}

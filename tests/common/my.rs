@@ -58,29 +58,10 @@ impl MyEnv {
         ))
         .await;
         let dir = Dir::new();
+        let people = super::people(PASSWORD);
         let config = format!(
             r#"{extra}
-[[groups]]
-name = "eng"
-[[groups]]
-name = "sales"
-[[users]]
-name = "alice"
-groups = ["eng"]
-password = "{PASSWORD}"
-[[users]]
-name = "bob"
-groups = ["sales"]
-password = "{PASSWORD}"
-[[users]]
-name = "erin"
-groups = ["eng"]
-password = "{PASSWORD}"
-[[users]]
-name = "carol"
-groups = ["eng"]
-status = "inactive"
-password = "{PASSWORD}"
+{people}
 [[resources]]
 name = "maria"
 protocol = "mysql"
