@@ -68,8 +68,17 @@ impl Running {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         registry.end_all(EndReason::Shutdown);
-        while !registry.is_empty() {
+        // A session stuck writing to a client that stopped reading cannot see the stop;
+        // do not wait for it forever (its guard still records `session_ended`).
+        let hard_deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !registry.is_empty() && tokio::time::Instant::now() < hard_deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if !registry.is_empty() {
+            tracing::warn!(
+                sessions = registry.len(),
+                "sessions did not end in time; exiting anyway"
+            );
         }
         // Session tasks have recorded their `session_ended`; let the writer drain.
         let Running {
