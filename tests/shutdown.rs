@@ -68,3 +68,46 @@ async fn sessions_that_finish_within_the_grace_period_end_normally() {
     assert_eq!(ended[0]["ended_by"], "client");
     drop(dir);
 }
+
+#[tokio::test]
+async fn shutdown_under_load_loses_no_event() {
+    let env = PgEnv::new("").await;
+    let clients: Vec<_> = futures::future::join_all((0..4).map(|_| env.alice())).await;
+    let workers: Vec<_> = clients
+        .into_iter()
+        .map(|c| {
+            tokio::spawn(async move {
+                let mut answered = 0u64;
+                while c.simple_query("select 1").await.is_ok() {
+                    answered += 1;
+                }
+                answered
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let audit = env.dir.path().join("audit");
+    let PgEnv { gw, dir, .. } = env;
+    gw.shutdown_with_grace(Duration::ZERO).await;
+    let mut answered = 0;
+    for w in workers {
+        answered += w.await.unwrap();
+    }
+    let events = read_events(&audit);
+    let logged = events.iter().filter(|e| e["kind"] == "query").count() as u64;
+    assert!(answered > 50, "the load ran: {answered}");
+    // Every answered statement is logged; at most one per client was cut mid-flight.
+    assert!(
+        logged >= answered && logged <= answered + 4,
+        "answered {answered}, logged {logged}"
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e["kind"] == "session_ended")
+            .count(),
+        4
+    );
+    assert!(portcullis::audit::verify_dir(&audit).unwrap().ok);
+    drop(dir);
+}
