@@ -59,14 +59,12 @@ type Entry = (SessionView, watch::Sender<Option<EndReason>>);
 
 pub struct LiveSession {
     view: SessionView,
-    end: watch::Sender<Option<EndReason>>,
     registry: Arc<DashMap<String, Arc<Entry>>>,
 }
 
 impl Drop for LiveSession {
     fn drop(&mut self) {
         self.registry.remove(&self.view.id);
-        let _ = &self.end;
     }
 }
 
@@ -96,10 +94,9 @@ impl Registry {
             started_at: crate::store::now(),
         };
         self.sessions
-            .insert(view.id.clone(), Arc::new((view.clone(), tx.clone())));
+            .insert(view.id.clone(), Arc::new((view.clone(), tx)));
         let live = LiveSession {
             view,
-            end: tx,
             registry: Arc::clone(&self.sessions),
         };
         (live, rx)

@@ -131,3 +131,35 @@ pub fn people(password: &str) -> String {
     }
     out
 }
+
+/// Everything an end-to-end environment declares: the people, one resource, and two
+/// resource roles on it — `rr` (native, group eng) and `rr-web-only` (native off).
+pub fn declarations(
+    resource: &str,
+    protocol: &str,
+    address: &str,
+    tls: &str,
+    db: &str,
+    user: &str,
+    password: &str,
+) -> String {
+    let mut out = people(pg::PASSWORD);
+    out.push_str(&format!(
+        "[[resources]]\nname = \"{resource}\"\nprotocol = \"{protocol}\"\naddress = \"{address}\"\ntls = \"{tls}\"\n"
+    ));
+    for (name, password, modes) in [
+        ("rr", Some(password), None),
+        ("rr-web-only", None, Some("{ native = false, web = true }")),
+    ] {
+        out.push_str(&format!(
+            "[[resource_roles]]\nname = \"{name}\"\nresource = \"{resource}\"\ndatabase = \"{db}\"\nuser = \"{user}\"\nallowed_groups = [\"eng\"]\n"
+        ));
+        if let Some(p) = password {
+            out.push_str(&format!("password = \"{p}\"\n"));
+        }
+        if let Some(m) = modes {
+            out.push_str(&format!("access_modes = {m}\n"));
+        }
+    }
+    out
+}

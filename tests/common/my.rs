@@ -58,31 +58,16 @@ impl MyEnv {
         ))
         .await;
         let dir = Dir::new();
-        let people = super::people(PASSWORD);
-        let config = format!(
-            r#"{extra}
-{people}
-[[resources]]
-name = "maria"
-protocol = "mysql"
-address = "127.0.0.1:3306"
-tls = "disable"
-[[resource_roles]]
-name = "rr"
-resource = "maria"
-database = "{db}"
-user = "{user}"
-password = "up-pw"
-allowed_groups = ["eng"]
-[[resource_roles]]
-name = "rr-web-only"
-resource = "maria"
-database = "{db}"
-user = "{user}"
-allowed_groups = ["eng"]
-access_modes = {{ native = false, web = true }}
-"#
+        let declared = super::declarations(
+            "maria",
+            "mysql",
+            "127.0.0.1:3306",
+            "disable",
+            &db,
+            &user,
+            "up-pw",
         );
+        let config = format!("{extra}\n{declared}");
         dir.write_config(None, &config);
         let gw = start(&dir).await;
         let port = gw.mysql_addr.unwrap().port();

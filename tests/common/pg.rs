@@ -33,34 +33,16 @@ impl PgEnv {
             .await
             .unwrap();
         let dir = Dir::new();
-        let people = super::people(PASSWORD);
-        let config = format!(
-            r#"{extra}
-{people}
-
-[[resources]]
-name = "pg"
-protocol = "postgres"
-address = "127.0.0.1:5432"
-tls = "prefer"
-
-[[resource_roles]]
-name = "rr"
-resource = "pg"
-database = "{db}"
-user = "{role}"
-password = "{upstream_password}"
-allowed_groups = ["eng"]
-
-[[resource_roles]]
-name = "rr-web-only"
-resource = "pg"
-database = "{db}"
-user = "{role}"
-allowed_groups = ["eng"]
-access_modes = {{ native = false, web = true }}
-"#
+        let declared = super::declarations(
+            "pg",
+            "postgres",
+            "127.0.0.1:5432",
+            "prefer",
+            &db,
+            &role,
+            &upstream_password,
         );
+        let config = format!("{extra}\n{declared}");
         dir.write_config(None, &config);
         let gw = start(&dir).await;
         let port = gw.postgres_addr.unwrap().port();

@@ -142,7 +142,7 @@ pub fn auth_switch(plugin: &str, scramble: &[u8; 20]) -> Vec<u8> {
 /// AuthSwitchRequest to `mysql_clear_password` (sent only over TLS).
 pub fn auth_switch_clear() -> Vec<u8> {
     let mut p = vec![0xFE];
-    p.extend_from_slice(b"mysql_clear_password");
+    p.extend_from_slice(super::handshake::CLEAR.as_bytes());
     p.push(0);
     p
 }
