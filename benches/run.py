@@ -105,15 +105,20 @@ def setup_database():
 MY_PORT = [0]
 
 
-def start_portcullis(tmp):
+def start_portcullis(tmp, statements=True):
+    """`statements = False` is the same gateway with per-statement `query` events off."""
     port, admin = free_port(), free_port()
-    MY_PORT[0] = free_port()
+    my_port = free_port()
+    if statements:
+        MY_PORT[0] = my_port
+    tmp = os.path.join(tmp, "portcullis" if statements else "portcullis-nolog")
+    os.makedirs(tmp)
     cfg = os.path.join(tmp, "portcullis.toml")
     with open(cfg, "w") as f:
         f.write(f"""
 [listen]
 postgres = "127.0.0.1:{port}"
-mysql = "127.0.0.1:{MY_PORT[0]}"
+mysql = "127.0.0.1:{my_port}"
 admin = "127.0.0.1:{admin}"
 [store]
 url = "sqlite://{tmp}/p.db"
@@ -121,6 +126,7 @@ data_dir = "{tmp}/data"
 [audit]
 dir = "{tmp}/audit"
 fsync = "interval"
+statements = {"true" if statements else "false"}
 [limits]
 max_connections = 5000
 [[groups]]
@@ -271,6 +277,7 @@ def main():
     stop_cluster = start_cluster(tmp)
     setup_database()
     pc, pc_port, _ = start_portcullis(tmp)
+    nolog, nolog_port, _ = start_portcullis(tmp, statements=False)
     bouncer_pid, pb_port, _ = start_pgbouncer(tmp)
     relay, relay_port, _ = start_relay()
     targets = {
@@ -278,6 +285,7 @@ def main():
         "portcullis": (pc_port, "bench", "bench", pc.pid),
         "pgbouncer": (pb_port, "bench", "bench", bouncer_pid),
         "relay": (relay_port, "postgres", "bench", relay.pid),
+        "portcullis-nolog": (nolog_port, "bench", "bench", nolog.pid),
     }
     workloads = {
         "-S -c 8 simple": ["-S", "-c", "8", "-j", "2", "-M", "simple"],
@@ -308,7 +316,7 @@ def main():
         cpu[t] = (cpu_seconds(pid) - before) / n * 1e6
     # Idle sessions: RSS growth per authenticated idle connection.
     rss = {}
-    for t in ["portcullis", "pgbouncer"]:
+    for t in ["portcullis", "pgbouncer"] if IDLE_SESSIONS else []:
         port, user, db, pid = targets[t]
         base = rss_kib(pid)
         conns = []
@@ -322,8 +330,9 @@ def main():
             c.kill()
             c.wait()
         time.sleep(3)
-    my = mysql_rounds()
+    my = mysql_rounds() if os.environ.get("MYSQL", "1") != "0" else None
     pc.terminate()
+    nolog.terminate()
     relay.terminate()
     if bouncer_pid:
         try:
@@ -350,6 +359,11 @@ def write_report(results, cpu, rss, my):
         d, p, b, r = (med(by[t]) for t in ["direct", "portcullis", "pgbouncer", "relay"])
         failed = sum(x["failed"] for x in by["portcullis"])
         lines.append(f"| {w} | {d:.0f} | {p:.0f} | {b:.0f} | {r:.0f} | {p/d:.3f} | {p/b:.3f} | {p/r:.3f} | {failed} |")
+    lines += ["", "Monitoring cost: the same gateway with per-statement `query` events off (`audit.statements = false`):", "",
+              "| workload | logging on TPS | logging off TPS | on/off |", "|---|---|---|---|"]
+    for w, by in results.items():
+        on, off = med(by["portcullis"]), med(by["portcullis-nolog"])
+        lines.append(f"| {w} | {on:.0f} | {off:.0f} | {on/off:.3f} |")
     lat = results.get("-S -c 1 (latency)")
     if lat:
         d, p = med(lat["direct"], "lat_ms"), med(lat["portcullis"], "lat_ms")

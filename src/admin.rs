@@ -5,16 +5,18 @@
 mod access;
 mod catalog;
 mod error;
+mod lockouts;
 mod ops;
 mod resource_roles;
 mod sessions;
 mod tokens;
 mod users;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
@@ -32,6 +34,7 @@ pub struct ApiState {
     pub metrics: Arc<crate::metrics::Metrics>,
     pub recorder: Option<crate::audit::Recorder>,
     pub sessions: Arc<crate::session::Registry>,
+    pub lockout: Arc<crate::lockout::Lockout>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -40,6 +43,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(catalog::routes())
         .merge(resource_roles::routes())
         .merge(sessions::routes())
+        .merge(lockouts::routes())
         .merge(access::routes())
         .merge(tokens::routes())
         .merge(ops::routes())
@@ -88,16 +92,31 @@ impl FromRequestParts<ApiState> for Caller {
         let token = header
             .strip_prefix("Bearer ")
             .ok_or_else(|| ApiError::unauthorized("expected `Authorization: Bearer TOKEN`"))?;
+        let client = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+        if let Err(reason) = state.lockout.check("", client.ip()) {
+            api_auth_failed(state, client, reason).await;
+            return Err(ApiError::too_many(
+                "too many failed logins from this address; try again later",
+            ));
+        }
         let snapshot = state.control.snapshot();
-        let found = snapshot.tokens.get(&token_hash(token.trim()));
-        let entry = found
-            .filter(|t| t.expires_at.is_none_or(|e| e > crate::store::now()))
-            .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
+        let now = crate::store::now();
         let user = snapshot
-            .users
-            .get(&entry.user)
-            .filter(|u| u.status == Status::Active)
-            .ok_or_else(|| ApiError::unauthorized("invalid or expired token"))?;
+            .tokens
+            .get(&token_hash(token.trim()))
+            .filter(|t| t.expires_at.is_none_or(|e| e > now))
+            .and_then(|entry| {
+                let user = snapshot.users.get(&entry.user)?;
+                (user.status == Status::Active).then_some((entry, user))
+            });
+        let Some((entry, user)) = user else {
+            state.lockout.failed("", client.ip());
+            api_auth_failed(state, client, "invalid, expired or inactive token".into()).await;
+            return Err(ApiError::unauthorized("invalid or expired token"));
+        };
         let (store, id) = (state.control.store.clone(), entry.id.clone());
         tokio::spawn(async move {
             if let Err(e) = store.touch_token(&id).await {
@@ -105,6 +124,20 @@ impl FromRequestParts<ApiState> for Caller {
             }
         });
         Ok(Caller(Arc::clone(user)))
+    }
+}
+
+/// A refused API call's `auth_failed` event (protocol `http`, mode `admin`).
+async fn api_auth_failed(state: &ApiState, client: SocketAddr, reason: String) {
+    crate::metrics::Metrics::inc(&state.metrics.auth_failures_total);
+    if let Some(recorder) = &state.recorder {
+        let mut common = crate::audit::Common::new("", "http", client);
+        common.mode = "admin";
+        let event = crate::audit::Event {
+            common: Arc::new(common),
+            kind: crate::audit::Kind::AuthFailed { reason },
+        };
+        let _ = recorder.record(event).await;
     }
 }
 
@@ -139,7 +172,8 @@ pub async fn serve(
     state: ApiState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -120,7 +120,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         })?;
     let control = ControlPlane::start(config, store).await?;
     control.attach_recorder(recorder.clone());
-    let (index, index_task) = crate::session::index::SessionIndex::spawn(control.store.clone());
+    let instance = crate::session::index::instance_id(&control.config().store.data_dir)
+        .context("cannot read or create this instance's id in store.data_dir")?;
+    let audit_dir = control.config().audit.dir.clone();
+    match crate::session::index::close_orphans(&control.store, &recorder, &instance, &audit_dir)
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            sessions = n,
+            "closed sessions a previous run left open (it stopped without ending them)"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot close sessions a previous run left open"),
+    }
+    let (index, index_task) =
+        crate::session::index::SessionIndex::spawn(control.store.clone(), &instance);
+    let lockout = Arc::new(crate::lockout::Lockout::new(&control.config().limits));
     let gateway = Arc::new(Gateway {
         control: Arc::clone(&control),
         recorder: recorder.clone(),
@@ -128,12 +143,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         metrics: Arc::clone(&metrics),
         upstream_tls: UpstreamTls::new(),
         index,
+        lockout: Arc::clone(&lockout),
     });
     let api = ApiState {
         control: Arc::clone(&control),
         metrics,
         recorder: Some(recorder),
         sessions: Arc::clone(&gateway.registry),
+        lockout,
     };
     let (stop, stopped) = watch::channel(false);
     let stopped_fut = |mut rx: watch::Receiver<bool>| async move {
@@ -142,11 +159,21 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let mut listeners = JoinSet::new();
     let poller = control.spawn_poller();
     let watcher = spawn_revalidator(&gateway);
+    let sweeper = {
+        let lockout = Arc::clone(&gateway.lockout);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                lockout.sweep();
+            }
+        })
+    };
     let stop_bg = stopped_fut(stopped.clone());
     listeners.spawn(async move {
         stop_bg.await;
         poller.abort();
         watcher.abort();
+        sweeper.abort();
     });
 
     let mut admin_addr = None;

@@ -170,14 +170,23 @@ impl Recorder {
 }
 
 /// The `query` events of one session, in order, read from the log files (only the
-/// statement fields).
+/// statement fields). Files last written before the session started (`since`, Unix
+/// seconds) are skipped unread.
 pub fn session_queries(
     dir: &std::path::Path,
     session_id: &str,
+    since: i64,
 ) -> std::io::Result<Vec<serde_json::Value>> {
     let mut out = Vec::new();
     let needle = format!("\"session_id\":\"{session_id}\"");
+    let since = std::time::UNIX_EPOCH + std::time::Duration::from_secs(since.max(1) as u64 - 1);
     for file in chain::log_files(dir)? {
+        if std::fs::metadata(&file)?
+            .modified()
+            .is_ok_and(|m| m < since)
+        {
+            continue;
+        }
         let text = std::fs::read_to_string(file)?;
         for line in text
             .lines()

@@ -90,16 +90,25 @@ pub fn verify_cleartext(
         let fresh = token.expires_at.is_none_or(|e| e > crate::store::now());
         return (token.user == user && fresh).then(|| identity(true));
     }
-    let v = snapshot
+    let stored = snapshot
         .users
-        .get(user)?
-        .verifiers
-        .scram
-        .as_deref()
-        .and_then(ScramVerifier::parse)?;
-    let presented = scram::verifier_with_salt(presented, &v.salt, v.iterations);
-    constant_time_eq(&presented.stored_key, &v.stored_key).then(|| identity(false))
+        .get(user)
+        .and_then(|u| u.verifiers.scram.as_deref())
+        .and_then(ScramVerifier::parse);
+    // An unknown user costs the same key derivation as a known one: no timing tells
+    // whether the user exists.
+    let (salt, iterations) = stored
+        .as_ref()
+        .map_or((DECOY_SALT.as_slice(), SCRAM_ITERATIONS), |v| {
+            (v.salt.as_slice(), v.iterations)
+        });
+    let derived = scram::verifier_with_salt(presented, salt, iterations);
+    let v = stored?;
+    constant_time_eq(&derived.stored_key, &v.stored_key).then(|| identity(false))
 }
+
+/// The salt of the key derivation an unknown user's cleartext password goes through.
+const DECOY_SALT: [u8; 16] = *b"portcullis-decoy";
 
 /// Equal-length comparison that does not stop at the first difference.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

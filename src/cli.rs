@@ -92,6 +92,12 @@ pub enum Command {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Users and client addresses locked out after repeated failed logins;
+    /// `lockouts clear user NAME` or `lockouts clear address IP` lifts one (admin).
+    Lockouts {
+        #[command(subcommand)]
+        action: Option<LockoutsCmd>,
+    },
     /// Recorded admin changes, newest first.
     Changes {
         #[arg(long, default_value_t = 50)]
@@ -285,6 +291,16 @@ pub enum AuditCmd {
         dir: Option<PathBuf>,
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LockoutsCmd {
+    /// Lift a lockout.
+    Clear {
+        #[arg(value_parser = ["user", "address"])]
+        kind: String,
+        subject: String,
     },
 }
 

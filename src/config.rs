@@ -81,12 +81,21 @@ pub struct AuditConfig {
     pub fsync: Fsync,
     pub on_failure: OnFailure,
     pub rotate_bytes: u64,
+    /// Per-statement `query` events (default on). Off logs only sessions, logins and
+    /// changes; it exists to measure what per-statement monitoring costs.
+    pub statements: bool,
 }
 
 #[derive(Clone, Debug)]
 pub struct Limits {
     pub login_timeout: Duration,
     pub max_connections: usize,
+    /// Failed logins a minute a user name may have before it is locked out (0: no limit).
+    pub failed_logins_per_user: u32,
+    /// Failed logins a minute a client address may have before it is locked out.
+    pub failed_logins_per_address: u32,
+    /// How long a lockout lasts.
+    pub lockout: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

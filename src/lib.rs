@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod fsutil;
+pub mod lockout;
 pub mod metrics;
 pub mod model;
 pub mod protocol;

@@ -37,6 +37,7 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     pub upstream_tls: UpstreamTls,
     pub index: index::SessionIndex,
+    pub lockout: Arc<crate::lockout::Lockout>,
 }
 
 /// What the client claims before proving anything.
@@ -93,6 +94,8 @@ pub struct RelayLink {
     pub metrics: Arc<Metrics>,
     /// Becomes `Some` when the session must end (admin kill, lost access, shutdown).
     pub end: watch::Receiver<Option<EndReason>>,
+    /// `audit.statements`: write a `query` event per statement.
+    pub statements: bool,
 }
 
 /// One protocol's side of the login sequence.
@@ -140,7 +143,11 @@ pub async fn run<F: Frontend>(gw: &Gateway, mut fe: F, protocol: Protocol, clien
     let mut common = Common::new(&id, protocol.as_str(), client);
     let login_timeout = gw.control.config().limits.login_timeout;
     let mut hello = Hello::default();
-    let login = tokio::time::timeout(login_timeout, login(gw, &mut fe, protocol, &mut hello)).await;
+    let login = tokio::time::timeout(
+        login_timeout,
+        login(gw, &mut fe, protocol, client.ip(), &mut hello),
+    )
+    .await;
     let result = login.unwrap_or(Err(SessionError::Timeout));
     common.user = hello.user.clone();
     common.resource_role = hello.resource_role.clone();
@@ -188,6 +195,7 @@ pub async fn run<F: Frontend>(gw: &Gateway, mut fe: F, protocol: Protocol, clien
         bytes_out: 0,
         ended_by: None,
         error: None,
+        instance: String::new(),
     });
     tracing::info!(session_id = %id, user = %common.user, resource_role = %common.resource_role, "session started");
     let link = RelayLink {
@@ -195,6 +203,7 @@ pub async fn run<F: Frontend>(gw: &Gateway, mut fe: F, protocol: Protocol, clien
         recorder: gw.recorder.clone(),
         metrics: Arc::clone(&gw.metrics),
         end,
+        statements: gw.control.config().audit.statements,
     };
     let end = fe.relay(upstream, link).await;
     drop(live);
@@ -205,6 +214,7 @@ async fn login<F: Frontend>(
     gw: &Gateway,
     fe: &mut F,
     protocol: Protocol,
+    client: std::net::IpAddr,
     hello_out: &mut Hello,
 ) -> Result<Option<(Permit, F::Upstream)>, SessionError> {
     let Some(hello) = fe.handshake(gw).await? else {
@@ -215,7 +225,16 @@ async fn login<F: Frontend>(
         return Err(SessionError::LogUnavailable);
     }
     let snapshot = gw.control.snapshot();
-    let identity = fe.authenticate(&hello, &snapshot).await?;
+    gw.lockout
+        .check(&hello.user, client)
+        .map_err(SessionError::AuthFailed)?;
+    let identity = match fe.authenticate(&hello, &snapshot).await {
+        Err(e @ SessionError::AuthFailed(_)) => {
+            gw.lockout.failed(&hello.user, client);
+            return Err(e);
+        }
+        other => other?,
+    };
     let permit = decide_native(&snapshot, &identity, &hello.resource_role, protocol)
         .map_err(SessionError::Denied)?;
     let mut upstream = fe.connect(&permit, gw).await?;
@@ -387,6 +406,9 @@ impl<'a> EventSink<'a> {
 impl crate::relay::Sink for EventSink<'_> {
     async fn outcome(&mut self, o: crate::protocol::Outcome) {
         Metrics::inc(&self.link.metrics.queries_total);
+        if !self.link.statements {
+            return;
+        }
         let status = if o.error_code.is_some() {
             "error"
         } else {

@@ -516,6 +516,26 @@ async fn a_personal_access_token_works_as_the_password_over_tls() {
         .client("alice", &token, "rr", &[tls[0], tls[1], "-e", "select 9"])
         .await;
     assert!(ok && out.trim() == "9", "{err}");
+    // A caching_sha2_password client gets full authentication over TLS.
+    let sha2 = "--default-auth=caching_sha2_password";
+    let (ok, out, err) = env
+        .client(
+            "alice",
+            &token,
+            "rr",
+            &[tls[0], tls[1], sha2, "-e", "select 8"],
+        )
+        .await;
+    assert!(ok && out.trim() == "8", "{err}");
+    let (ok, _, err) = env
+        .client(
+            "alice",
+            "wrong",
+            "rr",
+            &[tls[0], tls[1], sha2, "-e", "select 1"],
+        )
+        .await;
+    assert!(!ok && err.contains("ERROR 1045"), "{err}");
     // The password still works; a wrong secret and another user's token do not.
     let (ok, _, err) = env
         .client("alice", PASSWORD, "rr", &[tls[0], tls[1], "-e", "select 1"])

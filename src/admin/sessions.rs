@@ -59,9 +59,9 @@ async fn show(
         .filter(|v| caller.is_reader() || v.user == caller.name())
         .ok_or_else(|| ApiError::not_found(format!("session `{id}` not found")))?;
     let dir = s.control.config().audit.dir.clone();
-    let wanted = id.clone();
+    let (wanted, since) = (id.clone(), session.started_at);
     let statements =
-        tokio::task::spawn_blocking(move || crate::audit::session_queries(&dir, &wanted))
+        tokio::task::spawn_blocking(move || crate::audit::session_queries(&dir, &wanted, since))
             .await
             .map_err(|e| ApiError::unavailable(e.to_string()))?
             .map_err(|e| ApiError::unavailable(format!("cannot read the monitoring log: {e}")))?;

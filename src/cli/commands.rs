@@ -81,7 +81,7 @@ pub async fn run_remote(cli: &Cli) -> Result<String, ClientError> {
                 "client_addr",
                 "started_at",
                 "ended_by",
-                "statements",
+                "queries",
             ];
             match action {
                 None => {
@@ -248,6 +248,19 @@ pub async fn run_remote(cli: &Cli) -> Result<String, ClientError> {
                 &["deleted"],
             ),
         },
+        Command::Lockouts { action: None } => (
+            c.get("/api/lockouts").await?,
+            &["kind", "subject", "remaining_s"],
+        ),
+        Command::Lockouts {
+            action: Some(LockoutsCmd::Clear { kind, subject }),
+        } => (
+            deleted(
+                c.delete(&format!("/api/lockouts/{kind}/{subject}")).await?,
+                &format!("{kind} {subject}"),
+            ),
+            &["deleted"],
+        ),
         Command::Changes { limit } => (
             c.get(&format!("/api/changes?limit={limit}")).await?,
             &["ts", "actor", "action", "object"],

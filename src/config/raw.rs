@@ -65,6 +65,7 @@ pub struct RawAudit {
     pub fsync: Option<String>,
     pub on_failure: Option<String>,
     pub rotate_bytes: Option<u64>,
+    pub statements: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +73,9 @@ pub struct RawAudit {
 pub struct RawLimits {
     pub login_timeout: Option<String>,
     pub max_connections: Option<usize>,
+    pub failed_logins_per_user: Option<u32>,
+    pub failed_logins_per_address: Option<u32>,
+    pub lockout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -157,6 +157,7 @@ pub fn validate(raw: RawConfig, source: &Path) -> Result<Config, Vec<Problem>> {
         fsync,
         on_failure,
         rotate_bytes: raw.audit.rotate_bytes.unwrap_or(64 << 20),
+        statements: raw.audit.statements.unwrap_or(true),
     };
     if audit.rotate_bytes < 4096 {
         p.add("audit.rotate_bytes", "must be at least 4096");
@@ -170,6 +171,14 @@ pub fn validate(raw: RawConfig, source: &Path) -> Result<Config, Vec<Problem>> {
             Duration::from_secs(10),
         ),
         max_connections: raw.limits.max_connections.unwrap_or(10_000),
+        failed_logins_per_user: raw.limits.failed_logins_per_user.unwrap_or(10),
+        failed_logins_per_address: raw.limits.failed_logins_per_address.unwrap_or(30),
+        lockout: duration_or(
+            &mut p,
+            "limits.lockout",
+            raw.limits.lockout,
+            Duration::from_secs(300),
+        ),
     };
     if limits.max_connections == 0 {
         p.add("limits.max_connections", "must be at least 1");

@@ -1,9 +1,16 @@
 //! Keeps the store's session index current, off the session's path: starts and ends go
 //! over a channel to one task that writes them in order.
 
+use std::path::Path;
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 
+use crate::audit::{Common, Event, Kind, Recorder};
 use crate::store::{SessionEnd, SessionRecord, Store};
+
+/// The file under `store.data_dir` holding this instance's id.
+const INSTANCE_FILE: &str = "instance-id";
 
 enum Msg {
     Started(Box<SessionRecord>),
@@ -13,6 +20,7 @@ enum Msg {
 #[derive(Clone, Debug)]
 pub struct SessionIndex {
     tx: mpsc::UnboundedSender<Msg>,
+    instance: Arc<str>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -23,7 +31,7 @@ impl std::fmt::Debug for Msg {
 
 impl SessionIndex {
     /// Starts the writer task; it ends when every `SessionIndex` is dropped.
-    pub fn spawn(store: Store) -> (SessionIndex, tokio::task::JoinHandle<()>) {
+    pub fn spawn(store: Store, instance: &str) -> (SessionIndex, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
@@ -36,14 +44,97 @@ impl SessionIndex {
                 }
             }
         });
-        (SessionIndex { tx }, task)
+        let instance = instance.into();
+        (SessionIndex { tx, instance }, task)
     }
 
-    pub fn started(&self, record: SessionRecord) {
+    pub fn started(&self, mut record: SessionRecord) {
+        record.instance = self.instance.to_string();
         let _ = self.tx.send(Msg::Started(Box::new(record)));
     }
 
     pub fn ended(&self, end: SessionEnd) {
         let _ = self.tx.send(Msg::Ended(end));
     }
+}
+
+/// This instance's id: made once, kept in `data_dir` so a restart knows its own sessions.
+pub fn instance_id(data_dir: &Path) -> std::io::Result<String> {
+    let path = data_dir.join(INSTANCE_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    std::fs::create_dir_all(data_dir)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    crate::fsutil::write_private(&path, id.as_bytes())?;
+    Ok(id)
+}
+
+/// Ends the sessions a crash (or SIGKILL) of this instance left open: each gets its one
+/// `session_ended` (`ended_by: error`, with the statements the log holds) and its index
+/// row is closed. Returns how many there were.
+pub async fn close_orphans(
+    store: &Store,
+    recorder: &Recorder,
+    instance: &str,
+    audit_dir: &Path,
+) -> crate::store::Result<usize> {
+    let orphans = store.open_sessions(instance).await?;
+    for s in &orphans {
+        let dir = audit_dir.to_owned();
+        let (id, since) = (s.id.clone(), s.started_at);
+        let queries = tokio::task::spawn_blocking(move || {
+            crate::audit::session_queries(&dir, &id, since).map(|q| q.len())
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(0) as u64;
+        let error = "the gateway stopped without ending this session (crash or kill); \
+                     statements after the last logged one are unknown"
+            .to_owned();
+        let common = Common {
+            session_id: s.id.clone(),
+            user: s.user.clone(),
+            resource_role: s.resource_role.clone(),
+            resource: s.resource.clone(),
+            protocol: if s.protocol == "mysql" {
+                "mysql"
+            } else {
+                "postgres"
+            },
+            mode: "native",
+            client_addr: s.client_addr.clone(),
+            application_name: s.application_name.clone(),
+            ..Common::default()
+        };
+        let now = crate::store::now();
+        let event = Event {
+            common: Arc::new(common),
+            kind: Kind::SessionEnded {
+                duration_ms: (now - s.started_at).max(0) as u64 * 1000,
+                bytes_in: 0,
+                bytes_out: 0,
+                queries,
+                ended_by: "error",
+                error: Some(error.clone()),
+            },
+        };
+        let _ = recorder.record(event).await;
+        store
+            .session_ended(&SessionEnd {
+                id: s.id.clone(),
+                ended_at: now,
+                statements: queries as i64,
+                bytes_in: 0,
+                bytes_out: 0,
+                ended_by: "error".into(),
+                error: Some(error),
+            })
+            .await?;
+    }
+    Ok(orphans.len())
 }

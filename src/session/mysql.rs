@@ -234,10 +234,16 @@ impl Frontend for MyFrontend<'_> {
         };
         if !ok {
             // Over TLS, a client that sent a scramble may still hold a personal access
-            // token: ask for it in clear (mysql_clear_password) and check token or password.
+            // token: ask for the secret itself and check token or password — caching_sha2
+            // full authentication (AuthMoreData `perform_full_authentication`), else a
+            // switch to mysql_clear_password. Never without TLS (no RSA key exchange).
             let scrambled = matches!(self.hello.auth.len(), 20 | 32);
             if hello.tls && scrambled {
-                self.write(&packet::auth_switch_clear()).await?;
+                if self.hello.plugin == SHA2 {
+                    self.write(&[0x01, 0x04]).await?;
+                } else {
+                    self.write(&packet::auth_switch_clear()).await?;
+                }
                 let reply = self.read().await?;
                 let presented = String::from_utf8_lossy(reply.strip_suffix(&[0]).unwrap_or(&reply))
                     .into_owned();

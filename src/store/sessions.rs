@@ -17,11 +17,16 @@ pub struct SessionRecord {
     pub application_name: String,
     pub started_at: i64,
     pub ended_at: Option<i64>,
+    /// Statements relayed (the `queries` of `session_ended`; `GET /api/sessions/{id}`
+    /// lists them as `statements`).
+    #[serde(rename = "queries")]
     pub statements: i64,
     pub bytes_in: i64,
     pub bytes_out: i64,
     pub ended_by: Option<String>,
     pub error: Option<String>,
+    /// The gateway instance that relays (relayed) it.
+    pub instance: String,
 }
 
 /// How a session ended, for the index.
@@ -54,7 +59,7 @@ pub struct SessionFilter {
 macro_rules! columns {
     () => {
         "id, user_name, resource_role, resource, protocol, mode, client_addr, application_name, \
-         started_at, ended_at, statements, bytes_in, bytes_out, ended_by, error"
+         started_at, ended_at, statements, bytes_in, bytes_out, ended_by, error, instance"
     };
 }
 
@@ -62,7 +67,7 @@ impl Store {
     pub async fn session_started(&self, s: &SessionRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO sessions (id, user_name, resource_role, resource, protocol, mode, client_addr, \
-             application_name, started_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             application_name, started_at, instance) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&s.id)
         .bind(&s.user)
@@ -73,6 +78,7 @@ impl Store {
         .bind(&s.client_addr)
         .bind(&s.application_name)
         .bind(s.started_at)
+        .bind(&s.instance)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -118,6 +124,20 @@ impl Store {
         rows.iter().map(record).collect()
     }
 
+    /// Sessions of `instance` the index still shows as live: at start, the ones a crash
+    /// left behind.
+    pub async fn open_sessions(&self, instance: &str) -> Result<Vec<SessionRecord>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM sessions WHERE instance = $1 AND ended_at IS NULL ORDER BY started_at"
+        ))
+        .bind(instance)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record).collect()
+    }
+
     pub async fn get_session(&self, id: &str) -> Result<Option<SessionRecord>> {
         let row = sqlx::query(concat!(
             "SELECT ",
@@ -148,5 +168,6 @@ fn record(r: &sqlx::any::AnyRow) -> Result<SessionRecord> {
         bytes_out: r.try_get(12)?,
         ended_by: r.try_get(13)?,
         error: r.try_get(14)?,
+        instance: r.try_get(15)?,
     })
 }

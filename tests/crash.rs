@@ -1,0 +1,99 @@
+//! A gateway killed with SIGKILL mid-session: the log it leaves verifies (a cut last line is
+//! reported as such), and the next start of the same instance gives the orphaned session
+//! its one `session_ended` and closes it in the session index.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::pg::{PgEnv, read_events};
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn sigkill_leaves_a_verifiable_log_and_the_restart_ends_the_orphans() {
+    let env = PgEnv::new("").await;
+    let PgEnv { gw, dir, .. } = env;
+    gw.shutdown().await;
+    let config = std::fs::read_to_string(dir.config_path()).unwrap();
+    let port = free_port();
+    let fixed = config.replace(
+        "postgres = \"127.0.0.1:0\"",
+        &format!("postgres = \"127.0.0.1:{port}\""),
+    );
+    std::fs::write(dir.config_path(), &fixed).unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--config"])
+        .arg(dir.config_path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let conn = format!(
+        "host=127.0.0.1 port={port} user=alice password={} dbname=rr sslmode=disable",
+        common::pg::PASSWORD
+    );
+    let mut client = None;
+    for _ in 0..100 {
+        if let Ok((c, conn)) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await {
+            tokio::spawn(conn);
+            client = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let client = client.expect("the gateway process accepts sessions");
+    for i in 0..5 {
+        client.simple_query(&format!("select {i}")).await.unwrap();
+    }
+    // The default fsync window is at most a second; the writer itself is faster.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(client.simple_query("select 1").await.is_err());
+
+    let audit = dir.path().join("audit");
+    let report = portcullis::audit::verify_dir(&audit).unwrap();
+    assert!(
+        report.ok,
+        "the prefix up to the last complete line verifies: {report:?}"
+    );
+    let before = read_events(&audit);
+    let session_id = before
+        .iter()
+        .find(|e| e["kind"] == "session_started")
+        .map(|e| e["session_id"].as_str().unwrap().to_owned())
+        .expect("the session started before the kill");
+    assert!(!before.iter().any(|e| e["kind"] == "session_ended"));
+
+    // The same instance starts again (in-process, on a free port).
+    std::fs::write(dir.config_path(), &config).unwrap();
+    let gw = common::start(&dir).await;
+    let token = dir.bootstrap_token();
+    let api = common::client(&gw, Some(&token));
+    let shown = api
+        .get(&format!("/api/sessions/{session_id}"))
+        .await
+        .unwrap();
+    assert_eq!(shown["ended_by"], "error", "{shown}");
+    assert_eq!(shown["queries"], 5, "{shown}");
+    assert_eq!(shown["statements"].as_array().map(Vec::len), Some(5));
+    gw.shutdown().await;
+
+    let after = read_events(&audit);
+    let ended: Vec<_> = after
+        .iter()
+        .filter(|e| e["kind"] == "session_ended" && e["session_id"] == session_id.as_str())
+        .collect();
+    assert_eq!(ended.len(), 1, "exactly one session_ended for the orphan");
+    assert_eq!(ended[0]["ended_by"], "error");
+    assert_eq!(ended[0]["queries"], 5);
+    assert_eq!(ended[0]["user"], "alice");
+    assert!(portcullis::audit::verify_dir(&audit).unwrap().ok);
+}
