@@ -118,7 +118,7 @@ pub struct Recorder {
 /// What travels to the writer: events, then one `Close` at shutdown.
 #[derive(Debug)]
 pub enum Msg {
-    Event(Box<Event>),
+    Event(Event),
     Close,
 }
 
@@ -129,7 +129,7 @@ pub struct Closed;
 impl Recorder {
     /// Hands an event to the writer; waits only when the writer is behind (back-pressure).
     pub async fn record(&self, event: Event) -> Result<(), Closed> {
-        match self.tx.try_send(Msg::Event(Box::new(event))) {
+        match self.tx.try_send(Msg::Event(event)) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(event)) => {
                 self.tx.send(event).await.map_err(|_| Closed)
@@ -151,7 +151,7 @@ impl Recorder {
                 });
             }
             Err(_) => {
-                if self.tx.try_send(Msg::Event(Box::new(event))).is_err() {
+                if self.tx.try_send(Msg::Event(event)).is_err() {
                     self.lost.fetch_add(1, Ordering::Relaxed);
                 }
             }

@@ -175,6 +175,15 @@ impl Config {
         })
     }
 
+    /// Validates TOML text as if read from `source` (no environment overrides).
+    pub fn from_toml(text: &str, source: &Path) -> Result<Config, ConfigError> {
+        let raw = raw::parse(text)?;
+        validate::validate(raw, source).map_err(|problems| ConfigError::Invalid {
+            path: source.display().to_string(),
+            problems,
+        })
+    }
+
     /// The config path from the flag, then `PORTCULLIS_CONFIG`, then the default.
     pub fn path_from(flag: Option<PathBuf>) -> PathBuf {
         flag.or_else(|| std::env::var_os("PORTCULLIS_CONFIG").map(PathBuf::from))

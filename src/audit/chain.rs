@@ -23,29 +23,43 @@ pub fn hash_of(prev_hash: &str, canonical: &str) -> String {
 /// The suffix every line ends with: `,"hash":"<64 hex>"}`.
 const HASH_KEY: &str = ",\"hash\":\"";
 
-/// Builds a line from its head fields and the event's JSON members (without braces):
-/// `{"seq":…,"ts":…,"prev_hash":…,<members>}` is the canonical content; the line is that
-/// with `,"hash":"…"` added before the closing brace.
-pub fn seal(seq: u64, ts: &str, prev_hash: &str, members: &[&str]) -> (String, String) {
-    let mut line = String::with_capacity(256 + members.iter().map(|m| m.len() + 1).sum::<usize>());
-    line.push_str("{\"seq\":");
-    line.push_str(&seq.to_string());
-    line.push_str(",\"ts\":\"");
-    line.push_str(ts);
-    line.push_str("\",\"prev_hash\":\"");
-    line.push_str(prev_hash);
-    line.push('"');
+/// Builds a line into `line` from its head fields and the event's JSON members (without
+/// braces): `{"seq":…,"ts":…,"prev_hash":…,<members>}` is the canonical content; the line
+/// is that with `,"hash":"…"}` in place of the closing brace. Returns the line's hash
+/// (hex). Reuses the buffer: no allocation per line.
+pub fn seal_into(
+    line: &mut Vec<u8>,
+    seq: u64,
+    ts: &[u8],
+    prev_hash: &str,
+    members: &[&[u8]],
+) -> [u8; 64] {
+    use std::io::Write as _;
+    line.clear();
+    line.extend_from_slice(b"{\"seq\":");
+    let _ = write!(line, "{seq}");
+    line.extend_from_slice(b",\"ts\":\"");
+    line.extend_from_slice(ts);
+    line.extend_from_slice(b"\",\"prev_hash\":\"");
+    line.extend_from_slice(prev_hash.as_bytes());
+    line.push(b'"');
     for m in members.iter().filter(|m| !m.is_empty()) {
-        line.push(',');
-        line.push_str(m);
+        line.push(b',');
+        line.extend_from_slice(m);
     }
-    line.push('}');
-    let hash = hash_of(prev_hash, &line);
+    line.push(b'}');
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(b"\n");
+    h.update(&line[..]);
+    let mut hex = [0u8; 64];
+    // 32 bytes always fit 64 hex digits.
+    let _ = hex::encode_to_slice(h.finalize(), &mut hex);
     line.pop();
-    line.push_str(HASH_KEY);
-    line.push_str(&hash);
-    line.push_str("\"}");
-    (line, hash)
+    line.extend_from_slice(HASH_KEY.as_bytes());
+    line.extend_from_slice(&hex);
+    line.extend_from_slice(b"\"}");
+    hex
 }
 
 /// `{"a":1}` → `"a":1`: the members of a serialized JSON object.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::chain::{GENESIS, log_files, members, seal};
+use super::chain::{GENESIS, log_files, members, seal_into};
 use super::{Event, Msg, Recorder};
 use crate::config::{AuditConfig, Fsync, OnFailure};
 
@@ -40,6 +40,10 @@ struct Chain {
     prev_hash: String,
     /// Events lost (with `on_failure = "continue"`) not yet reported in the log.
     lost_unreported: u64,
+    /// Reused per line: the event's kind fields, the timestamp, the line.
+    kind: Vec<u8>,
+    ts: Vec<u8>,
+    line: Vec<u8>,
 }
 
 impl Chain {
@@ -79,6 +83,9 @@ impl Chain {
             seq,
             prev_hash,
             lost_unreported: 0,
+            kind: Vec::with_capacity(1024),
+            ts: Vec::with_capacity(32),
+            line: Vec::with_capacity(2048),
         })
     }
 
@@ -104,23 +111,38 @@ impl Chain {
             self.flush(true)?;
             self.open_next()?;
         }
-        let kind = serde_json::to_string(&event.kind).map_err(std::io::Error::other)?;
+        self.kind.clear();
+        serde_json::to_writer(&mut self.kind, &event.kind).map_err(std::io::Error::other)?;
         let lost = if self.lost_unreported > 0 {
             // The first event written after a loss says how many events were lost.
             format!("\"audit_events_lost\":{}", self.lost_unreported)
         } else {
             String::new()
         };
-        let parts = [members(&kind), members(event.common.json()), lost.as_str()];
-        let (line, hash) = seal(self.seq + 1, &now_rfc3339(), &self.prev_hash, &parts);
+        write_rfc3339(&mut self.ts);
+        let parts = [
+            object_members(&self.kind),
+            members(event.common.json()).as_bytes(),
+            lost.as_bytes(),
+        ];
+        let hash = seal_into(
+            &mut self.line,
+            self.seq + 1,
+            &self.ts,
+            &self.prev_hash,
+            &parts,
+        );
         if let Some(f) = self.file.as_mut() {
-            f.write_all(line.as_bytes())?;
+            f.write_all(&self.line)?;
             f.write_all(b"\n")?;
         }
+        self.size += self.line.len() as u64 + 1;
+        // Only a written line moves the chain on: a retry seals the event again.
         self.seq += 1;
-        self.prev_hash = hash;
+        self.prev_hash.clear();
+        self.prev_hash
+            .push_str(std::str::from_utf8(&hash).unwrap_or_default());
         self.lost_unreported = 0;
-        self.size += line.len() as u64 + 1;
         Ok(())
     }
 
@@ -135,12 +157,20 @@ impl Chain {
     }
 }
 
-pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
+/// The current UTC time as RFC 3339 with microseconds, into a reused buffer.
+fn write_rfc3339(out: &mut Vec<u8>) {
+    out.clear();
     let fmt = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
     );
-    now.format(&fmt).unwrap_or_default()
+    let _ = time::OffsetDateTime::now_utc().format_into(out, &fmt);
+}
+
+/// `{"a":1}` → `"a":1`, on bytes.
+fn object_members(json: &[u8]) -> &[u8] {
+    json.strip_prefix(b"{")
+        .and_then(|s| s.strip_suffix(b"}"))
+        .unwrap_or_default()
 }
 
 /// Starts the writer; returns the sessions' `Recorder` and the handle to wait on.
@@ -163,12 +193,12 @@ pub fn spawn_writer(
         let mut closing = false;
         while !closing {
             match rx.blocking_recv() {
-                Some(Msg::Event(e)) => batch.push(*e),
+                Some(Msg::Event(e)) => batch.push(e),
                 Some(Msg::Close) | None => closing = true,
             }
             while batch.len() < BATCH {
                 match rx.try_recv() {
-                    Ok(Msg::Event(e)) => batch.push(*e),
+                    Ok(Msg::Event(e)) => batch.push(e),
                     Ok(Msg::Close) => closing = true,
                     Err(_) => break,
                 }

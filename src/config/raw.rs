@@ -142,3 +142,17 @@ pub fn read(path: &Path) -> Result<RawConfig, ConfigError> {
         .map_err(|e| fail(e.to_string()))?;
     built.try_deserialize().map_err(|e| fail(e.to_string()))
 }
+
+/// Parses TOML text alone (no environment overrides): for tests and fuzzing.
+pub fn parse(text: &str) -> Result<RawConfig, ConfigError> {
+    let fail = |message: String| ConfigError::Read {
+        path: "<text>".into(),
+        message,
+    };
+    config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .build()
+        .map_err(|e| fail(e.to_string()))?
+        .try_deserialize()
+        .map_err(|e| fail(e.to_string()))
+}

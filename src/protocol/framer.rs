@@ -61,6 +61,8 @@ pub struct Framer<W: Wire> {
     header_len: usize,
     /// Body bytes still to come for the current frame.
     remaining: usize,
+    /// The current frame's declared body length.
+    declared: usize,
     capturing: bool,
     body: Vec<u8>,
     limit: usize,
@@ -80,6 +82,7 @@ impl<W: Wire> Framer<W> {
             header: [0; 5],
             header_len: 0,
             remaining: 0,
+            declared: 0,
             capturing: false,
             body: Vec::new(),
             limit,
@@ -152,7 +155,7 @@ impl<W: Wire> Framer<W> {
             self.remaining -= take;
             data = &data[take..];
             if self.remaining == 0 {
-                let truncated = self.capturing && self.body.len() >= self.limit;
+                let truncated = self.capturing && self.declared > self.limit;
                 let header = self.header;
                 on_frame(&header[..h], &self.body, truncated);
                 self.body.clear();
@@ -164,6 +167,7 @@ impl<W: Wire> Framer<W> {
 
     fn start(&mut self, body_len: usize, capture: bool) {
         self.remaining = body_len;
+        self.declared = body_len;
         self.capturing = capture;
         self.header_len = 0;
     }

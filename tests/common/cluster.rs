@@ -77,23 +77,38 @@ impl Cluster {
             .local_addr()
             .unwrap()
             .port();
+        let cluster = Cluster {
+            _dir: dir,
+            data,
+            port,
+        };
+        cluster.restart();
+        cluster
+    }
+
+    /// Starts the server (again) on its port.
+    pub fn restart(&self) {
+        let dir = self._dir.path().display();
         let out = as_postgres(&format!(
-            "{} -D {} -w -l {}/log -o '-p {port} -c listen_addresses=127.0.0.1 -k {}' start",
+            "{} -D {} -w -l {dir}/log -o '-p {} -c listen_addresses=127.0.0.1 -k {dir}' start",
             bin("pg_ctl"),
-            data.display(),
-            dir.path().display(),
-            dir.path().display()
+            self.data.display(),
+            self.port,
         ));
         assert!(
             out.status.success(),
             "pg_ctl start: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        Cluster {
-            _dir: dir,
-            data,
-            port,
-        }
+    }
+
+    /// Stops the server at once, as a crash would.
+    pub fn kill(&self) {
+        as_postgres(&format!(
+            "{} -D {} -m immediate stop",
+            bin("pg_ctl"),
+            self.data.display()
+        ));
     }
 
     pub async fn superuser(&self) -> tokio_postgres::Client {
@@ -111,10 +126,6 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        as_postgres(&format!(
-            "{} -D {} -m immediate stop",
-            bin("pg_ctl"),
-            self.data.display()
-        ));
+        self.kill();
     }
 }
