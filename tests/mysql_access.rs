@@ -257,6 +257,8 @@ pc.execute("select v from p where id = %s", (7,))
 print("prepared", pc.fetchall())
 pc.execute("select v from p where id = %s", (8,))
 print("prepared", pc.fetchall())
+pc.execute("select %s, %s, %s, %s", ("naïve", None, 2.5, -3))
+print("typed", pc.fetchall())
 m.close()
 "#
     ))
@@ -273,9 +275,17 @@ m.close()
         .iter()
         .filter(|e| e["op"] == "stmt_execute")
         .collect();
-    assert_eq!(executes.len(), 2);
+    assert_eq!(executes.len(), 3);
     assert_eq!(executes[0]["statement"], "select v from p where id = ?");
     assert_eq!(executes[0]["rows"], 1);
+    // Bind parameters decoded from the binary protocol, with the prepare's types.
+    assert_eq!(executes[0]["params"], serde_json::json!(["7"]));
+    assert_eq!(executes[1]["params"], serde_json::json!(["8"]));
+    assert_eq!(
+        executes[2]["params"],
+        serde_json::json!(["naïve", null, "2.5", "-3"]),
+        "{out}"
+    );
     env.gw.shutdown().await;
 }
 

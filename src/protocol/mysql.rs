@@ -3,3 +3,4 @@
 pub mod handshake;
 pub mod observe;
 pub mod packet;
+pub mod params;

@@ -215,31 +215,45 @@ impl Frontend for MyFrontend<'_> {
         };
         let failed =
             || SessionError::AuthFailed(format!("wrong password or unknown user {}", hello.user));
-        let ok = if self.hello.plugin == SHA2 && self.hello.auth.len() == 32 {
-            let ok =
-                sha2.is_some_and(|v| handshake::verify_sha2(&v, &self.scramble, &self.hello.auth));
-            if ok {
-                // AuthMoreData: fast authentication succeeded.
-                self.write(&[0x01, 0x03]).await?;
+        let mut plugin = match self.hello.plugin.as_str() {
+            SHA2 => SHA2,
+            NATIVE => NATIVE,
+            _ => "",
+        };
+        let mut auth = self.hello.auth.clone();
+        let scrambled = |plugin: &str, auth: &[u8]| {
+            (plugin == SHA2 && auth.len() == 32) || (plugin == NATIVE && auth.len() == 20)
+        };
+        if !scrambled(plugin, &auth) {
+            // Another plugin, or no scramble yet (a client whose plugin is not the one the
+            // greeting named sends none): ask again, in caching_sha2_password when that is
+            // the client's, else in mysql_native_password.
+            plugin = if plugin == SHA2 { SHA2 } else { NATIVE };
+            self.write(&packet::auth_switch(plugin, &self.scramble))
+                .await?;
+            auth = self.read().await?;
+        }
+        let ok = match plugin {
+            SHA2 if auth.len() == 32 => {
+                let ok = sha2.is_some_and(|v| handshake::verify_sha2(&v, &self.scramble, &auth));
+                if ok {
+                    // AuthMoreData: fast authentication succeeded.
+                    self.write(&[0x01, 0x03]).await?;
+                }
+                ok
             }
-            ok
-        } else if self.hello.plugin == NATIVE && self.hello.auth.len() == 20 {
-            native.is_some_and(|v| handshake::verify_native(&v, &self.scramble, &self.hello.auth))
-        } else {
-            // Another plugin, or no scramble yet: switch to mysql_native_password.
-            let switch = packet::auth_switch(NATIVE, &self.scramble);
-            self.write(&switch).await?;
-            let reply = self.read().await?;
-            native.is_some_and(|v| handshake::verify_native(&v, &self.scramble, &reply))
+            NATIVE if auth.len() == 20 => {
+                native.is_some_and(|v| handshake::verify_native(&v, &self.scramble, &auth))
+            }
+            _ => false,
         };
         if !ok {
             // Over TLS, a client that sent a scramble may still hold a personal access
             // token: ask for the secret itself and check token or password — caching_sha2
             // full authentication (AuthMoreData `perform_full_authentication`), else a
             // switch to mysql_clear_password. Never without TLS (no RSA key exchange).
-            let scrambled = matches!(self.hello.auth.len(), 20 | 32);
-            if hello.tls && scrambled {
-                if self.hello.plugin == SHA2 {
+            if hello.tls && scrambled(plugin, &auth) {
+                if plugin == SHA2 {
                     self.write(&[0x01, 0x04]).await?;
                 } else {
                     self.write(&packet::auth_switch_clear()).await?;

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::packet::{Reader, SERVER_MORE_RESULTS_EXISTS};
+use super::params::{Bound, decode};
 use crate::protocol::Outcome;
+use crate::protocol::Params;
 use crate::protocol::framer::My;
 use crate::relay::{ClientSide, ServerSide, Verdict};
 
@@ -38,6 +40,7 @@ struct Expect {
     started: Instant,
     rows: u64,
     error_code: Option<String>,
+    params: Params,
 }
 
 #[derive(Debug)]
@@ -52,7 +55,13 @@ enum State {
 #[derive(Debug, Default)]
 struct Shared {
     queue: VecDeque<Expect>,
-    prepared: HashMap<u32, Arc<str>>,
+    prepared: HashMap<u32, Prepared>,
+}
+
+#[derive(Debug)]
+struct Prepared {
+    statement: Arc<str>,
+    params: Bound,
 }
 
 /// Maps a gateway connection id named in `KILL` to the upstream thread id this session
@@ -112,6 +121,7 @@ fn expect(kind: Kind, statement: Arc<str>) -> Expect {
         started: Instant::now(),
         rows: 0,
         error_code: None,
+        params: None,
     }
 }
 
@@ -140,7 +150,13 @@ impl ClientSide for MyClient {
                     "COM_CHANGE_USER is not allowed through the gateway; reconnect as the other user",
                 );
             }
-            COM_STMT_CLOSE => return Verdict::Pass, // no response
+            COM_STMT_CLOSE => {
+                // No response; forget the statement.
+                if let Some(id) = Reader(rest).u32() {
+                    shared.prepared.remove(&id);
+                }
+                return Verdict::Pass;
+            }
             COM_QUERY => {
                 let statement: Arc<str> = text();
                 if let Some((query, id)) = parse_kill(&statement) {
@@ -162,12 +178,15 @@ impl ClientSide for MyClient {
             COM_STMT_PREPARE => expect(Kind::Prepare, text()),
             COM_STMT_EXECUTE => {
                 let id = Reader(rest).u32().unwrap_or(0);
-                let statement = shared
-                    .prepared
-                    .get(&id)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::from(""));
-                expect(Kind::Execute, statement)
+                match shared.prepared.get_mut(&id) {
+                    Some(p) => {
+                        let params = decode(rest, &mut p.params).map(Arc::from);
+                        let mut e = expect(Kind::Execute, Arc::clone(&p.statement));
+                        e.params = params;
+                        e
+                    }
+                    None => expect(Kind::Execute, Arc::from("")),
+                }
             }
             COM_PING | COM_RESET_CONNECTION => expect(Kind::Other, Arc::from("")),
             _ => expect(Kind::Other, Arc::from("")),
@@ -209,7 +228,17 @@ impl ServerSide for MyServer {
                     let columns = r.u16().unwrap_or(0) as u64;
                     let params = r.u16().unwrap_or(0) as u64;
                     let statement = Arc::clone(&front.statement);
-                    shared.prepared.insert(id, statement);
+                    let bound = Bound {
+                        count: params as usize,
+                        types: Vec::new(),
+                    };
+                    shared.prepared.insert(
+                        id,
+                        Prepared {
+                            statement,
+                            params: bound,
+                        },
+                    );
                     let skip = if params > 0 { params + 1 } else { 0 }
                         + if columns > 0 { columns + 1 } else { 0 };
                     if skip > 0 {
@@ -285,7 +314,7 @@ impl ServerSide for MyServer {
             out.push(Outcome {
                 statement: e.statement,
                 op,
-                params: None,
+                params: e.params,
                 duration_us: e.started.elapsed().as_micros() as u64,
                 rows: e.rows,
                 error_code: e.error_code,
