@@ -61,7 +61,7 @@ async fn pg_session(addr: String, role: String, plan: Arc<Plan>, tally: Arc<Tall
 }
 
 /// Reads one `select 1` answer: a result set (column count, definition, EOF, row, EOF).
-async fn my_answer(s: &mut TcpStream) -> Result<(), String> {
+async fn my_answer(s: &mut portcullis::tls::Stream) -> Result<(), String> {
     let mut eofs = 0;
     loop {
         let (_, p) = packet::read(s, 1 << 24).await.map_err(|e| e.to_string())?;
@@ -80,7 +80,7 @@ async fn my_answer(s: &mut TcpStream) -> Result<(), String> {
 }
 
 async fn my_session(addr: String, role: String, plan: Arc<Plan>, tally: Arc<Tally>) {
-    let mut s = match TcpStream::connect(&addr).await {
+    let tcp = match TcpStream::connect(&addr).await {
         Ok(s) => s,
         Err(e) => return tally.error(format!("mysql connect: {e}")),
     };
@@ -95,9 +95,10 @@ async fn my_session(addr: String, role: String, plan: Arc<Plan>, tally: Arc<Tall
         charset: 45,
         ..ClientHello::default()
     };
-    if let Err(e) = login(&mut s, &hello, &plan.user, &plan.password, &role).await {
-        return tally.error(format!("mysql login: {e}"));
-    }
+    let mut s = match login(tcp, &hello, &plan.user, &plan.password, &role, None).await {
+        Ok((s, _)) => s,
+        Err(e) => return tally.error(format!("mysql login: {e}")),
+    };
     tally.sessions.fetch_add(1, Ordering::Relaxed);
     let mut query = vec![0x03];
     query.extend_from_slice(b"select 1");

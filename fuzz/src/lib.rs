@@ -37,6 +37,14 @@ pub fn relay_bytes<C: ClientSide, S: ServerSide>(client: &[u8], server: &[u8], c
             upstream_first,
         };
         let mut counters = Counters::default();
-        let _ = relay(ends, c, s, std::future::pending(), &mut Discard, &mut counters).await;
+        let _ = relay(
+            ends,
+            c,
+            s,
+            std::future::pending(),
+            &mut Discard,
+            &mut counters,
+        )
+        .await;
     });
 }

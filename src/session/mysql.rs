@@ -17,6 +17,7 @@ use crate::protocol::mysql::handshake::{self, ClientHello, NATIVE, SHA2, Upstrea
 use crate::protocol::mysql::observe;
 use crate::protocol::mysql::packet::{self, caps};
 use crate::relay::{self, Counters, Ended, Ends};
+use crate::tls::Stream;
 
 /// The version the gateway announces before it knows which server is behind the resource
 /// role. A 5.7 string makes MySQL 8 drivers pick collations MariaDB also knows.
@@ -147,7 +148,7 @@ impl MyFrontend<'_> {
 }
 
 impl Frontend for MyFrontend<'_> {
-    type Upstream = TcpStream;
+    type Upstream = Stream;
 
     async fn handshake(&mut self, _gw: &Gateway) -> Result<Option<Hello>, SessionError> {
         self.scramble = new_scramble();
@@ -272,23 +273,30 @@ impl Frontend for MyFrontend<'_> {
         })
     }
 
-    async fn connect(&mut self, permit: &Permit, _gw: &Gateway) -> Result<TcpStream, SessionError> {
+    async fn connect(&mut self, permit: &Permit, gw: &Gateway) -> Result<Stream, SessionError> {
         let resource = permit.resource();
-        if matches!(resource.tls, TlsMode::Require | TlsMode::VerifyFull) {
-            return Err(SessionError::UpstreamUnreachable(format!(
-                "{}: TLS to MySQL resources is not supported yet",
-                resource.name
-            )));
-        }
         let unreachable =
             |e: String| SessionError::UpstreamUnreachable(format!("{}: {e}", resource.name));
-        let mut tcp = crate::upstream::connect(permit)
+        let tcp = crate::upstream::connect(permit)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
+        let tls = match gw.upstream_tls.connector(resource.tls) {
+            Some(connector) => Some(handshake::UpstreamTls {
+                connector,
+                name: crate::tls::server_name(&resource.address).ok_or_else(|| {
+                    unreachable(format!(
+                        "`{}` has no usable TLS server name",
+                        resource.address
+                    ))
+                })?,
+                required: matches!(resource.tls, TlsMode::Require | TlsMode::VerifyFull),
+            }),
+            None => None,
+        };
         let role = permit.resource_role();
         let password = role.secret.as_ref().map(|s| s.expose()).unwrap_or_default();
-        let upstream =
-            handshake::login(&mut tcp, &self.hello, &role.user, password, &role.database)
+        let (stream, upstream) =
+            handshake::login(tcp, &self.hello, &role.user, password, &role.database, tls)
                 .await
                 .map_err(|e| match e {
                     UpstreamError::Io(e) => unreachable(e.to_string()),
@@ -300,10 +308,10 @@ impl Frontend for MyFrontend<'_> {
             resource: resource.name.clone(),
             thread_id: upstream.thread_id,
         });
-        Ok(tcp)
+        Ok(stream)
     }
 
-    async fn accept(&mut self, _up: &mut TcpStream, _gw: &Gateway) -> Result<(), SessionError> {
+    async fn accept(&mut self, _up: &mut Stream, _gw: &Gateway) -> Result<(), SessionError> {
         self.write(&packet::ok()).await?;
         if let Some(me) = &self.me {
             self.listener.conns.insert(self.id, me.clone());
@@ -357,44 +365,44 @@ impl Frontend for MyFrontend<'_> {
         let _ = self.write(&packet::err(code, state, &message)).await;
     }
 
-    async fn relay(mut self, upstream: TcpStream, link: RelayLink) -> RelayEnd {
+    async fn relay(mut self, upstream: Stream, link: RelayLink) -> RelayEnd {
+        let ended = match upstream {
+            Stream::Plain(tcp) => {
+                let (up_r, up_w) = tcp.into_split();
+                self.relay_with(up_r, up_w, &link).await
+            }
+            Stream::Tls(tls) => {
+                let (up_r, up_w) = tokio::io::split(*tls);
+                self.relay_with(up_r, up_w, &link).await
+            }
+        };
+        self.listener.conns.remove(&self.id);
+        ended
+    }
+}
+
+impl MyFrontend<'_> {
+    /// Relays with the upstream halves, whichever the client's stream is.
+    async fn relay_with<UR, UW>(&mut self, up_r: UR, up_w: UW, link: &RelayLink) -> RelayEnd
+    where
+        UR: AsyncRead + Unpin + Send,
+        UW: AsyncWrite + Unpin + Send,
+    {
         let stop = link.stop_signal();
-        let mut sink = EventSink::new(&link);
+        let mut sink = EventSink::new(link);
         let mut counters = Counters::default();
-        let (up_r, up_w) = upstream.into_split();
         let kill = self.kill_target();
         let ended = match self.client.take() {
             Some(ClientStream::Plain(c)) => {
-                let (client_r, client_w) = c.into_split();
-                run_relay(
-                    client_r,
-                    client_w,
-                    up_r,
-                    up_w,
-                    stop,
-                    kill,
-                    &mut sink,
-                    &mut counters,
-                )
-                .await
+                let (r, w) = c.into_split();
+                run_relay(r, w, up_r, up_w, stop, kill, &mut sink, &mut counters).await
             }
             Some(ClientStream::Tls(c)) => {
-                let (client_r, client_w) = tokio::io::split(*c);
-                run_relay(
-                    client_r,
-                    client_w,
-                    up_r,
-                    up_w,
-                    stop,
-                    kill,
-                    &mut sink,
-                    &mut counters,
-                )
-                .await
+                let (r, w) = tokio::io::split(*c);
+                run_relay(r, w, up_r, up_w, stop, kill, &mut sink, &mut counters).await
             }
             None => Ended::ClientClosed,
         };
-        self.listener.conns.remove(&self.id);
         link.end_of(ended, &counters)
     }
 }

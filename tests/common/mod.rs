@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod cluster;
+pub mod maria;
 pub mod my;
 pub mod pg;
 pub mod tls;

@@ -6,10 +6,11 @@
 
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
 use super::packet::{self, Reader, caps};
 use crate::auth::constant_time_eq;
+use crate::tls::Stream;
 
 pub const NATIVE: &str = "mysql_native_password";
 pub const SHA2: &str = "caching_sha2_password";
@@ -204,17 +205,29 @@ pub enum UpstreamError {
         "the upstream asked for full caching_sha2 authentication, which needs TLS to the resource"
     )]
     NeedsTls,
+    #[error("the resource requires TLS but the upstream does not offer it")]
+    NoTls,
 }
 
-/// Logs in upstream; returns the upstream's hello (its thread id, for KILL).
-pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
-    s: &mut S,
+/// TLS towards the upstream: the connector and name to use, and whether a server that
+/// does not offer TLS is refused (`require`, `verify-full`) or used in plain (`prefer`).
+pub struct UpstreamTls {
+    pub connector: tokio_rustls::TlsConnector,
+    pub name: rustls::pki_types::ServerName<'static>,
+    pub required: bool,
+}
+
+/// Logs in upstream (upgrading to TLS first when `tls` says so and the server offers it);
+/// returns the stream and the upstream's hello (its thread id, for KILL).
+pub async fn login(
+    mut tcp: TcpStream,
     client: &ClientHello,
     user: &str,
     password: &str,
     database: &str,
-) -> Result<ServerHello, UpstreamError> {
-    let (seq, payload) = packet::read(s, packet::MAX_LOGIN_PACKET).await?;
+    tls: Option<UpstreamTls>,
+) -> Result<(Stream, ServerHello), UpstreamError> {
+    let (seq, payload) = packet::read(&mut tcp, packet::MAX_LOGIN_PACKET).await?;
     let hello = parse_server_hello(&payload).map_err(UpstreamError::Protocol)?;
     // Exactly the client's capabilities, so relayed packets parse on both sides.
     let mut caps =
@@ -222,12 +235,30 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     if !client.attrs.is_empty() {
         caps |= caps::CONNECT_ATTRS;
     }
-    let caps = caps & (hello.caps | caps::CONNECT_WITH_DB);
+    let mut caps = caps & (hello.caps | caps::CONNECT_WITH_DB);
+    let max_packet = client.max_packet.max(1 << 24);
+    let mut seq = seq.wrapping_add(1);
+    let mut s = match tls {
+        Some(tls) if hello.caps & caps::SSL != 0 => {
+            // SSLRequest: the first 32 bytes of a response, then the TLS handshake.
+            caps |= caps::SSL;
+            let mut p = Vec::with_capacity(32);
+            p.extend_from_slice(&caps.to_le_bytes());
+            p.extend_from_slice(&max_packet.to_le_bytes());
+            p.push(client.charset);
+            p.extend_from_slice(&[0; 23]);
+            packet::write(&mut tcp, seq, &p).await?;
+            seq = seq.wrapping_add(1);
+            Stream::Tls(Box::new(tls.connector.connect(tls.name, tcp).await?))
+        }
+        Some(tls) if tls.required => return Err(UpstreamError::NoTls),
+        _ => Stream::Plain(tcp),
+    };
     let plugin = if hello.plugin == SHA2 { SHA2 } else { NATIVE };
     let auth = scramble_for(plugin, password, &hello.scramble);
     let mut p = Vec::with_capacity(128);
     p.extend_from_slice(&caps.to_le_bytes());
-    p.extend_from_slice(&client.max_packet.max(1 << 24).to_le_bytes());
+    p.extend_from_slice(&max_packet.to_le_bytes());
     p.push(client.charset);
     p.extend_from_slice(&[0; 23]);
     p.extend_from_slice(user.as_bytes());
@@ -242,14 +273,13 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     if caps & caps::CONNECT_ATTRS != 0 {
         p.extend_from_slice(&client.attrs);
     }
-    let mut seq = seq.wrapping_add(1);
-    packet::write(s, seq, &p).await?;
+    packet::write(&mut s, seq, &p).await?;
     loop {
-        let (rseq, payload) = packet::read(s, packet::MAX_LOGIN_PACKET).await?;
+        let (rseq, payload) = packet::read(&mut s, packet::MAX_LOGIN_PACKET).await?;
         seq = rseq.wrapping_add(1);
         let mut r = Reader(&payload);
         match r.u8() {
-            Some(0x00) => return Ok(hello),
+            Some(0x00) => return Ok((s, hello)),
             Some(0xFF) => {
                 let code = r.u16().unwrap_or(0);
                 let message = String::from_utf8_lossy(r.rest()).into_owned();
@@ -263,17 +293,23 @@ pub async fn login<S: AsyncRead + AsyncWrite + Unpin>(
                 let reply = match plugin.as_str() {
                     NATIVE => native_scramble(password, nonce),
                     SHA2 => sha2_scramble(password, nonce),
+                    CLEAR if s.is_tls() => [password.as_bytes(), &[0]].concat(),
                     other => {
                         return Err(UpstreamError::Protocol(format!(
                             "unsupported upstream auth plugin {other}"
                         )));
                     }
                 };
-                packet::write(s, seq, &reply).await?;
+                packet::write(&mut s, seq, &reply).await?;
             }
             Some(0x01) => match r.u8() {
                 Some(0x03) => continue, // fast auth succeeded; OK follows
-                Some(0x04) => return Err(UpstreamError::NeedsTls), // full auth: needs TLS or RSA
+                Some(0x04) if s.is_tls() => {
+                    // caching_sha2 full authentication: the password itself, inside TLS.
+                    let reply = [password.as_bytes(), &[0]].concat();
+                    packet::write(&mut s, seq, &reply).await?;
+                }
+                Some(0x04) => return Err(UpstreamError::NeedsTls),
                 _ => return Err(UpstreamError::Protocol("unexpected AuthMoreData".into())),
             },
             _ => {
