@@ -1,6 +1,7 @@
 //! The gateway's login to MySQL resources over TLS: `require` upgrades with an SSLRequest
 //! before the login (a user created `REQUIRE SSL` gets in), `disable` stays plain (and that
-//! user is refused, clearly), `require` against a server without TLS is refused.
+//! user is refused, clearly), `require` against a server without TLS is refused; and
+//! `client_ed25519` when the upstream user is identified via ed25519.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -93,5 +94,34 @@ async fn require_against_a_server_without_tls_is_refused() {
     let gw = start(&dir).await;
     let (ok, out, err) = through(gw.mysql_addr.unwrap().port(), "select 7").await;
     assert!(ok && out.trim() == "7", "{err}");
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_ed25519_when_the_upstream_user_asks_for_it() {
+    let maria = Maria::start(&[]);
+    maria
+        .sql(
+            "INSTALL SONAME 'auth_ed25519'; CREATE DATABASE app; \
+             CREATE USER tls_user@'%' IDENTIFIED VIA ed25519 USING PASSWORD('tls-pw'); \
+             GRANT ALL ON app.* TO tls_user@'%'",
+        )
+        .unwrap();
+    let dir = Dir::new();
+    dir.write_config(None, &config(maria.port, "disable"));
+    let gw = start(&dir).await;
+    let port = gw.mysql_addr.unwrap().port();
+    let (ok, out, err) = through(port, "select current_user(), 6 * 7").await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "tls_user@%\t42");
+    gw.shutdown().await;
+
+    // A wrong upstream password is refused by the server, clearly.
+    let dir = Dir::new();
+    let wrong = config(maria.port, "disable").replace("\"tls-pw\"", "\"not-it\"");
+    dir.write_config(None, &wrong);
+    let gw = start(&dir).await;
+    let (ok, _, err) = through(gw.mysql_addr.unwrap().port(), "select 1").await;
+    assert!(!ok && err.contains("1105"), "{err}");
     gw.shutdown().await;
 }

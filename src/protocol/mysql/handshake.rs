@@ -15,6 +15,8 @@ use crate::tls::Stream;
 pub const NATIVE: &str = "mysql_native_password";
 pub const SHA2: &str = "caching_sha2_password";
 pub const CLEAR: &str = "mysql_clear_password";
+/// MariaDB's ed25519 authentication (client side only: the gateway logs in with it).
+pub const ED25519: &str = "client_ed25519";
 
 /// What the client sent in its HandshakeResponse41.
 #[derive(Clone, Debug, Default)]
@@ -293,6 +295,7 @@ pub async fn login(
                 let reply = match plugin.as_str() {
                     NATIVE => native_scramble(password, nonce),
                     SHA2 => sha2_scramble(password, nonce),
+                    ED25519 => ed25519_signature(password, nonce),
                     CLEAR if s.is_tls() => [password.as_bytes(), &[0]].concat(),
                     other => {
                         return Err(UpstreamError::Protocol(format!(
@@ -319,6 +322,18 @@ pub async fn login(
             }
         }
     }
+}
+
+/// MariaDB `client_ed25519`: an Ed25519 signature of the server's nonce with the key whose
+/// expanded secret is SHA-512 of the password (RFC 8032 with the password as the seed).
+pub fn ed25519_signature(password: &str, nonce: &[u8]) -> Vec<u8> {
+    use ed25519_dalek::hazmat::{ExpandedSecretKey, raw_sign};
+    let expanded: [u8; 64] = sha2::Sha512::digest(password.as_bytes()).into();
+    let secret = ExpandedSecretKey::from_bytes(&expanded);
+    let public = ed25519_dalek::VerifyingKey::from(&secret);
+    raw_sign::<sha2::Sha512>(&secret, nonce, &public)
+        .to_bytes()
+        .to_vec()
 }
 
 fn scramble_for(plugin: &str, password: &str, nonce: &[u8]) -> Vec<u8> {
