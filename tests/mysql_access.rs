@@ -401,7 +401,8 @@ try:
     c.cmd_change_user(username="root", password="", database="mysql")
     print("change_user passed")
 except Exception as e:
-    print("change_user refused", type(e).__name__)
+    print("change_user refused", type(e).__name__, e)
+cur = c.cursor(); cur.execute("select current_user()"); print("still", cur.fetchone()[0])
 d = pymysql.connect(host="127.0.0.1", port={port}, user="dora", password="{PASSWORD}", database="rr")
 d.cursor().execute("select 1")
 req = urllib.request.Request("http://{admin}/api/users/dora", data=json.dumps({{"status": "inactive"}}).encode(),
@@ -420,6 +421,11 @@ while time.time() - t < 5:
     ))
     .await;
     assert!(out.contains("change_user refused"), "{out}");
+    assert!(out.contains("1227") && out.contains("not allowed"), "{out}");
+    assert!(
+        out.contains(&format!("still {}@", env.user)),
+        "the session stays the resource role's: {out}"
+    );
     assert!(out.contains("dora ended after"), "{out}");
     let events = env.events().await;
     let ended: Vec<_> = events
@@ -428,17 +434,14 @@ while time.time() - t < 5:
         .collect();
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0]["ended_by"], "killed");
-    let alice_end = events
+    // The log has the attempt, as the refusal the client saw.
+    let attempt = events
         .iter()
-        .find(|e| e["kind"] == "session_ended" && e["user"] == "alice")
+        .find(|e| e["kind"] == "query" && e["op"] == "change_user")
         .unwrap();
-    assert!(
-        alice_end["error"]
-            .as_str()
-            .unwrap()
-            .contains("COM_CHANGE_USER"),
-        "{alice_end}"
-    );
+    assert_eq!(attempt["user"], "alice");
+    assert_eq!(attempt["statement"], "COM_CHANGE_USER root");
+    assert_eq!(attempt["error_code"], "1227");
     env.gw.shutdown().await;
 }
 

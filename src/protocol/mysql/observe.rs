@@ -25,9 +25,14 @@ const COM_STMT_EXECUTE: u8 = 0x17;
 const COM_STMT_CLOSE: u8 = 0x19;
 const COM_RESET_CONNECTION: u8 = 0x1f;
 
+/// What the server is asked to answer a `COM_CHANGE_USER` with.
+const CHANGE_USER_REFUSAL: &str = "SIGNAL SQLSTATE '42000' SET MYSQL_ERRNO = 1227, MESSAGE_TEXT = \
+     'COM_CHANGE_USER is not allowed through the gateway; reconnect as the other user'";
+
 #[derive(Debug)]
 enum Kind {
     Query,
+    ChangeUser,
     Prepare,
     Execute,
     Other,
@@ -146,9 +151,15 @@ impl ClientSide for MyClient {
         let e = match command {
             COM_QUIT => return Verdict::Bye,
             COM_CHANGE_USER => {
-                return Verdict::Block(
-                    "COM_CHANGE_USER is not allowed through the gateway; reconnect as the other user",
-                );
+                // Never passed through: the server is asked for an error instead, so the
+                // client gets a clear refusal and the session stays who it was.
+                let user = String::from_utf8_lossy(Reader(rest).nul_str().unwrap_or_default())
+                    .into_owned();
+                let statement = Arc::from(format!("COM_CHANGE_USER {user}").as_str());
+                shared.queue.push_back(expect(Kind::ChangeUser, statement));
+                let mut payload = vec![COM_QUERY];
+                payload.extend_from_slice(CHANGE_USER_REFUSAL.as_bytes());
+                return Verdict::Replace(super::packet::frame(0, &payload));
             }
             COM_STMT_CLOSE => {
                 // No response; forget the statement.
@@ -307,6 +318,7 @@ impl ServerSide for MyServer {
             self.state = State::First;
             let op = match e.kind {
                 Kind::Query => "com_query",
+                Kind::ChangeUser => "change_user",
                 Kind::Execute => "stmt_execute",
                 Kind::Prepare if e.error_code.is_some() => "stmt_prepare",
                 Kind::Prepare | Kind::Other => return,
