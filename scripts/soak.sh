@@ -83,7 +83,7 @@ database = "soak"
 user = "root"
 allowed_groups = ["soak"]
 TOML
-ulimit -n 65536 || true
+ulimit -n 65536 2>/dev/null || true
 PORTCULLIS_LOG=warn target/release/portcullis serve --config "$tmp/portcullis.toml" 2>"$tmp/gateway.log" &
 gw_pid=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$GW_PG) 2>/dev/null && break; sleep 0.1; done
@@ -91,9 +91,10 @@ for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$GW_PG) 2>/dev/null && break
 echo "load: $SESSIONS sessions for ${DURATION}s..." >&2
 rss_before=$(awk '/VmRSS/ {print $2}' /proc/$gw_pid/status)
 ( sleep $((DURATION / 2 + 5)); awk '/VmRSS/ {print $2}' /proc/$gw_pid/status >"$tmp/rss_peak" ) &
+rss_pid=$!
 load=$(target/release/examples/soak_load "127.0.0.1:$GW_PG" "127.0.0.1:$GW_MY" soak soak-password \
   soak-pg soak-my "$HALF" $((SESSIONS - HALF)) "$DURATION" "$THINK_MS")
-wait
+wait "$rss_pid"
 kill -TERM "$gw_pid"
 wait "$gw_pid" || true
 gw_pid=""

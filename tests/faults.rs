@@ -81,7 +81,12 @@ async fn an_upstream_that_dies_mid_query_ends_the_session_and_is_used_again_once
         .collect();
     assert_eq!(ended.len(), 2, "{ended:?}");
     assert_eq!(ended[0]["ended_by"], "upstream", "{:?}", ended[0]);
-    assert_eq!(ended[1]["ended_by"], "client");
+    // The second ends as the client closes, or at the shutdown right after.
+    assert!(
+        ended[1]["ended_by"] == "client" || ended[1]["ended_by"] == "shutdown",
+        "{:?}",
+        ended[1]
+    );
 }
 
 #[tokio::test]
