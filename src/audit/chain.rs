@@ -63,10 +63,10 @@ pub fn seal_into(
 }
 
 /// `{"a":1}` → `"a":1`: the members of a serialized JSON object.
-pub fn members(object_json: &str) -> &str {
+pub fn members(object_json: &[u8]) -> &[u8] {
     object_json
-        .strip_prefix('{')
-        .and_then(|s| s.strip_suffix('}'))
+        .strip_prefix(b"{")
+        .and_then(|s| s.strip_suffix(b"}"))
         .unwrap_or_default()
 }
 

@@ -121,8 +121,8 @@ impl Chain {
         };
         write_rfc3339(&mut self.ts);
         let parts = [
-            object_members(&self.kind),
-            members(event.common.json()).as_bytes(),
+            members(&self.kind),
+            members(event.common.json().as_bytes()),
             lost.as_bytes(),
         ];
         let hash = seal_into(
@@ -164,13 +164,6 @@ fn write_rfc3339(out: &mut Vec<u8>) {
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
     );
     let _ = time::OffsetDateTime::now_utc().format_into(out, &fmt);
-}
-
-/// `{"a":1}` → `"a":1`, on bytes.
-fn object_members(json: &[u8]) -> &[u8] {
-    json.strip_prefix(b"{")
-        .and_then(|s| s.strip_suffix(b"}"))
-        .unwrap_or_default()
 }
 
 /// Starts the writer; returns the sessions' `Recorder` and the handle to wait on.
