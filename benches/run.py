@@ -4,7 +4,9 @@ SCRAM) vs a bare copy_bidirectional relay, interleaved in one run (A B C D per r
 several rounds, medians). Writes a dated markdown table under benches/results/.
 
 Run through benches/run.sh, which builds the release binaries first.
-Environment: ROUNDS (3), SECONDS (5), SCALE (10).
+Environment: ROUNDS (3), SECONDS (5), SCALE (10), WORKLOADS (subset of the pgbench rows),
+MYSQL=0 (skip MariaDB), IDLE_SESSIONS (1000; 0 skips), LARGE=0 (skip the 1M-row results),
+LOGINS=0 (skip login rates), STRACE=0 (skip syscall counts).
 """
 import datetime
 import os
@@ -76,8 +78,29 @@ def as_postgres(cmd):
     return run(["sh", "-c", cmd])
 
 
+CERT = {}
+
+
+def make_cert(tmp):
+    """A throwaway self-signed certificate for the TLS rows (PostgreSQL, PgBouncer and
+    Portcullis all present it)."""
+    d = os.path.join(tmp, "tls")
+    os.makedirs(d)
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    r = run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+             "-days", "2", "-keyout", key, "-out", cert])
+    if r.returncode != 0:
+        sys.exit(r.stderr)
+    os.chmod(d, 0o755)
+    for f in (cert, key):
+        shutil.chown(f, "postgres")
+        os.chmod(f, 0o600 if f == key else 0o644)
+    CERT.update(cert=cert, key=key)
+
+
 def start_cluster(tmp):
-    """A private PostgreSQL with room for every benchmark's connections."""
+    """A private PostgreSQL with room for every benchmark's connections, TLS on (clients
+    choose with sslmode)."""
     d = os.path.join(tmp, "pg")
     os.makedirs(d)
     os.chmod(tmp, 0o755)
@@ -87,7 +110,8 @@ def start_cluster(tmp):
     if r.returncode != 0:
         sys.exit(r.stderr)
     r = as_postgres(f"{pg_bin('pg_ctl')} -D {d}/data -w -l {d}/log -o '-p {port} -c listen_addresses=127.0.0.1 "
-                    f"-c max_connections=2000 -c shared_buffers=256MB -k {d}' start")
+                    f"-c max_connections=2000 -c shared_buffers=256MB -k {d} "
+                    f"-c ssl=on -c ssl_cert_file={CERT['cert']} -c ssl_key_file={CERT['key']}' start")
     if r.returncode != 0:
         sys.exit(r.stderr)
     PG[1] = port
@@ -105,13 +129,14 @@ def setup_database():
 MY_PORT = [0]
 
 
-def start_portcullis(tmp, statements=True):
-    """`statements = False` is the same gateway with per-statement `query` events off."""
+def start_portcullis(tmp, statements=True, name=None, limits="", tls=""):
+    """`statements = False` is the same gateway with per-statement `query` events off;
+    `limits` adds lines to its `[limits]`, `tls` a `[tls]` section."""
     port, admin = free_port(), free_port()
     my_port = free_port()
-    if statements:
+    if statements and not name:
         MY_PORT[0] = my_port
-    tmp = os.path.join(tmp, "portcullis" if statements else "portcullis-nolog")
+    tmp = os.path.join(tmp, name or ("portcullis" if statements else "portcullis-nolog"))
     os.makedirs(tmp)
     cfg = os.path.join(tmp, "portcullis.toml")
     with open(cfg, "w") as f:
@@ -129,6 +154,11 @@ fsync = "interval"
 statements = {"true" if statements else "false"}
 [limits]
 max_connections = 5000
+{limits}
+[tls]
+cert = "{CERT['cert']}"
+key = "{CERT['key']}"
+{tls}
 [[groups]]
 name = "bench"
 [[users]]
@@ -159,7 +189,8 @@ user = "root"
 allowed_groups = ["bench"]
 """)
     env = dict(os.environ, PORTCULLIS_LOG="warn")
-    p = subprocess.Popen([os.path.join(ROOT, "target/release/portcullis"), "serve", "--config", cfg],
+    wrap = os.environ.get("PORTCULLIS_WRAP", "").split()  # e.g. valgrind --tool=callgrind
+    p = subprocess.Popen([*wrap, os.path.join(ROOT, "target/release/portcullis"), "serve", "--config", cfg],
                          stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "portcullis.log"), "w"), env=env)
     wait_port(port)
     return p, port, "bench"
@@ -195,6 +226,9 @@ pool_mode = session
 max_client_conn = 5000
 default_pool_size = 2000
 server_idle_timeout = 2
+client_tls_sslmode = allow
+client_tls_cert_file = {CERT['cert']}
+client_tls_key_file = {CERT['key']}
 logfile = {d}/pgbouncer.log
 pidfile = {d}/pgbouncer.pid
 """)
@@ -224,8 +258,8 @@ def start_relay():
     return p, port, "bench"
 
 
-def pgbench(port, user, db, args):
-    env = dict(os.environ, PGPASSWORD=PASSWORD)
+def pgbench(port, user, db, args, tls=False):
+    env = dict(os.environ, PGPASSWORD=PASSWORD, PGSSLMODE="require" if tls else "disable")
     r = run(["pgbench", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-n", *args, db], env=env)
     out = r.stdout + r.stderr
     tps = re.search(r"tps = ([0-9.]+) \(without", out)
@@ -260,7 +294,8 @@ def mysql_rounds():
     wait_port(relay_port)
     targets = {"direct": (3306, "root", "", "sbtest"), "portcullis": (MY_PORT[0], "bench", PASSWORD, "sbtest"),
                "relay": (relay_port, "root", "", "sbtest")}
-    out = {t: {w: [] for w in ["oltp_point_select", "oltp_read_only"]} for t in targets}
+    extra = ["1M rows (s)", "logins/s"]
+    out = {t: {w: [] for w in ["oltp_point_select", "oltp_read_only", *extra]} for t in targets}
     for rnd in range(ROUNDS):
         for w in ["oltp_point_select", "oltp_read_only"]:
             for t, (port, user, pw, db) in targets.items():
@@ -268,16 +303,97 @@ def mysql_rounds():
                 print(f"round {rnd + 1} mysql {w:18} {t:11} {q}", file=sys.stderr)
                 if q:
                     out[t][w].append(q)
+        for t, (port, user, pw, db) in targets.items():
+            if os.environ.get("LARGE", "1") != "0":
+                secs = my_large_result(port, user, pw, db)
+                print(f"round {rnd + 1} mysql 1M rows {t:11} {secs}", file=sys.stderr)
+                if secs:
+                    out[t]["1M rows (s)"].append(secs)
+            if os.environ.get("LOGINS", "1") != "0" and t != "relay":
+                rate = login_rate("mysql", port, user, pw, db)
+                print(f"round {rnd + 1} mysql logins {t:11} {rate}", file=sys.stderr)
+                if rate:
+                    out[t]["logins/s"].append(rate)
     relay.terminate()
     return out
 
 
+def proc_times(pid):
+    """(utime, stime) of a process in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+LARGE_SQL = "select g, repeat('x', 92) as pad from generate_series(1, 1000000) g;\n"
+
+
+def large_result(tmp, port, user, db, tls):
+    """Seconds for one 1M-row (~114 MB on the wire) result, read by pgbench (no formatting)."""
+    script = os.path.join(tmp, "large.sql")
+    with open(script, "w") as f:
+        f.write(LARGE_SQL)
+    r = pgbench(port, user, db, ["-f", script, "-c", "1", "-t", "2"], tls=tls)
+    return r["lat_ms"] / 1000 if r and r["lat_ms"] else None
+
+
+def my_large_result(port, user, password, db):
+    """Seconds for a 1M-row result read by the mariadb client (--quick: streamed)."""
+    start = time.time()
+    r = subprocess.run(["mariadb", "--protocol=tcp", "-h127.0.0.1", f"-P{port}", f"-u{user}",
+                        f"-p{password}" if password else "--skip-password", "--quick", "--skip-ssl", db,
+                        "-e", "select seq, repeat('x', 92) from seq_1_to_1000000"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if r.returncode != 0:
+        print(r.stderr, file=sys.stderr)
+        return None
+    return time.time() - start
+
+
+def login_rate(protocol, port, user, password, db, seconds=None):
+    """Logins per second (log in, `select 1`, goodbye), 4 at a time, by examples/login_rate."""
+    r = run([os.path.join(ROOT, "target/release/examples/login_rate"), protocol, f"127.0.0.1:{port}",
+             user, password, db, "4", str(seconds or SECONDS)])
+    try:
+        out = __import__("json").loads(r.stdout)
+    except ValueError:
+        print(r.stdout + r.stderr, file=sys.stderr)
+        return None
+    if out.get("errors"):
+        print(f"login_rate {protocol} :{port}: {out['errors']} errors, first: {out.get('first_error')}", file=sys.stderr)
+    return out["per_second"]
+
+
+def syscalls(pid, port, user, db, n=8000):
+    """System calls per statement by name (strace -c -f over `-S -c 8`, n transactions):
+    a count, not a time, so it holds on a noisy machine."""
+    out = os.path.join(tempfile.gettempdir(), f"pc-strace-{pid}.txt")
+    st = subprocess.Popen(["strace", "-c", "-f", "-o", out, "-p", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    pgbench(port, user, db, ["-S", "-c", "8", "-j", "2", "-t", str(n // 8)])
+    time.sleep(0.5)
+    st.send_signal(2)
+    st.wait()
+    counts = {}
+    for line in open(out):
+        f = line.split()
+        if len(f) >= 5 and f[0][0].isdigit() and f[-1] != "total":
+            counts[f[-1]] = int(f[3]) / n
+    return counts
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="pc-bench-")
+    make_cert(tmp)
     stop_cluster = start_cluster(tmp)
     setup_database()
-    pc, pc_port, _ = start_portcullis(tmp)
-    nolog, nolog_port, _ = start_portcullis(tmp, statements=False)
+    # Kept upstream connections, as PgBouncer's session pooling keeps server connections.
+    keep = "idle_upstreams = 16"
+    pc, pc_port, _ = start_portcullis(tmp, limits=keep)
+    nolog, nolog_port, _ = start_portcullis(tmp, statements=False, limits=keep)
+    anew, anew_port, _ = start_portcullis(tmp, name="portcullis-anew")
+    percore, percore_port, _ = start_portcullis(tmp, name="portcullis-percore", limits=f"session_threads = {os.cpu_count()}")
     bouncer_pid, pb_port, _ = start_pgbouncer(tmp)
     relay, relay_port, _ = start_relay()
     targets = {
@@ -298,6 +414,11 @@ def main():
     if only:
         workloads = {w: a for w, a in workloads.items() if any(o in w for o in only.split(","))}
     results = {w: {t: [] for t in targets} for w in workloads}
+    large = {(t, tls): [] for t in ["direct", "portcullis", "pgbouncer", "relay"] for tls in (False, True)}
+    logins = {t: [] for t in ["direct", "portcullis", "portcullis-anew", "pgbouncer"]}
+    login_targets = dict(targets, **{"portcullis-anew": (anew_port, "bench", "bench", anew.pid)})
+    cpu = {t: [] for t in [*targets, "portcullis-percore"] if t != "direct"}
+    cpu_targets = dict(targets, **{"portcullis-percore": (percore_port, "bench", "bench", percore.pid)})
     for rnd in range(ROUNDS):
         for w, args in workloads.items():
             for t, (port, user, db, _) in targets.items():
@@ -305,22 +426,43 @@ def main():
                 if r:
                     results[w][t].append(r)
                 print(f"round {rnd + 1} {w:20} {t:11} {r}", file=sys.stderr)
-    # CPU per statement: utime+stime of the proxy process over a fixed transaction count.
-    cpu = {}
-    n = 20000
-    for t, (port, user, db, pid) in targets.items():
-        if not pid:
-            continue
-        before = cpu_seconds(pid)
-        pgbench(port, user, db, ["-S", "-c", "8", "-j", "2", "-t", str(n // 8)])
-        cpu[t] = (cpu_seconds(pid) - before) / n * 1e6
+        # CPU per statement: utime / stime of the proxy process over a fixed transaction count.
+        n = 20000
+        for t, (port, user, db, pid) in cpu_targets.items():
+            if not pid:
+                continue
+            (u0, s0) = proc_times(pid)
+            pgbench(port, user, db, ["-S", "-c", "8", "-j", "2", "-t", str(n // 8)])
+            (u1, s1) = proc_times(pid)
+            cpu[t].append(((u1 - u0) / n * 1e6, (s1 - s0) / n * 1e6))
+            print(f"round {rnd + 1} cpu {t:17} user {cpu[t][-1][0]:.1f} sys {cpu[t][-1][1]:.1f} µs", file=sys.stderr)
+        if os.environ.get("LARGE", "1") != "0":
+            for tls in (False, True):
+                for t in ["direct", "portcullis", "pgbouncer", "relay"]:
+                    port, user, db, _ = targets[t]
+                    secs = large_result(tmp, port, user, db, tls)
+                    if secs:
+                        large[(t, tls)].append(secs)
+                    print(f"round {rnd + 1} 1M rows tls={tls} {t:11} {secs} s", file=sys.stderr)
+        if os.environ.get("LOGINS", "1") != "0":
+            for t in logins:
+                port, user, db, _ = login_targets[t]
+                rate = login_rate("postgres", port, user, PASSWORD if t != "direct" else "-", db)
+                if rate:
+                    logins[t].append(rate)
+                print(f"round {rnd + 1} logins {t:11} {rate}", file=sys.stderr)
+    sys_counts = {}
+    if os.environ.get("STRACE", "1") != "0" and shutil.which("strace"):
+        for t in ["portcullis", "pgbouncer", "relay"]:
+            port, user, db, pid = targets[t]
+            sys_counts[t] = syscalls(pid, port, user, db)
     # Idle sessions: RSS growth per authenticated idle connection.
     rss = {}
     for t in ["portcullis", "pgbouncer"] if IDLE_SESSIONS else []:
         port, user, db, pid = targets[t]
         base = rss_kib(pid)
         conns = []
-        env = dict(os.environ, PGPASSWORD=PASSWORD)
+        env = dict(os.environ, PGPASSWORD=PASSWORD, PGSSLMODE="disable")
         for _ in range(IDLE_SESSIONS):
             conns.append(subprocess.Popen(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", db, "-c", "select pg_sleep(20)"],
                                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -331,16 +473,15 @@ def main():
             c.wait()
         time.sleep(3)
     my = mysql_rounds() if os.environ.get("MYSQL", "1") != "0" else None
-    pc.terminate()
-    nolog.terminate()
-    relay.terminate()
+    for p in (pc, nolog, percore, anew, relay):
+        p.terminate()
     if bouncer_pid:
         try:
             os.kill(bouncer_pid, 15)
         except OSError:
             pass
     stop_cluster()
-    write_report(results, cpu, rss, my)
+    write_report(results, cpu, rss, my, large, logins, sys_counts)
 
 
 def med(rs, key="tps"):
@@ -348,7 +489,7 @@ def med(rs, key="tps"):
     return statistics.median(vals) if vals else float("nan")
 
 
-def write_report(results, cpu, rss, my):
+def write_report(results, cpu, rss, my, large, logins, sys_counts):
     now = datetime.datetime.now(datetime.timezone.utc)
     lines = [f"# PostgreSQL benchmark {now:%Y-%m-%d %H:%M} UTC", "",
              f"Machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}; "
@@ -369,11 +510,46 @@ def write_report(results, cpu, rss, my):
         d, p = med(lat["direct"], "lat_ms"), med(lat["portcullis"], "lat_ms")
         lines += ["", f"Single-client added latency (p50 of averages): {(p - d) * 1000:.1f} µs over direct ({d*1000:.0f} µs direct, {p*1000:.0f} µs Portcullis)."]
     lines += [""]
-    lines += ["Gateway CPU per statement (utime+stime ÷ transactions, `-S -c 8`, 20k transactions):", ""]
-    for t, us in cpu.items():
-        lines.append(f"- {t}: {us:.1f} µs")
-    if "portcullis" in cpu and "pgbouncer" in cpu:
-        lines.append(f"- Portcullis / PgBouncer: {cpu['portcullis'] / cpu['pgbouncer']:.2f}")
+    lines += ["Gateway CPU per statement (utime / stime ÷ transactions, `-S -c 8`, 20k transactions, median of rounds):", "",
+              "| target | user µs | sys µs | total µs |", "|---|---|---|---|"]
+    total = {}
+    for t, samples in cpu.items():
+        if not samples:
+            continue
+        u, s_ = statistics.median(x[0] for x in samples), statistics.median(x[1] for x in samples)
+        total[t] = statistics.median(x[0] + x[1] for x in samples)
+        lines.append(f"| {t} | {u:.1f} | {s_:.1f} | {total[t]:.1f} |")
+    if "portcullis" in total and "pgbouncer" in total:
+        lines += ["", f"Portcullis / PgBouncer CPU: {total['portcullis'] / total['pgbouncer']:.2f}"
+                  f" (`portcullis-percore` is the gateway with `limits.session_threads` = cores: one single-threaded runtime per core instead of tokio's work-stealing one)"]
+    if sys_counts:
+        names = sorted({n for c in sys_counts.values() for n, v in c.items() if v >= 0.01})
+        lines += ["", "System calls per statement (strace -c -f, `-S -c 8`, 8000 transactions; counts, not times):", "",
+                  "| syscall | " + " | ".join(sys_counts) + " |", "|---|" + "---|" * len(sys_counts)]
+        for n in names:
+            lines.append(f"| {n} | " + " | ".join(f"{c.get(n, 0):.2f}" for c in sys_counts.values()) + " |")
+        lines.append("| **all** | " + " | ".join(f"{sum(c.values()):.2f}" for c in sys_counts.values()) + " |")
+    if any(large.values()):
+        mb = 1e6 * 114 / 1e6  # 1M rows of ~114 bytes on the wire
+        lines += ["", "Large result: 1M rows (~114 MB on the wire) read by pgbench, seconds (median) and MB/s:", "",
+                  "| | direct | Portcullis | PgBouncer | relay | P/direct | P/PgBouncer |", "|---|---|---|---|---|---|---|"]
+        for tls in (False, True):
+            secs = {t: statistics.median(large[(t, tls)]) if large[(t, tls)] else float("nan") for t in ["direct", "portcullis", "pgbouncer", "relay"]}
+            cells = " | ".join(f"{secs[t]:.2f} s ({mb / secs[t]:.0f} MB/s)" for t in secs)
+            lines.append(f"| {'TLS' if tls else 'plain'} | {cells} | {secs['direct'] / secs['portcullis']:.3f} | {secs['pgbouncer'] / secs['portcullis']:.3f} |")
+        lines.append("")
+        lines.append("With TLS the relay passes the client's TLS through to PostgreSQL (one TLS session end to end); "
+                     "Portcullis and PgBouncer end TLS and talk plain to the server on loopback.")
+    if any(logins.values()):
+        lines += ["", "Logins per second (log in, `select 1`, goodbye; 4 at a time; tokio-postgres client):", ""]
+        for t, rates in logins.items():
+            how = {"direct": "trust, a new backend per login",
+                   "portcullis": "SCRAM-SHA-256 to the gateway, kept upstream connections (`limits.idle_upstreams = 16`)",
+                   "portcullis-anew": "SCRAM-SHA-256 to the gateway, a new upstream login per session (the default)",
+                   "pgbouncer": "SCRAM-SHA-256, pooled server connection"}[t]
+            lines.append(f"- {t}: {statistics.median(rates):.0f}/s ({how})" if rates else f"- {t}: n/a")
+        if logins["portcullis"] and logins["pgbouncer"]:
+            lines.append(f"- Portcullis / PgBouncer: {statistics.median(logins['portcullis']) / statistics.median(logins['pgbouncer']):.2f}")
     lines += ["", f"RSS per idle authenticated session ({IDLE_SESSIONS} sessions, each running pg_sleep):", ""]
     for t, kib in rss.items():
         lines.append(f"- {t}: {kib:.1f} KiB")
@@ -383,6 +559,13 @@ def write_report(results, cpu, rss, my):
         for w in ["oltp_point_select", "oltp_read_only"]:
             d, p, r = (statistics.median(my[t][w]) if my[t][w] else float("nan") for t in ["direct", "portcullis", "relay"])
             lines.append(f"| {w} | {d:.0f} | {p:.0f} | {r:.0f} | {p/d:.3f} | {p/r:.3f} |")
+        m = {t: {w: statistics.median(v) if v else float("nan") for w, v in by.items()} for t, by in my.items()}
+        w = "1M rows (s)"
+        lines += ["", f"MySQL large result, 1M rows (`mariadb --quick`, output discarded): direct {m['direct'][w]:.2f} s, "
+                  f"Portcullis {m['portcullis'][w]:.2f} s, relay {m['relay'][w]:.2f} s; P/direct {m['direct'][w] / m['portcullis'][w]:.3f}.",
+                  "", f"MySQL logins per second (caching_sha2_password scramble, 4 at a time): direct MariaDB {m['direct']['logins/s']:.0f}/s "
+                  f"(switched to mysql_native_password), Portcullis {m['portcullis']['logins/s']:.0f}/s (caching_sha2 fast path; "
+                  f"mysql_native_password upstream)."]
     text = "\n".join(lines) + "\n"
     os.makedirs(os.path.join(ROOT, "benches/results"), exist_ok=True)
     path = os.path.join(ROOT, f"benches/results/{now:%Y-%m-%d-%H%M}-postgres.md")

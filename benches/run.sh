@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/services.sh
-command -v pgbouncer >/dev/null || { apt-get update -qq && apt-get install -y -qq pgbouncer >/dev/null; }
-cargo build --release --bin portcullis --example bare_relay
+for tool in pgbouncer sysbench strace; do
+  command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null; }
+done
+cargo build --release --bin portcullis --example bare_relay --example login_rate
 exec python3 benches/run.py "$@"

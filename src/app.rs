@@ -50,6 +50,8 @@ pub struct Running {
     index_task: tokio::task::JoinHandle<()>,
     listeners: JoinSet<()>,
     writer: WriterHandle,
+    /// Session runtimes; dropped (stopped) with `Running`, after the sessions drained.
+    _cores: Option<Arc<crate::cores::Cores>>,
 }
 
 impl Running {
@@ -144,6 +146,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         upstream_tls: UpstreamTls::new(),
         index,
         lockout: Arc::clone(&lockout),
+        pool: Arc::new(crate::upstream::pool::Pool::new(&control.config().limits)),
     });
     let api = ApiState {
         control: Arc::clone(&control),
@@ -151,6 +154,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         recorder: Some(recorder),
         sessions: Arc::clone(&gateway.registry),
         lockout,
+    };
+    let cores = match control.config().limits.session_threads {
+        0 => None,
+        n => Some(Arc::new(
+            crate::cores::Cores::start(n).context("cannot start the session threads")?,
+        )),
     };
     let (stop, stopped) = watch::channel(false);
     let stopped_fut = |mut rx: watch::Receiver<bool>| async move {
@@ -160,11 +169,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let poller = control.spawn_poller();
     let watcher = spawn_revalidator(&gateway);
     let sweeper = {
-        let lockout = Arc::clone(&gateway.lockout);
+        let (lockout, pool) = (Arc::clone(&gateway.lockout), Arc::clone(&gateway.pool));
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(Duration::from_secs(60)).await;
+                tokio::time::sleep(Duration::from_secs(10)).await;
                 lockout.sweep();
+                pool.sweep();
             }
         })
     };
@@ -198,6 +208,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         listeners.spawn(crate::session::accept_loop(
             pg,
             listener,
+            cores.clone(),
             stopped_fut(stopped.clone()),
         ));
     }
@@ -214,6 +225,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         listeners.spawn(crate::session::accept_loop(
             my,
             listener,
+            cores.clone(),
             stopped_fut(stopped.clone()),
         ));
     }
@@ -227,6 +239,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         index_task,
         listeners,
         writer,
+        _cores: cores,
     })
 }
 

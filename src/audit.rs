@@ -7,6 +7,7 @@
 
 pub mod chain;
 pub mod cli;
+pub mod encode;
 mod writer;
 
 use std::net::SocketAddr;

@@ -96,6 +96,15 @@ pub struct Limits {
     pub failed_logins_per_address: u32,
     /// How long a lockout lasts.
     pub lockout: Duration,
+    /// Single-threaded session runtimes (`crate::cores`); 0 (the default) runs sessions on
+    /// the shared work-stealing runtime. Measured no faster here (docs/performance.md).
+    pub session_threads: usize,
+    /// PostgreSQL upstream connections kept logged in per resource role (and client
+    /// parameters) after their session ends, reset and handed to the next session; 0 (the
+    /// default) logs in anew for every session.
+    pub idle_upstreams: usize,
+    /// How long a kept upstream connection may wait before it is closed.
+    pub idle_upstream_timeout: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

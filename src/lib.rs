@@ -15,6 +15,7 @@ pub mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod cores;
 pub mod fsutil;
 pub mod lockout;
 pub mod metrics;

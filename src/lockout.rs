@@ -156,6 +156,9 @@ mod tests {
             failed_logins_per_user: per_user,
             failed_logins_per_address: per_address,
             lockout: Duration::from_secs(60),
+            session_threads: 0,
+            idle_upstreams: 0,
+            idle_upstream_timeout: Duration::from_secs(60),
             login_timeout: Duration::from_secs(10),
             max_connections: 10,
         }

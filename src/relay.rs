@@ -25,6 +25,10 @@ pub enum Verdict {
     Block(&'static str),
     /// Forward these bytes instead of the frame (only when the frame is a whole read).
     Replace(Vec<u8>),
+    /// The client said goodbye; keep it from the upstream, which stays open for another
+    /// session (`Ended::Held`), when the goodbye ends the read and the upstream is at a
+    /// message boundary; otherwise as `Bye`.
+    Hold,
 }
 
 /// Client → server observation.
@@ -57,6 +61,9 @@ pub trait Sink: Send {
 pub enum Ended {
     /// The client said goodbye (Terminate / COM_QUIT).
     ClientTerminated,
+    /// The client said goodbye, which was not forwarded: the upstream is still logged in,
+    /// at a message boundary, and may serve another session.
+    Held,
     /// The client closed without goodbye.
     ClientClosed,
     /// The upstream closed; with the code of its fatal error if it sent one.
@@ -87,8 +94,8 @@ pub struct Ends<'a, CR, CW, UR, UW> {
 /// Relays until one side ends or `stop` resolves with the message for the client.
 pub async fn relay<CR, CW, UR, UW, C, S, K>(
     ends: Ends<'_, CR, CW, UR, UW>,
-    mut client: C,
-    mut server: S,
+    client: &mut C,
+    server: &mut S,
     stop: impl Future<Output = String> + Send,
     sink: &mut K,
     counters: &mut Counters,
@@ -113,6 +120,8 @@ where
     let mut fe_framer = Framer::<C::Wire>::default();
     let mut be_framer = Framer::<S::Wire>::with_limit(S::LIMIT);
     let mut outcomes = Vec::new();
+    // Whether the upstream's bytes so far end at a frame boundary (for `Verdict::Hold`).
+    let server_boundary = std::sync::atomic::AtomicBool::new(upstream_first.is_empty());
     let Counters {
         bytes_in,
         bytes_out,
@@ -125,12 +134,18 @@ where
         let mut chunk: &[u8] = client_first;
         loop {
             if !chunk.is_empty() {
-                let (mut bye, mut blocked, mut replace) = (false, None, None);
+                let (mut bye, mut blocked, mut replace, mut hold) = (false, None, None, None);
                 let whole = chunk.len();
-                let fed =
-                    fe_framer.feed(chunk, C::wants, |h, body, _| match client.frame(h, body) {
+                let fed = fe_framer.feed(chunk, C::wants, |h, body, _| {
+                    // A goodbye to hold must be the read's last frame (checked below).
+                    hold = None;
+                    match client.frame(h, body) {
                         Verdict::Pass => {}
                         Verdict::Bye => bye = true,
+                        Verdict::Hold => {
+                            bye = true;
+                            hold = <C::Wire as Wire>::body_len(h).ok().map(|b| h.len() + b);
+                        }
                         Verdict::Block(why) => blocked = Some(why),
                         // A rewrite is only safe when the read is exactly that one frame.
                         Verdict::Replace(bytes) if h.len() + body.len() == whole => {
@@ -139,7 +154,8 @@ where
                         Verdict::Replace(_) => {
                             blocked = Some("a rewritten command must arrive on its own")
                         }
-                    });
+                    }
+                });
                 if let Err(e) = fed {
                     return Ended::Failed(format!("client sent a malformed frame: {e:?}"));
                 }
@@ -147,6 +163,20 @@ where
                     return Ended::Failed(why.to_owned());
                 }
                 *bytes_in += chunk.len() as u64;
+                // Held only if the goodbye is whole in this read and ends it.
+                let hold = hold.filter(|_| fe_framer.at_boundary());
+                if let Some(len) = hold
+                    && len <= whole
+                    && server_boundary.load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    let before = whole - len;
+                    if before > 0
+                        && let Err(e) = write(&mut up_w, &chunk[..before]).await
+                    {
+                        return Ended::Failed(format!("writing to the upstream: {e}"));
+                    }
+                    return Ended::Held;
+                }
                 let out = replace.as_deref().unwrap_or(chunk);
                 if let Err(e) = write(&mut up_w, out).await {
                     return Ended::Failed(format!("writing to the upstream: {e}"));
@@ -182,6 +212,10 @@ where
                 if let Err(e) = fed {
                     return Ended::Failed(format!("upstream sent a malformed frame: {e:?}"));
                 }
+                server_boundary.store(
+                    be_framer.at_boundary(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 *bytes_out += chunk.len() as u64;
                 if let Err(e) = write(&mut client_w, chunk).await {
                     return Ended::Failed(format!("writing to the client: {e}"));

@@ -38,6 +38,8 @@ pub struct Gateway {
     pub upstream_tls: UpstreamTls,
     pub index: index::SessionIndex,
     pub lockout: Arc<crate::lockout::Lockout>,
+    /// Kept PostgreSQL upstream connections (`limits.idle_upstreams`).
+    pub pool: Arc<crate::upstream::pool::Pool>,
 }
 
 /// What the client claims before proving anything.
@@ -356,10 +358,12 @@ pub trait Accept: Send + Sync + Sized + 'static {
     ) -> impl Future<Output = ()> + Send;
 }
 
-/// Accepts until `stop` resolves; each connection runs on its own task, up to the cap.
+/// Accepts until `stop` resolves; each connection runs on its own task, up to the cap, on
+/// the least busy session thread when there are `cores`.
 pub async fn accept_loop<L: Accept>(
     l: Arc<L>,
     listener: tokio::net::TcpListener,
+    cores: Option<Arc<crate::cores::Cores>>,
     stop: impl Future<Output = ()>,
 ) {
     let cap = Arc::new(tokio::sync::Semaphore::new(
@@ -385,10 +389,16 @@ pub async fn accept_loop<L: Accept>(
             continue;
         };
         let this = Arc::clone(&l);
-        tokio::spawn(async move {
+        let session = move |tcp| async move {
             let _permit = permit;
             this.connection(tcp, addr).await;
-        });
+        };
+        match &cores {
+            Some(cores) => cores.spawn(tcp, session),
+            None => {
+                tokio::spawn(session(tcp));
+            }
+        }
     }
 }
 
@@ -454,7 +464,7 @@ impl RelayLink {
     ) -> RelayEnd {
         use crate::relay::Ended;
         let (ended_by, error) = match ended {
-            Ended::ClientTerminated | Ended::ClientClosed => ("client", None),
+            Ended::ClientTerminated | Ended::Held | Ended::ClientClosed => ("client", None),
             Ended::UpstreamClosed(code) => (
                 "upstream",
                 code.map(|c| format!("upstream ended the session ({c})")),

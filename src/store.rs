@@ -15,7 +15,7 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 
 pub use catalog::{ResourceRecord, ResourceRoleRecord};
 pub use changes::ChangeRecord;
-pub use sessions::{SessionEnd, SessionFilter, SessionRecord};
+pub use sessions::{IndexWrite, SessionEnd, SessionFilter, SessionRecord};
 pub use users::UserRecord;
 
 use crate::seal::{SealError, Sealer};

@@ -7,6 +7,8 @@ use tokio::net::TcpStream;
 
 use crate::access::Permit;
 
+pub mod pool;
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn connect(permit: &Permit) -> std::io::Result<TcpStream> {

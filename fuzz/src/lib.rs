@@ -19,7 +19,7 @@ impl Sink for Discard {
 }
 
 /// Runs the real relay over in-memory streams until both inputs are consumed.
-pub fn relay_bytes<C: ClientSide, S: ServerSide>(client: &[u8], server: &[u8], c: C, s: S) {
+pub fn relay_bytes<C: ClientSide, S: ServerSide>(client: &[u8], server: &[u8], mut c: C, mut s: S) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
@@ -39,8 +39,8 @@ pub fn relay_bytes<C: ClientSide, S: ServerSide>(client: &[u8], server: &[u8], c
         let mut counters = Counters::default();
         let _ = relay(
             ends,
-            c,
-            s,
+            &mut c,
+            &mut s,
             std::future::pending(),
             &mut Discard,
             &mut counters,

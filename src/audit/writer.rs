@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::chain::{GENESIS, log_files, members, seal_into};
+use super::encode;
 use super::{Event, Msg, Recorder};
 use crate::config::{AuditConfig, Fsync, OnFailure};
 
@@ -44,6 +45,7 @@ struct Chain {
     kind: Vec<u8>,
     ts: Vec<u8>,
     line: Vec<u8>,
+    clock: encode::Clock,
 }
 
 impl Chain {
@@ -86,6 +88,7 @@ impl Chain {
             kind: Vec::with_capacity(1024),
             ts: Vec::with_capacity(32),
             line: Vec::with_capacity(2048),
+            clock: encode::Clock::default(),
         })
     }
 
@@ -112,14 +115,14 @@ impl Chain {
             self.open_next()?;
         }
         self.kind.clear();
-        serde_json::to_writer(&mut self.kind, &event.kind).map_err(std::io::Error::other)?;
+        encode::kind_json(&event.kind, &mut self.kind)?;
         let lost = if self.lost_unreported > 0 {
             // The first event written after a loss says how many events were lost.
             format!("\"audit_events_lost\":{}", self.lost_unreported)
         } else {
             String::new()
         };
-        write_rfc3339(&mut self.ts);
+        self.clock.now_into(&mut self.ts);
         let parts = [
             members(&self.kind),
             members(event.common.json().as_bytes()),
@@ -155,15 +158,6 @@ impl Chain {
         }
         Ok(())
     }
-}
-
-/// The current UTC time as RFC 3339 with microseconds, into a reused buffer.
-fn write_rfc3339(out: &mut Vec<u8>) {
-    out.clear();
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
-    let _ = time::OffsetDateTime::now_utc().format_into(out, &fmt);
 }
 
 /// Starts the writer; returns the sessions' `Recorder` and the handle to wait on.

@@ -179,6 +179,14 @@ pub fn validate(raw: RawConfig, source: &Path) -> Result<Config, Vec<Problem>> {
             raw.limits.lockout,
             Duration::from_secs(300),
         ),
+        session_threads: raw.limits.session_threads.unwrap_or(0),
+        idle_upstreams: raw.limits.idle_upstreams.unwrap_or(0),
+        idle_upstream_timeout: duration_or(
+            &mut p,
+            "limits.idle_upstream_timeout",
+            raw.limits.idle_upstream_timeout,
+            Duration::from_secs(60),
+        ),
     };
     if limits.max_connections == 0 {
         p.add("limits.max_connections", "must be at least 1");

@@ -7,41 +7,40 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::audit::{Common, Event, Kind, Recorder};
-use crate::store::{SessionEnd, SessionRecord, Store};
+use crate::store::{IndexWrite, SessionEnd, SessionRecord, Store};
 
 /// The file under `store.data_dir` holding this instance's id.
 const INSTANCE_FILE: &str = "instance-id";
 
-enum Msg {
-    Started(Box<SessionRecord>),
-    Ended(SessionEnd),
-}
+/// Index writes waiting for the task; a burst is written in one transaction.
+const BATCH: usize = 256;
 
 #[derive(Clone, Debug)]
 pub struct SessionIndex {
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: mpsc::UnboundedSender<IndexWrite>,
     instance: Arc<str>,
 }
 
-impl std::fmt::Debug for Msg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("index message")
-    }
-}
-
 impl SessionIndex {
-    /// Starts the writer task; it ends when every `SessionIndex` is dropped.
     pub fn spawn(store: Store, instance: &str) -> (SessionIndex, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
-            while let Some(msg) = rx.recv().await {
-                let result = match &msg {
-                    Msg::Started(s) => store.session_started(s).await,
-                    Msg::Ended(e) => store.session_ended(e).await,
-                };
-                if let Err(e) = result {
-                    tracing::warn!(error = %e, "session index write failed; the monitoring log still has the session");
+            let mut batch = Vec::with_capacity(BATCH);
+            while rx.recv_many(&mut batch, BATCH).await > 0 {
+                if let Err(e) = store.index_writes(&batch).await {
+                    // One bad write must not cost the others: write them one by one.
+                    tracing::debug!(error = %e, "session index batch failed; writing one by one");
+                    for w in &batch {
+                        let result = match w {
+                            IndexWrite::Started(s) => store.session_started(s).await,
+                            IndexWrite::Ended(e) => store.session_ended(e).await,
+                        };
+                        if let Err(e) = result {
+                            tracing::warn!(error = %e, "session index write failed; the monitoring log still has the session");
+                        }
+                    }
                 }
+                batch.clear();
             }
         });
         let instance = instance.into();
@@ -50,11 +49,11 @@ impl SessionIndex {
 
     pub fn started(&self, mut record: SessionRecord) {
         record.instance = self.instance.to_string();
-        let _ = self.tx.send(Msg::Started(Box::new(record)));
+        let _ = self.tx.send(IndexWrite::Started(Box::new(record)));
     }
 
     pub fn ended(&self, end: SessionEnd) {
-        let _ = self.tx.send(Msg::Ended(end));
+        let _ = self.tx.send(IndexWrite::Ended(end));
     }
 }
 

@@ -432,6 +432,6 @@ where
         client_first: &[],
         upstream_first: &[],
     };
-    let (c, s) = observe::pair(kill);
-    relay::relay(ends, c, s, stop, sink, counters).await
+    let (mut c, mut s) = observe::pair(kill);
+    relay::relay(ends, &mut c, &mut s, stop, sink, counters).await
 }

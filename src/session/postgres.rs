@@ -27,6 +27,7 @@ use crate::protocol::postgres::front::{
 };
 use crate::protocol::postgres::observe::sides;
 use crate::relay::{self, Counters, Ends};
+use crate::upstream::pool::Key;
 
 /// Shared by every PostgreSQL connection.
 pub struct PgListener {
@@ -79,6 +80,7 @@ impl super::Accept for PgListener {
             params: Vec::new(),
             final_message: None,
             upstream_address: String::new(),
+            kept: None,
         };
         super::run(&self.gw, fe, Protocol::Postgres, addr).await;
     }
@@ -110,6 +112,8 @@ struct PgFrontend<'a> {
     final_message: Option<Authentication>,
     /// The resource's address, for forwarding cancel requests.
     upstream_address: String,
+    /// Where the upstream goes back when the session ends idle (`limits.idle_upstreams`).
+    kept: Option<Key>,
 }
 
 /// Cleartext password checks for pgwire, against the snapshot.
@@ -253,6 +257,14 @@ impl Frontend for PgFrontend<'_> {
         self.upstream_address = resource.address.clone();
         let unreachable =
             |e: String| SessionError::UpstreamUnreachable(format!("{}: {e}", resource.name));
+        if gw.pool.enabled() {
+            let key = Key::new(permit, &self.params);
+            let kept = gw.pool.take(&key);
+            self.kept = Some(key);
+            if let Some(up) = kept {
+                return Ok(up);
+            }
+        }
         let tcp = crate::upstream::connect(permit)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
@@ -339,44 +351,71 @@ impl Frontend for PgFrontend<'_> {
         let (pid, secret) = self.framed.pid_and_secret_key();
         let parts = self.framed.into_parts();
         let Upstream {
-            stream, leftover, ..
+            stream,
+            leftover,
+            params,
+            pid: up_pid,
+            secret: up_secret,
         } = up;
         let stop = link.stop_signal();
         let mut observer = super::EventSink::new(&link);
         let mut counters = Counters::default();
         let (first_in, first_out) = (&parts.read_buf[..], &leftover[..]);
-        let ended = match (parts.io, stream) {
+        let (mut c, mut s) = sides::pair();
+        c.hold_goodbye = self.kept.is_some();
+        let (ended, upstream) = match (parts.io, stream) {
             // Plain TCP both ways: owned halves, no lock per read or write.
             (MaybeTls::Plain(client), Stream::Plain(upstream)) => {
                 let (client_r, client_w) = client.into_split();
-                let (up_r, up_w) = upstream.into_split();
+                let (mut up_r, mut up_w) = upstream.into_split();
                 let ends = Ends {
                     client_r,
                     client_w,
-                    up_r,
-                    up_w,
+                    up_r: &mut up_r,
+                    up_w: &mut up_w,
                     client_first: first_in,
                     upstream_first: first_out,
                 };
-                let (c, s) = sides::pair();
-                relay::relay(ends, c, s, stop, &mut observer, &mut counters).await
+                let ended =
+                    relay::relay(ends, &mut c, &mut s, stop, &mut observer, &mut counters).await;
+                (ended, up_r.reunite(up_w).ok().map(Stream::Plain))
             }
             (client, upstream) => {
                 let (client_r, client_w) = tokio::io::split(client);
-                let (up_r, up_w) = tokio::io::split(upstream);
+                let (mut up_r, mut up_w) = tokio::io::split(upstream);
                 let ends = Ends {
                     client_r,
                     client_w,
-                    up_r,
-                    up_w,
+                    up_r: &mut up_r,
+                    up_w: &mut up_w,
                     client_first: first_in,
                     upstream_first: first_out,
                 };
-                let (c, s) = sides::pair();
-                relay::relay(ends, c, s, stop, &mut observer, &mut counters).await
+                let ended =
+                    relay::relay(ends, &mut c, &mut s, stop, &mut observer, &mut counters).await;
+                (ended, Some(up_r.unsplit(up_w)))
             }
         };
         self.listener.cancel.remove(pid, &secret);
+        if ended == relay::Ended::Held
+            && let Some(mut stream) = upstream
+        {
+            // The client's Terminate was withheld: keep the upstream if it is idle,
+            // otherwise say the goodbye for the client.
+            match self.kept {
+                Some(key) if s.reusable() => self.listener.gw.pool.put(
+                    key,
+                    Upstream {
+                        stream,
+                        params,
+                        pid: up_pid,
+                        secret: up_secret,
+                        leftover: Default::default(),
+                    },
+                ),
+                _ => crate::upstream::pool::terminate(&mut stream).await,
+            }
+        }
         link.end_of(ended, &counters)
     }
 }

@@ -5,6 +5,46 @@ use sqlx::Row;
 
 use super::{Result, Store};
 
+type Query<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// One write to the session index.
+#[derive(Debug)]
+pub enum IndexWrite {
+    Started(Box<SessionRecord>),
+    Ended(SessionEnd),
+}
+
+fn started(s: &SessionRecord) -> Query<'_> {
+    sqlx::query(
+        "INSERT INTO sessions (id, user_name, resource_role, resource, protocol, mode, client_addr, \
+         application_name, started_at, instance) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&s.id)
+    .bind(&s.user)
+    .bind(&s.resource_role)
+    .bind(&s.resource)
+    .bind(&s.protocol)
+    .bind(&s.mode)
+    .bind(&s.client_addr)
+    .bind(&s.application_name)
+    .bind(s.started_at)
+    .bind(&s.instance)
+}
+
+fn ended(e: &SessionEnd) -> Query<'_> {
+    sqlx::query(
+        "UPDATE sessions SET ended_at = $2, statements = $3, bytes_in = $4, bytes_out = $5, \
+         ended_by = $6, error = $7 WHERE id = $1",
+    )
+    .bind(&e.id)
+    .bind(e.ended_at)
+    .bind(e.statements)
+    .bind(e.bytes_in)
+    .bind(e.bytes_out)
+    .bind(&e.ended_by)
+    .bind(&e.error)
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
     pub id: String,
@@ -65,39 +105,26 @@ macro_rules! columns {
 
 impl Store {
     pub async fn session_started(&self, s: &SessionRecord) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO sessions (id, user_name, resource_role, resource, protocol, mode, client_addr, \
-             application_name, started_at, instance) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&s.id)
-        .bind(&s.user)
-        .bind(&s.resource_role)
-        .bind(&s.resource)
-        .bind(&s.protocol)
-        .bind(&s.mode)
-        .bind(&s.client_addr)
-        .bind(&s.application_name)
-        .bind(s.started_at)
-        .bind(&s.instance)
-        .execute(&self.pool)
-        .await?;
+        started(s).execute(&self.pool).await?;
         Ok(())
     }
 
     pub async fn session_ended(&self, e: &SessionEnd) -> Result<()> {
-        sqlx::query(
-            "UPDATE sessions SET ended_at = $2, statements = $3, bytes_in = $4, bytes_out = $5, \
-             ended_by = $6, error = $7 WHERE id = $1",
-        )
-        .bind(&e.id)
-        .bind(e.ended_at)
-        .bind(e.statements)
-        .bind(e.bytes_in)
-        .bind(e.bytes_out)
-        .bind(&e.ended_by)
-        .bind(&e.error)
-        .execute(&self.pool)
-        .await?;
+        ended(e).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Several index writes in one transaction: one commit (one sync) for a burst of
+    /// logins instead of one each.
+    pub async fn index_writes(&self, writes: &[IndexWrite]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for w in writes {
+            match w {
+                IndexWrite::Started(s) => started(s).execute(&mut *tx).await?,
+                IndexWrite::Ended(e) => ended(e).execute(&mut *tx).await?,
+            };
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -81,14 +81,18 @@ pub async fn negotiate_tls(
 }
 
 /// Runs the startup and authentication exchange up to ReadyForQuery.
+/// The client's startup parameters that go upstream (not who or where, not protocol
+/// extensions).
+pub fn forwarded(params: &[(String, String)]) -> impl Iterator<Item = &(String, String)> {
+    params.iter().filter(|(k, _)| {
+        !matches!(k.as_str(), "user" | "database" | "replication") && !k.starts_with("_pq_.")
+    })
+}
+
 pub async fn login(mut stream: Stream, req: &Login<'_>) -> Result<Upstream, BackendError> {
     let mut out = BytesMut::new();
     let mut params: Vec<(&str, &str)> = vec![("user", req.user), ("database", req.database)];
-    for (k, v) in req.params {
-        if !matches!(k.as_str(), "user" | "database" | "replication") && !k.starts_with("_pq_.") {
-            params.push((k, v));
-        }
-    }
+    params.extend(forwarded(req.params).map(|(k, v)| (k.as_str(), v.as_str())));
     frontend::startup_message(params.iter().copied(), &mut out)?;
     stream.write_all(&out).await?;
     stream.flush().await?;

@@ -175,6 +175,8 @@ pub struct Backend {
     pub fatal: Option<String>,
     /// DataRows counted since the last other frame: rows stream without taking the lock.
     rows: u64,
+    /// The transaction status of the last ReadyForQuery (`I`, `T`, `E`; 0 before one).
+    pub ready: u8,
 }
 
 impl Backend {
@@ -243,6 +245,7 @@ impl Backend {
                 }
             }
             b'Z' => {
+                self.ready = body.first().copied().unwrap_or(0);
                 while let Some(e) = q.pop_front() {
                     match e {
                         Expect::Query(r) => {
@@ -340,6 +343,8 @@ pub mod sides {
     pub struct PgClient {
         pub fe: Frontend,
         pub pending: Pending,
+        /// Answer Terminate with `Verdict::Hold` (the upstream may serve another session).
+        pub hold_goodbye: bool,
     }
 
     pub struct PgServer {
@@ -354,6 +359,7 @@ pub mod sides {
             PgClient {
                 fe: Frontend::default(),
                 pending: Arc::clone(&pending),
+                hold_goodbye: false,
             },
             PgServer {
                 be: Backend::default(),
@@ -368,11 +374,23 @@ pub mod sides {
             frontend_wants(h[0])
         }
         fn frame(&mut self, h: &[u8], body: &[u8]) -> Verdict {
-            if self.fe.on_frame(h[0], body, &self.pending) {
-                Verdict::Bye
-            } else {
+            if !self.fe.on_frame(h[0], body, &self.pending) {
                 Verdict::Pass
+            } else if self.hold_goodbye {
+                Verdict::Hold
+            } else {
+                Verdict::Bye
             }
+        }
+    }
+
+    impl PgServer {
+        /// The upstream is outside any transaction with nothing outstanding and no fatal
+        /// error: safe to reset and hand to another session.
+        pub fn reusable(&self) -> bool {
+            self.be.ready == b'I'
+                && self.be.fatal.is_none()
+                && self.pending.lock().is_ok_and(|q| q.is_empty())
         }
     }
 
