@@ -82,6 +82,7 @@ impl Running {
                 "sessions did not end in time; exiting anyway"
             );
         }
+        self.gateway.pool.close().await;
         // Session tasks have recorded their `session_ended`; let the writer drain.
         let Running {
             gateway,

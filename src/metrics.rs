@@ -10,6 +10,8 @@ pub struct Metrics {
     pub access_denied_total: AtomicU64,
     pub connections_refused_total: AtomicU64,
     pub queries_total: AtomicU64,
+    /// Sessions served by a kept upstream connection (`limits.idle_upstreams`).
+    pub upstreams_reused_total: AtomicU64,
 }
 
 impl Metrics {

@@ -56,6 +56,8 @@ async fn the_next_session_gets_the_idle_upstream_with_nothing_of_the_last_left()
         pid,
         "the kept upstream is reused"
     );
+    let reused = &env.gw.gateway.metrics.upstreams_reused_total;
+    assert_eq!(reused.load(std::sync::atomic::Ordering::Relaxed), 1);
     kept(&env, 0).await;
     let path: String = second
         .query_one("show search_path", &[])
@@ -118,7 +120,30 @@ async fn the_next_session_gets_the_idle_upstream_with_nothing_of_the_last_left()
         .unwrap();
     tokio::spawn(driver);
     assert_ne!(backend_pid(&third).await, pid);
+    drop(third);
+    kept(&env, 2).await;
     env.gw.shutdown().await;
+    // Shutdown says goodbye on the kept connections: their backends exit.
+    let admin = common::pg_admin().await;
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n: i64 = admin
+            .query_one(
+                "select count(*) from pg_stat_activity where pid = $1",
+                &[&pid],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the kept backend outlived the gateway"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

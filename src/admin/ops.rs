@@ -38,7 +38,7 @@ async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
     let snap = s.control.snapshot();
     let m = &s.metrics;
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let rows: [(&str, &str, &str, u64); 11] = [
+    let rows: [(&str, &str, &str, u64); 12] = [
         (
             "portcullis_snapshot_revision",
             "gauge",
@@ -92,6 +92,12 @@ async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
             "counter",
             "Statements observed.",
             load(&m.queries_total),
+        ),
+        (
+            "portcullis_upstreams_reused_total",
+            "counter",
+            "Sessions served by a kept upstream connection.",
+            load(&m.upstreams_reused_total),
         ),
         (
             "portcullis_live_sessions",

@@ -262,6 +262,7 @@ impl Frontend for PgFrontend<'_> {
             let kept = gw.pool.take(&key);
             self.kept = Some(key);
             if let Some(up) = kept {
+                crate::metrics::Metrics::inc(&gw.metrics.upstreams_reused_total);
                 return Ok(up);
             }
         }

@@ -150,6 +150,18 @@ impl Pool {
         list.push(parked);
     }
 
+    /// Says goodbye on every kept connection (at shutdown).
+    pub async fn close(&self) {
+        let keys: Vec<Key> = self.idle.iter().map(|e| e.key().clone()).collect();
+        for key in keys {
+            if let Some((_, list)) = self.idle.remove(&key) {
+                for mut p in list {
+                    terminate(&mut p.stream).await;
+                }
+            }
+        }
+    }
+
     /// Closes connections kept longer than `limits.idle_upstream_timeout`.
     pub fn sweep(&self) {
         self.idle.retain(|_, list| {
