@@ -34,10 +34,9 @@ pub fn seal_into(
     prev_hash: &str,
     members: &[&[u8]],
 ) -> [u8; 64] {
-    use std::io::Write as _;
     line.clear();
     line.extend_from_slice(b"{\"seq\":");
-    let _ = write!(line, "{seq}");
+    line.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
     line.extend_from_slice(b",\"ts\":\"");
     line.extend_from_slice(ts);
     line.extend_from_slice(b"\",\"prev_hash\":\"");
