@@ -20,3 +20,12 @@ pub struct Outcome {
     pub rows: u64,
     pub error_code: Option<String>,
 }
+
+/// A statement's text from the wire: valid UTF-8 as it is (the common case, checked by
+/// the fast validator), anything else with replacement characters.
+pub fn text(bytes: &[u8]) -> Arc<str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Arc::from(s),
+        Err(_) => Arc::from(String::from_utf8_lossy(bytes).as_ref()),
+    }
+}

@@ -144,7 +144,7 @@ impl ClientSide for MyClient {
         let Some((&command, rest)) = body.split_first() else {
             return Verdict::Pass;
         };
-        let text = || Arc::from(String::from_utf8_lossy(rest).as_ref());
+        let text = || crate::protocol::text(rest);
         let Ok(mut shared) = self.shared.lock() else {
             return Verdict::Pass;
         };

@@ -95,7 +95,7 @@ impl Frontend {
                 Expect::Parse(Running::new(text, None))
             }
             b'B' => {
-                let portal = r.cstr().unwrap_or_default().to_owned();
+                let portal = r.cstr().unwrap_or_default();
                 let stmt = r.cstr().unwrap_or_default();
                 let text = self
                     .statements
@@ -103,8 +103,14 @@ impl Frontend {
                     .cloned()
                     .unwrap_or_else(|| Arc::from(""));
                 let params = bind_params(&mut r);
-                self.portals
-                    .insert(portal, (Arc::clone(&text), params.clone()));
+                let bound = (Arc::clone(&text), params.clone());
+                // The same portal (usually the unnamed one) again: no new key.
+                match self.portals.get_mut(portal) {
+                    Some(slot) => *slot = bound,
+                    None => {
+                        self.portals.insert(portal.to_owned(), bound);
+                    }
+                }
                 Expect::Bind(Running::new(text, params))
             }
             b'E' => {
@@ -324,9 +330,9 @@ impl<'a> Reader<'a> {
     /// A statement text: up to the NUL (or the end, when truncated).
     fn text(&mut self) -> Arc<str> {
         let end = self.0.iter().position(|&b| b == 0).unwrap_or(self.0.len());
-        let s = String::from_utf8_lossy(&self.0[..end]);
+        let s = crate::protocol::text(&self.0[..end]);
         self.0 = self.0.get(end + 1..).unwrap_or_default();
-        Arc::from(s.as_ref())
+        s
     }
 }
 
