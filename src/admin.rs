@@ -35,6 +35,7 @@ pub struct ApiState {
     pub recorder: Option<crate::audit::Recorder>,
     pub sessions: Arc<crate::session::Registry>,
     pub lockout: Arc<crate::lockout::Lockout>,
+    pub pool: Arc<crate::upstream::pool::Pool>,
 }
 
 pub fn router(state: ApiState) -> Router {

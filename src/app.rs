@@ -150,6 +150,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         pool: Arc::new(crate::upstream::pool::Pool::new(&control.config().limits)),
     });
     let api = ApiState {
+        pool: Arc::clone(&gateway.pool),
         control: Arc::clone(&control),
         metrics,
         recorder: Some(recorder),

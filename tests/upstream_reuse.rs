@@ -97,6 +97,16 @@ async fn the_next_session_gets_the_idle_upstream_with_nothing_of_the_last_left()
     );
     drop(second);
     kept(&env, 1).await;
+    let metrics = common::client(&env.gw, None)
+        .get("/metrics")
+        .await
+        .unwrap()
+        .to_string();
+    assert!(metrics.contains("portcullis_upstreams_kept 1"), "{metrics}");
+    assert!(
+        metrics.contains("portcullis_upstreams_reused_total 1"),
+        "{metrics}"
+    );
 
     // Each client login is its own session in the monitoring log.
     let events = env.events().await;

@@ -38,7 +38,7 @@ async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
     let snap = s.control.snapshot();
     let m = &s.metrics;
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let rows: [(&str, &str, &str, u64); 12] = [
+    let rows: [(&str, &str, &str, u64); 13] = [
         (
             "portcullis_snapshot_revision",
             "gauge",
@@ -98,6 +98,12 @@ async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
             "counter",
             "Sessions served by a kept upstream connection.",
             load(&m.upstreams_reused_total),
+        ),
+        (
+            "portcullis_upstreams_kept",
+            "gauge",
+            "Upstream connections kept for the next session.",
+            s.pool.len() as u64,
         ),
         (
             "portcullis_live_sessions",
