@@ -9,6 +9,7 @@ MYSQL=0 (skip MariaDB), IDLE_SESSIONS (1000; 0 skips), LARGE=0 (skip the 1M-row 
 LOGINS=0 (skip login rates), STRACE=0 (skip syscall counts).
 """
 import datetime
+import json
 import os
 import platform
 import re
@@ -50,13 +51,6 @@ def wait_port(port, timeout=30):
 
 def run(cmd, **kw):
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
-
-
-def cpu_seconds(pid):
-    """utime+stime of a process (and its threads) in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid):
@@ -129,9 +123,9 @@ def setup_database():
 MY_PORT = [0]
 
 
-def start_portcullis(tmp, statements=True, name=None, limits="", tls=""):
+def start_portcullis(tmp, statements=True, name=None, limits=""):
     """`statements = False` is the same gateway with per-statement `query` events off;
-    `limits` adds lines to its `[limits]`, `tls` a `[tls]` section."""
+    `limits` adds lines to its `[limits]`."""
     port, admin = free_port(), free_port()
     my_port = free_port()
     if statements and not name:
@@ -158,7 +152,6 @@ max_connections = 5000
 [tls]
 cert = "{CERT['cert']}"
 key = "{CERT['key']}"
-{tls}
 [[groups]]
 name = "bench"
 [[users]]
@@ -351,12 +344,12 @@ def my_large_result(port, user, password, db):
     return time.time() - start
 
 
-def login_rate(protocol, port, user, password, db, seconds=None):
+def login_rate(protocol, port, user, password, db):
     """Logins per second (log in, `select 1`, goodbye), 4 at a time, by examples/login_rate."""
     r = run([os.path.join(ROOT, "target/release/examples/login_rate"), protocol, f"127.0.0.1:{port}",
-             user, password, db, "4", str(seconds or SECONDS)])
+             user, password, db, "4", str(SECONDS)])
     try:
-        out = __import__("json").loads(r.stdout)
+        out = json.loads(r.stdout)
     except ValueError:
         print(r.stdout + r.stderr, file=sys.stderr)
         return None

@@ -59,11 +59,7 @@ async fn my_login(t: &Target) -> Result<(), String> {
         | caps::CONNECT_WITH_DB)
         & server.caps;
     let auth = handshake::sha2_scramble(&t.password, &server.scramble);
-    let mut p = Vec::with_capacity(128);
-    p.extend_from_slice(&caps.to_le_bytes());
-    p.extend_from_slice(&(1u32 << 24).to_le_bytes());
-    p.push(45);
-    p.extend_from_slice(&[0; 23]);
+    let mut p = handshake::response_head(caps, 1 << 24, 45);
     p.extend_from_slice(t.user.as_bytes());
     p.push(0);
     p.push(auth.len() as u8);

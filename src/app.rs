@@ -50,8 +50,9 @@ pub struct Running {
     index_task: tokio::task::JoinHandle<()>,
     listeners: JoinSet<()>,
     writer: WriterHandle,
-    /// Session runtimes; dropped (stopped) with `Running`, after the sessions drained.
-    _cores: Option<Arc<crate::cores::Cores>>,
+    /// Session runtimes (`limits.session_threads`); stopped when `Running` is dropped,
+    /// after the sessions drained.
+    pub cores: Option<Arc<crate::cores::Cores>>,
 }
 
 impl Running {
@@ -241,7 +242,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         index_task,
         listeners,
         writer,
-        _cores: cores,
+        cores,
     })
 }
 

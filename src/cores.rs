@@ -61,12 +61,12 @@ impl Cores {
         Ok(Cores { cores })
     }
 
-    pub fn len(&self) -> usize {
-        self.cores.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.cores.is_empty()
+    /// Live sessions on each core.
+    pub fn live(&self) -> Vec<usize> {
+        self.cores
+            .iter()
+            .map(|c| c.live.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// Runs `session` on the least busy core, with `tcp` registered on that core's reactor.

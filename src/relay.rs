@@ -5,6 +5,7 @@
 //! the protocol's goodbye (PostgreSQL: FATAL 57P01), or by closing.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -121,7 +122,7 @@ where
     let mut be_framer = Framer::<S::Wire>::with_limit(S::LIMIT);
     let mut outcomes = Vec::new();
     // Whether the upstream's bytes so far end at a frame boundary (for `Verdict::Hold`).
-    let server_boundary = std::sync::atomic::AtomicBool::new(upstream_first.is_empty());
+    let server_boundary = AtomicBool::new(upstream_first.is_empty());
     let Counters {
         bytes_in,
         bytes_out,
@@ -167,7 +168,7 @@ where
                 let hold = hold.filter(|_| fe_framer.at_boundary());
                 if let Some(len) = hold
                     && len <= whole
-                    && server_boundary.load(std::sync::atomic::Ordering::Relaxed)
+                    && server_boundary.load(Ordering::Relaxed)
                 {
                     let before = whole - len;
                     if before > 0
@@ -212,10 +213,7 @@ where
                 if let Err(e) = fed {
                     return Ended::Failed(format!("upstream sent a malformed frame: {e:?}"));
                 }
-                server_boundary.store(
-                    be_framer.at_boundary(),
-                    std::sync::atomic::Ordering::Relaxed,
-                );
+                server_boundary.store(be_framer.at_boundary(), Ordering::Relaxed);
                 *bytes_out += chunk.len() as u64;
                 if let Err(e) = write(&mut client_w, chunk).await {
                     return Ended::Failed(format!("writing to the client: {e}"));

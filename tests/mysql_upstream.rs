@@ -10,6 +10,7 @@ use common::maria::Maria;
 use common::my::{PASSWORD, mariadb};
 use common::tls::TestCert;
 use common::{Dir, start};
+use portcullis::app::Running;
 
 fn config(port: u16, tls: &str) -> String {
     common::declarations(
@@ -21,6 +22,15 @@ fn config(port: u16, tls: &str) -> String {
         "tls_user",
         "tls-pw",
     )
+}
+
+/// A gateway declaring `config`: its dir (for the log), the gateway, its MySQL port.
+async fn gateway(config: &str) -> (Dir, Running, u16) {
+    let dir = Dir::new();
+    dir.write_config(None, config);
+    let gw = start(&dir).await;
+    let port = gw.mysql_addr.unwrap().port();
+    (dir, gw, port)
 }
 
 async fn through(gw_port: u16, sql: &str) -> (bool, String, String) {
@@ -43,10 +53,7 @@ async fn tls_to_the_upstream_when_the_resource_asks_for_it() {
         )
         .unwrap();
 
-    let dir = Dir::new();
-    dir.write_config(None, &config(maria.port, "require"));
-    let gw = start(&dir).await;
-    let port = gw.mysql_addr.unwrap().port();
+    let (_dir, gw, port) = gateway(&config(maria.port, "require")).await;
     let (ok, out, err) = through(
         port,
         "select variable_value from information_schema.session_status where variable_name = 'Ssl_version'",
@@ -62,10 +69,8 @@ async fn tls_to_the_upstream_when_the_resource_asks_for_it() {
     gw.shutdown().await;
 
     // Plain to a user that requires TLS: the upstream refuses, the client gets 1105.
-    let dir = Dir::new();
-    dir.write_config(None, &config(maria.port, "disable"));
-    let gw = start(&dir).await;
-    let (ok, _, err) = through(gw.mysql_addr.unwrap().port(), "select 1").await;
+    let (_dir, gw, port) = gateway(&config(maria.port, "disable")).await;
+    let (ok, _, err) = through(port, "select 1").await;
     assert!(!ok && err.contains("1105"), "{err}");
     gw.shutdown().await;
 }
@@ -76,10 +81,8 @@ async fn require_against_a_server_without_tls_is_refused() {
     maria
         .sql("CREATE DATABASE app; CREATE USER tls_user@'%' IDENTIFIED BY 'tls-pw'; GRANT ALL ON app.* TO tls_user@'%'")
         .unwrap();
-    let dir = Dir::new();
-    dir.write_config(None, &config(maria.port, "require"));
-    let gw = start(&dir).await;
-    let (ok, _, err) = through(gw.mysql_addr.unwrap().port(), "select 1").await;
+    let (dir, gw, port) = gateway(&config(maria.port, "require")).await;
+    let (ok, _, err) = through(port, "select 1").await;
     assert!(!ok && err.contains("1105"), "{err}");
     gw.shutdown().await;
     let events = common::pg::read_events(&dir.path().join("audit"));
@@ -89,10 +92,8 @@ async fn require_against_a_server_without_tls_is_refused() {
         "{events:?}"
     );
     // `prefer` falls back to plain.
-    let dir = Dir::new();
-    dir.write_config(None, &config(maria.port, "prefer"));
-    let gw = start(&dir).await;
-    let (ok, out, err) = through(gw.mysql_addr.unwrap().port(), "select 7").await;
+    let (_dir, gw, port) = gateway(&config(maria.port, "prefer")).await;
+    let (ok, out, err) = through(port, "select 7").await;
     assert!(ok && out.trim() == "7", "{err}");
     gw.shutdown().await;
 }
@@ -107,21 +108,16 @@ async fn client_ed25519_when_the_upstream_user_asks_for_it() {
              GRANT ALL ON app.* TO tls_user@'%'",
         )
         .unwrap();
-    let dir = Dir::new();
-    dir.write_config(None, &config(maria.port, "disable"));
-    let gw = start(&dir).await;
-    let port = gw.mysql_addr.unwrap().port();
+    let (_dir, gw, port) = gateway(&config(maria.port, "disable")).await;
     let (ok, out, err) = through(port, "select current_user(), 6 * 7").await;
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "tls_user@%\t42");
     gw.shutdown().await;
 
     // A wrong upstream password is refused by the server, clearly.
-    let dir = Dir::new();
     let wrong = config(maria.port, "disable").replace("\"tls-pw\"", "\"not-it\"");
-    dir.write_config(None, &wrong);
-    let gw = start(&dir).await;
-    let (ok, _, err) = through(gw.mysql_addr.unwrap().port(), "select 1").await;
+    let (_dir, gw, port) = gateway(&wrong).await;
+    let (ok, _, err) = through(port, "select 1").await;
     assert!(!ok && err.contains("1105"), "{err}");
     gw.shutdown().await;
 }

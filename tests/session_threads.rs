@@ -16,6 +16,9 @@ async fn postgres_sessions_spread_over_the_session_threads_and_are_logged() {
     for _ in 0..4 {
         clients.push(env.alice().await);
     }
+    // Each login went to the least busy session thread.
+    let cores = env.gw.cores.as_ref().expect("session threads are running");
+    assert_eq!(cores.live(), [2, 2]);
     for (i, c) in clients.iter().enumerate() {
         let row = c
             .query_one("select $1::int + 1", &[&(i as i32)])

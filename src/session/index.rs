@@ -22,6 +22,7 @@ pub struct SessionIndex {
 }
 
 impl SessionIndex {
+    /// Starts the writer task; it ends when every `SessionIndex` is dropped.
     pub fn spawn(store: Store, instance: &str) -> (SessionIndex, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
@@ -31,11 +32,7 @@ impl SessionIndex {
                     // One bad write must not cost the others: write them one by one.
                     tracing::debug!(error = %e, "session index batch failed; writing one by one");
                     for w in &batch {
-                        let result = match w {
-                            IndexWrite::Started(s) => store.session_started(s).await,
-                            IndexWrite::Ended(e) => store.session_ended(e).await,
-                        };
-                        if let Err(e) = result {
+                        if let Err(e) = store.index_writes(std::slice::from_ref(w)).await {
                             tracing::warn!(error = %e, "session index write failed; the monitoring log still has the session");
                         }
                     }

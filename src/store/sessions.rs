@@ -104,11 +104,6 @@ macro_rules! columns {
 }
 
 impl Store {
-    pub async fn session_started(&self, s: &SessionRecord) -> Result<()> {
-        started(s).execute(&self.pool).await?;
-        Ok(())
-    }
-
     pub async fn session_ended(&self, e: &SessionEnd) -> Result<()> {
         ended(e).execute(&self.pool).await?;
         Ok(())

@@ -118,9 +118,6 @@ impl Pool {
         } = up;
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            if !this.enabled() {
-                return terminate(&mut stream).await;
-            }
             match tokio::time::timeout(RESET_TIMEOUT, reset(&mut stream, params)).await {
                 Ok(Ok(params)) => this.park(
                     key,

@@ -244,11 +244,7 @@ pub async fn login(
         Some(tls) if hello.caps & caps::SSL != 0 => {
             // SSLRequest: the first 32 bytes of a response, then the TLS handshake.
             caps |= caps::SSL;
-            let mut p = Vec::with_capacity(32);
-            p.extend_from_slice(&caps.to_le_bytes());
-            p.extend_from_slice(&max_packet.to_le_bytes());
-            p.push(client.charset);
-            p.extend_from_slice(&[0; 23]);
+            let p = response_head(caps, max_packet, client.charset);
             packet::write(&mut tcp, seq, &p).await?;
             seq = seq.wrapping_add(1);
             Stream::Tls(Box::new(tls.connector.connect(tls.name, tcp).await?))
@@ -258,11 +254,7 @@ pub async fn login(
     };
     let plugin = if hello.plugin == SHA2 { SHA2 } else { NATIVE };
     let auth = scramble_for(plugin, password, &hello.scramble);
-    let mut p = Vec::with_capacity(128);
-    p.extend_from_slice(&caps.to_le_bytes());
-    p.extend_from_slice(&max_packet.to_le_bytes());
-    p.push(client.charset);
-    p.extend_from_slice(&[0; 23]);
+    let mut p = response_head(caps, max_packet, client.charset);
     p.extend_from_slice(user.as_bytes());
     p.push(0);
     // A scramble is 20 or 32 bytes: one length byte, whether lenenc or not.
@@ -322,6 +314,16 @@ pub async fn login(
             }
         }
     }
+}
+
+/// The fixed first 32 bytes of a HandshakeResponse41 (alone: an SSLRequest).
+pub fn response_head(caps: u32, max_packet: u32, charset: u8) -> Vec<u8> {
+    let mut p = Vec::with_capacity(128);
+    p.extend_from_slice(&caps.to_le_bytes());
+    p.extend_from_slice(&max_packet.to_le_bytes());
+    p.push(charset);
+    p.extend_from_slice(&[0; 23]);
+    p
 }
 
 /// MariaDB `client_ed25519`: an Ed25519 signature of the server's nonce with the key whose

@@ -80,7 +80,6 @@ pub async fn negotiate_tls(
     }
 }
 
-/// Runs the startup and authentication exchange up to ReadyForQuery.
 /// The client's startup parameters that go upstream (not who or where, not protocol
 /// extensions).
 pub fn forwarded(params: &[(String, String)]) -> impl Iterator<Item = &(String, String)> {
@@ -89,6 +88,7 @@ pub fn forwarded(params: &[(String, String)]) -> impl Iterator<Item = &(String, 
     })
 }
 
+/// Runs the startup and authentication exchange up to ReadyForQuery.
 pub async fn login(mut stream: Stream, req: &Login<'_>) -> Result<Upstream, BackendError> {
     let mut out = BytesMut::new();
     let mut params: Vec<(&str, &str)> = vec![("user", req.user), ("database", req.database)];
