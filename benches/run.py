@@ -28,6 +28,7 @@ SCALE = int(os.environ.get("SCALE", "10"))
 PASSWORD = "bench-password"
 PG = ["127.0.0.1", 5432]  # replaced by the private cluster's port
 IDLE_SESSIONS = int(os.environ.get("IDLE_SESSIONS", "1000"))
+PERCORE = int(os.environ.get("PERCORE", str(os.cpu_count())))  # session threads of `portcullis-percore`
 
 
 def free_port():
@@ -386,7 +387,7 @@ def main():
     pc, pc_port, _ = start_portcullis(tmp, limits=keep)
     nolog, nolog_port, _ = start_portcullis(tmp, statements=False, limits=keep)
     anew, anew_port, _ = start_portcullis(tmp, name="portcullis-anew")
-    percore, percore_port, _ = start_portcullis(tmp, name="portcullis-percore", limits=f"session_threads = {os.cpu_count()}")
+    percore, percore_port, _ = start_portcullis(tmp, name="portcullis-percore", limits=f"session_threads = {PERCORE}")
     bouncer_pid, pb_port, _ = start_pgbouncer(tmp)
     relay, relay_port, _ = start_relay()
     targets = {
@@ -409,6 +410,7 @@ def main():
     results = {w: {t: [] for t in targets} for w in workloads}
     large = {(t, tls): [] for t in ["direct", "portcullis", "pgbouncer", "relay"] for tls in (False, True)}
     logins = {t: [] for t in ["direct", "portcullis", "portcullis-anew", "pgbouncer"]}
+    login_cpu = {}  # target -> [(user µs, sys µs) per login]
     login_targets = dict(targets, **{"portcullis-anew": (anew_port, "bench", "bench", anew.pid)})
     cpu = {t: [] for t in [*targets, "portcullis-percore"] if t != "direct"}
     cpu_targets = dict(targets, **{"portcullis-percore": (percore_port, "bench", "bench", percore.pid)})
@@ -439,10 +441,14 @@ def main():
                     print(f"round {rnd + 1} 1M rows tls={tls} {t:11} {secs} s", file=sys.stderr)
         if os.environ.get("LOGINS", "1") != "0":
             for t in logins:
-                port, user, db, _ = login_targets[t]
+                port, user, db, pid = login_targets[t]
+                before = proc_times(pid) if pid else None
                 rate = login_rate("postgres", port, user, PASSWORD if t != "direct" else "-", db)
                 if rate:
                     logins[t].append(rate)
+                    if before:
+                        (u0, s0), (u1, s1), n = before, proc_times(pid), rate * SECONDS
+                        login_cpu.setdefault(t, []).append(((u1 - u0) / n * 1e6, (s1 - s0) / n * 1e6))
                 print(f"round {rnd + 1} logins {t:11} {rate}", file=sys.stderr)
     sys_counts = {}
     if os.environ.get("STRACE", "1") != "0" and shutil.which("strace"):
@@ -474,7 +480,7 @@ def main():
         except OSError:
             pass
     stop_cluster()
-    write_report(results, cpu, rss, my, large, logins, sys_counts)
+    write_report(results, cpu, rss, my, large, logins, login_cpu, sys_counts)
 
 
 def med(rs, key="tps"):
@@ -482,7 +488,7 @@ def med(rs, key="tps"):
     return statistics.median(vals) if vals else float("nan")
 
 
-def write_report(results, cpu, rss, my, large, logins, sys_counts):
+def write_report(results, cpu, rss, my, large, logins, login_cpu, sys_counts):
     now = datetime.datetime.now(datetime.timezone.utc)
     lines = [f"# PostgreSQL benchmark {now:%Y-%m-%d %H:%M} UTC", "",
              f"Machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}; "
@@ -514,7 +520,7 @@ def write_report(results, cpu, rss, my, large, logins, sys_counts):
         lines.append(f"| {t} | {u:.1f} | {s_:.1f} | {total[t]:.1f} |")
     if "portcullis" in total and "pgbouncer" in total:
         lines += ["", f"Portcullis / PgBouncer CPU: {total['portcullis'] / total['pgbouncer']:.2f}"
-                  f" (`portcullis-percore` is the gateway with `limits.session_threads` = cores: one single-threaded runtime per core instead of tokio's work-stealing one)"]
+                  f" (`portcullis-percore` is the gateway with `limits.session_threads` = {PERCORE}: single-threaded session runtimes instead of tokio's work-stealing one)"]
     if sys_counts:
         names = sorted({n for c in sys_counts.values() for n, v in c.items() if v >= 0.01})
         lines += ["", "System calls per statement (strace -c -f, `-S -c 8`, 8000 transactions; counts, not times):", "",
@@ -543,6 +549,11 @@ def write_report(results, cpu, rss, my, large, logins, sys_counts):
             lines.append(f"- {t}: {statistics.median(rates):.0f}/s ({how})" if rates else f"- {t}: n/a")
         if logins["portcullis"] and logins["pgbouncer"]:
             lines.append(f"- Portcullis / PgBouncer: {statistics.median(logins['portcullis']) / statistics.median(logins['pgbouncer']):.2f}")
+        if login_cpu:
+            lines += ["", "Gateway CPU per login (utime / stime ÷ logins, median of rounds):", "",
+                      "| target | user µs | sys µs |", "|---|---|---|"]
+            for t, samples in login_cpu.items():
+                lines.append(f"| {t} | {statistics.median(x[0] for x in samples):.0f} | {statistics.median(x[1] for x in samples):.0f} |")
     lines += ["", f"RSS per idle authenticated session ({IDLE_SESSIONS} sessions, each running pg_sleep):", ""]
     for t, kib in rss.items():
         lines.append(f"- {t}: {kib:.1f} KiB")

@@ -56,6 +56,11 @@ pub fn now() -> i64 {
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// The session index's own connection, whose commits do not wait for the disk: the
+    /// monitoring log is the record of sessions, the index a searchable copy of it, and a
+    /// machine crash may lose its last moment (a process crash loses nothing). Catalog
+    /// writes keep waiting for the disk on `pool`.
+    index: AnyPool,
     sealer: Sealer,
     /// SQLite needs `BEGIN IMMEDIATE` for read-then-write transactions under WAL.
     sqlite: bool,
@@ -67,22 +72,7 @@ impl Store {
         install_default_drivers();
         let url = sqlite_create_mode(url)?;
         let sqlite = url.starts_with("sqlite:");
-        let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite { 4 } else { 8 })
-            .acquire_timeout(std::time::Duration::from_secs(5))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if sqlite {
-                        // Every connection waits for a lock instead of failing with SQLITE_BUSY.
-                        sqlx::query("PRAGMA busy_timeout = 5000")
-                            .execute(&mut *conn)
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await?;
+        let pool = connect(&url, sqlite, if sqlite { 4 } else { 8 }, false).await?;
         if sqlite {
             // Many readers beside one writer.
             sqlx::query("PRAGMA journal_mode = WAL")
@@ -90,8 +80,10 @@ impl Store {
                 .await?;
         }
         sqlx::migrate!("./migrations").run(&pool).await?;
+        let index = connect(&url, sqlite, 1, true).await?;
         Ok(Store {
             pool,
+            index,
             sealer,
             sqlite,
         })
@@ -134,8 +126,41 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.index.close().await;
         self.pool.close().await;
     }
+}
+
+/// A pool of `max` connections. `relaxed`: commits return before they reach the disk
+/// (SQLite `synchronous = NORMAL` under WAL, PostgreSQL `synchronous_commit = off`).
+async fn connect(url: &str, sqlite: bool, max: u32, relaxed: bool) -> Result<AnyPool> {
+    Ok(AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        // An SQLite connection is a file handle; checking it on every acquire costs two
+        // thread hand-offs and finds nothing.
+        .test_before_acquire(!sqlite)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if sqlite {
+                    // Every connection waits for a lock instead of failing with SQLITE_BUSY.
+                    sqlx::query("PRAGMA busy_timeout = 5000")
+                        .execute(&mut *conn)
+                        .await?;
+                }
+                if relaxed {
+                    let sql = if sqlite {
+                        "PRAGMA synchronous = NORMAL"
+                    } else {
+                        "SET synchronous_commit = off"
+                    };
+                    sqlx::query(sql).execute(&mut *conn).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?)
 }
 
 /// `sqlite://data/x.db` → create the directory and ask SQLite to create the file.

@@ -6,7 +6,10 @@ mod common;
 
 use portcullis::model::{AccessModes, Protocol, Role, Status, TlsMode};
 use portcullis::seal::Sealer;
-use portcullis::store::{ResourceRecord, ResourceRoleRecord, Store, StoreError, UserRecord};
+use portcullis::store::{
+    IndexWrite, ResourceRecord, ResourceRoleRecord, SessionEnd, SessionRecord, Store, StoreError,
+    UserRecord,
+};
 
 async fn sqlite() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -220,6 +223,78 @@ async fn tokens_and_changes(store: Store) {
     assert_eq!(store.list_changes(10).await.unwrap(), vec![change]);
 }
 
+fn session(id: &str) -> SessionRecord {
+    SessionRecord {
+        id: id.into(),
+        user: "alice".into(),
+        resource_role: "pg-ro".into(),
+        resource: "pg".into(),
+        protocol: "postgres".into(),
+        mode: "native".into(),
+        client_addr: "127.0.0.1:5000".into(),
+        application_name: "psql".into(),
+        started_at: 100,
+        ended_at: None,
+        statements: 0,
+        bytes_in: 0,
+        bytes_out: 0,
+        ended_by: None,
+        error: None,
+        instance: "i1".into(),
+    }
+}
+
+fn end(id: &str, statements: i64) -> SessionEnd {
+    SessionEnd {
+        id: id.into(),
+        ended_at: 110,
+        statements,
+        bytes_in: 7,
+        bytes_out: 9,
+        ended_by: "client".into(),
+        error: (statements == 0).then(|| "no statements".into()),
+    }
+}
+
+/// Index writes in bursts: a session started and ended in one burst is one row written
+/// whole, an end for an earlier burst's session updates its row, and a burst larger than
+/// one `INSERT` holds is split.
+async fn session_index_bursts(store: Store) {
+    store
+        .index_writes(&[IndexWrite::Started(Box::new(session("a")))])
+        .await
+        .unwrap();
+    let mut burst = vec![
+        IndexWrite::Started(Box::new(session("b"))),
+        IndexWrite::Ended(end("a", 3)),
+        IndexWrite::Started(Box::new(session("c"))),
+        IndexWrite::Ended(end("c", 0)),
+    ];
+    burst.extend((0..150).map(|i| IndexWrite::Started(Box::new(session(&format!("m{i:03}"))))));
+    store.index_writes(&burst).await.unwrap();
+
+    let a = store.get_session("a").await.unwrap().unwrap();
+    assert_eq!(
+        (a.ended_at, a.statements, a.bytes_in, a.bytes_out),
+        (Some(110), 3, 7, 9)
+    );
+    assert_eq!((a.ended_by.as_deref(), a.error), (Some("client"), None));
+    let b = store.get_session("b").await.unwrap().unwrap();
+    assert_eq!(b, session("b"));
+    let c = store.get_session("c").await.unwrap().unwrap();
+    assert_eq!(c.ended_at, Some(110));
+    assert_eq!(c.error.as_deref(), Some("no statements"));
+    let live = store.open_sessions("i1").await.unwrap();
+    assert_eq!(live.len(), 151, "b and the 150 of the large burst");
+    // A duplicate id fails the whole burst; nothing of it is written.
+    let dup = vec![
+        IndexWrite::Started(Box::new(session("d"))),
+        IndexWrite::Started(Box::new(session("b"))),
+    ];
+    assert!(store.index_writes(&dup).await.is_err());
+    assert!(store.get_session("d").await.unwrap().is_none());
+}
+
 macro_rules! on_both_backends {
     ($($case:ident),*) => {
         mod sqlite_backend { $(#[tokio::test] async fn $case() { let (s, _d) = super::sqlite().await; super::$case(s).await })* }
@@ -228,6 +303,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    session_index_bursts,
     users_groups_and_verifiers,
     resources_roles_and_grants,
     tokens_and_changes

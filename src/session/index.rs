@@ -15,6 +15,10 @@ const INSTANCE_FILE: &str = "instance-id";
 /// Index writes waiting for the task; a burst is written in one transaction.
 const BATCH: usize = 256;
 
+/// After a small batch the task lets writes gather this long: each transaction costs its
+/// begin, commit and WAL write, shared by however many writes it carries.
+const BATCH_NAP: std::time::Duration = std::time::Duration::from_millis(5);
+
 #[derive(Clone, Debug)]
 pub struct SessionIndex {
     tx: mpsc::UnboundedSender<IndexWrite>,
@@ -37,7 +41,11 @@ impl SessionIndex {
                         }
                     }
                 }
+                let small = batch.len() < BATCH / 4;
                 batch.clear();
+                if small {
+                    tokio::time::sleep(BATCH_NAP).await;
+                }
             }
         });
         let instance = instance.into();

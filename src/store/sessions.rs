@@ -1,5 +1,7 @@
 //! The session index: written when sessions start and end, filtered by the API.
 
+use std::collections::{HashMap, HashSet};
+
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -14,21 +16,46 @@ pub enum IndexWrite {
     Ended(SessionEnd),
 }
 
-fn started(s: &SessionRecord) -> Query<'_> {
-    sqlx::query(
+/// Sessions per `INSERT`: 16 parameters each stays under SQLite's oldest limit of 999.
+const ROWS: usize = 60;
+
+/// Inserts sessions, each with its end when it is known.
+fn inserted<'q>(rows: &[(&'q SessionRecord, Option<&'q SessionEnd>)]) -> Query<'q> {
+    let mut sql = String::from(
         "INSERT INTO sessions (id, user_name, resource_role, resource, protocol, mode, client_addr, \
-         application_name, started_at, instance) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(&s.id)
-    .bind(&s.user)
-    .bind(&s.resource_role)
-    .bind(&s.resource)
-    .bind(&s.protocol)
-    .bind(&s.mode)
-    .bind(&s.client_addr)
-    .bind(&s.application_name)
-    .bind(s.started_at)
-    .bind(&s.instance)
+         application_name, started_at, instance, ended_at, statements, bytes_in, bytes_out, \
+         ended_by, error) VALUES ",
+    );
+    for i in 0..rows.len() {
+        let p = i * 16;
+        sql.push_str(if i == 0 { "(" } else { ", (" });
+        for k in 1..=16 {
+            sql.push_str(if k == 1 { "$" } else { ", $" });
+            sql.push_str(itoa::Buffer::new().format(p + k));
+        }
+        sql.push(')');
+    }
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for &(s, e) in rows {
+        q = q
+            .bind(&s.id)
+            .bind(&s.user)
+            .bind(&s.resource_role)
+            .bind(&s.resource)
+            .bind(&s.protocol)
+            .bind(&s.mode)
+            .bind(&s.client_addr)
+            .bind(&s.application_name)
+            .bind(s.started_at)
+            .bind(&s.instance)
+            .bind(e.map(|e| e.ended_at))
+            .bind(e.map_or(0, |e| e.statements))
+            .bind(e.map_or(0, |e| e.bytes_in))
+            .bind(e.map_or(0, |e| e.bytes_out))
+            .bind(e.map(|e| e.ended_by.as_str()))
+            .bind(e.and_then(|e| e.error.as_deref()));
+    }
+    q
 }
 
 fn ended(e: &SessionEnd) -> Query<'_> {
@@ -109,15 +136,41 @@ impl Store {
         Ok(())
     }
 
-    /// Several index writes in one transaction: one commit (one sync) for a burst of
-    /// logins instead of one each.
+    /// Several index writes in one transaction: one commit for a burst of logins instead
+    /// of one each. Starts go in one multi-row `INSERT` per `ROWS` sessions; a session
+    /// that also ended within the burst is inserted whole, so a short session costs one
+    /// row written once.
     pub async fn index_writes(&self, writes: &[IndexWrite]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let starts: HashSet<&str> = writes
+            .iter()
+            .filter_map(|w| match w {
+                IndexWrite::Started(s) => Some(s.id.as_str()),
+                IndexWrite::Ended(_) => None,
+            })
+            .collect();
+        let (mut whole, mut later) = (HashMap::new(), Vec::new());
         for w in writes {
-            match w {
-                IndexWrite::Started(s) => started(s).execute(&mut *tx).await?,
-                IndexWrite::Ended(e) => ended(e).execute(&mut *tx).await?,
-            };
+            if let IndexWrite::Ended(e) = w {
+                if starts.contains(e.id.as_str()) {
+                    whole.insert(e.id.as_str(), e);
+                } else {
+                    later.push(e);
+                }
+            }
+        }
+        let rows: Vec<_> = writes
+            .iter()
+            .filter_map(|w| match w {
+                IndexWrite::Started(s) => Some((&**s, whole.get(s.id.as_str()).copied())),
+                IndexWrite::Ended(_) => None,
+            })
+            .collect();
+        let mut tx = self.index.begin().await?;
+        for chunk in rows.chunks(ROWS) {
+            inserted(chunk).execute(&mut *tx).await?;
+        }
+        for e in later {
+            ended(e).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
