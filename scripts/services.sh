@@ -62,4 +62,9 @@ command -v sysbench >/dev/null || need_pkg sysbench
 # --- client drivers the tests use ---------------------------------------------
 python3 -c "import psycopg" 2>/dev/null || { say "installing psycopg (PyPI)"; python3 -m pip install -q "psycopg[binary]"; }
 python3 -c "import pymysql, mysql.connector" 2>/dev/null || { say "installing PyMySQL and mysql-connector-python (PyPI)"; python3 -m pip install -q pymysql mysql-connector-python; }
+# JDBC (the drivers BI tools use): a JDK for the source launcher, pgjdbc and MariaDB
+# Connector/J from Debian's packages.
+command -v javac >/dev/null || need_pkg default-jdk-headless
+[ -f /usr/share/java/postgresql.jar ] && [ -f /usr/share/java/mariadb-java-client.jar ] \
+  || need_pkg libpostgresql-jdbc-java libmariadb-java
 say "PostgreSQL and MariaDB are up"

@@ -54,6 +54,15 @@ impl Common {
             ..Common::default()
         }
     }
+
+    /// The same session under the application name the client set since it logged in.
+    pub fn renamed(&self, application_name: &str) -> Common {
+        Common {
+            json: std::sync::OnceLock::new(),
+            application_name: application_name.to_owned(),
+            ..self.clone()
+        }
+    }
 }
 
 /// What happened: the kind-specific fields of SPEC §6.

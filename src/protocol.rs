@@ -19,6 +19,9 @@ pub struct Outcome {
     pub duration_us: u64,
     pub rows: u64,
     pub error_code: Option<String>,
+    /// The session's application name as the server reported it during this statement
+    /// (PostgreSQL `SET application_name`: pgjdbc sets it that way after login).
+    pub application_name: Option<Arc<str>>,
 }
 
 /// A statement's text from the wire: valid UTF-8 as it is (the common case, checked by

@@ -87,6 +87,8 @@ pub struct RelayEnd {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub queries: u64,
+    /// The application name the client set during the session, when it set one.
+    pub application_name: Option<String>,
 }
 
 /// What a relay needs from the session.
@@ -294,6 +296,10 @@ impl<'a> EndGuard<'a> {
     }
 
     fn event(&self, end: RelayEnd) -> Event {
+        let common = match &end.application_name {
+            Some(name) => Arc::new(self.common.renamed(name)),
+            None => Arc::clone(&self.common),
+        };
         self.gw.index.ended(crate::store::SessionEnd {
             id: self.common.session_id.clone(),
             ended_at: crate::store::now(),
@@ -302,9 +308,10 @@ impl<'a> EndGuard<'a> {
             bytes_out: end.bytes_out as i64,
             ended_by: end.ended_by.to_owned(),
             error: end.error.clone(),
+            application_name: end.application_name,
         });
         Event {
-            common: Arc::clone(&self.common),
+            common,
             kind: Kind::SessionEnded {
                 duration_ms: self.started.elapsed().as_millis() as u64,
                 bytes_in: end.bytes_in,
@@ -340,6 +347,7 @@ impl Drop for EndGuard<'_> {
                 bytes_in: 0,
                 bytes_out: 0,
                 queries: 0,
+                application_name: None,
             };
             self.gw.recorder.record_detached(self.event(end));
         }
@@ -405,17 +413,38 @@ pub async fn accept_loop<L: Accept>(
 /// Turns finished statements into `query` events (waiting when the log is behind).
 pub struct EventSink<'a> {
     link: &'a RelayLink,
+    /// The session's fields as its events carry them: the link's, until the client sets
+    /// another application name.
+    common: Arc<Common>,
 }
 
 impl<'a> EventSink<'a> {
     pub fn new(link: &'a RelayLink) -> Self {
-        EventSink { link }
+        EventSink {
+            link,
+            common: Arc::clone(&link.common),
+        }
+    }
+
+    /// How the relay ended, for `session_ended` (`EventSink::end_of` adds what the
+    /// client changed).
+    fn end_of(&self, ended: crate::relay::Ended, counters: &crate::relay::Counters) -> RelayEnd {
+        let mut end = self.link.end_of(ended, counters);
+        if !Arc::ptr_eq(&self.common, &self.link.common) {
+            end.application_name = Some(self.common.application_name.clone());
+        }
+        end
     }
 }
 
 impl crate::relay::Sink for EventSink<'_> {
     async fn outcome(&mut self, o: crate::protocol::Outcome) {
         Metrics::inc(&self.link.metrics.queries_total);
+        if let Some(name) = &o.application_name
+            && **name != *self.common.application_name
+        {
+            self.common = Arc::new(self.common.renamed(name));
+        }
         if !self.link.statements {
             return;
         }
@@ -425,7 +454,7 @@ impl crate::relay::Sink for EventSink<'_> {
             "ok"
         };
         let event = Event {
-            common: Arc::clone(&self.link.common),
+            common: Arc::clone(&self.common),
             kind: Kind::Query {
                 statement: o.statement,
                 op: o.op,
@@ -484,6 +513,7 @@ impl RelayLink {
             bytes_in: counters.bytes_in,
             bytes_out: counters.bytes_out,
             queries: counters.queries,
+            application_name: None,
         }
     }
 }

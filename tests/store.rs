@@ -253,12 +253,13 @@ fn end(id: &str, statements: i64) -> SessionEnd {
         bytes_out: 9,
         ended_by: "client".into(),
         error: (statements == 0).then(|| "no statements".into()),
+        application_name: Some("renamed".into()),
     }
 }
 
 /// Index writes in bursts: a session started and ended in one burst is one row written
-/// whole, an end for an earlier burst's session updates its row, and a burst larger than
-/// one `INSERT` holds is split.
+/// whole, an end for an earlier burst's session updates its row (both with the
+/// application name the client set), and a burst larger than one `INSERT` holds is split.
 async fn session_index_bursts(store: Store) {
     store
         .index_writes(&[IndexWrite::Started(Box::new(session("a")))])
@@ -279,11 +280,16 @@ async fn session_index_bursts(store: Store) {
         (Some(110), 3, 7, 9)
     );
     assert_eq!((a.ended_by.as_deref(), a.error), (Some("client"), None));
+    assert_eq!(
+        a.application_name, "renamed",
+        "the name the client set, at its end"
+    );
     let b = store.get_session("b").await.unwrap().unwrap();
     assert_eq!(b, session("b"));
     let c = store.get_session("c").await.unwrap().unwrap();
     assert_eq!(c.ended_at, Some(110));
     assert_eq!(c.error.as_deref(), Some("no statements"));
+    assert_eq!(c.application_name, "renamed");
     let live = store.open_sessions("i1").await.unwrap();
     assert_eq!(live.len(), 151, "b and the 150 of the large burst");
     // A duplicate id fails the whole burst; nothing of it is written.

@@ -4,3 +4,4 @@
 pub mod backend;
 pub mod front;
 pub mod observe;
+pub mod params;

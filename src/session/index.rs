@@ -137,6 +137,7 @@ pub async fn close_orphans(
                 bytes_out: 0,
                 ended_by: "error".into(),
                 error: Some(error),
+                application_name: None,
             })
             .await?;
     }

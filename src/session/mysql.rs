@@ -403,7 +403,7 @@ impl MyFrontend<'_> {
             }
             None => Ended::ClientClosed,
         };
-        link.end_of(ended, &counters)
+        sink.end_of(ended, &counters)
     }
 }
 

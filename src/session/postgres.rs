@@ -417,6 +417,6 @@ impl Frontend for PgFrontend<'_> {
                 _ => crate::upstream::pool::terminate(&mut stream).await,
             }
         }
-        link.end_of(ended, &counters)
+        observer.end_of(ended, &counters)
     }
 }

@@ -45,7 +45,10 @@ fn inserted<'q>(rows: &[(&'q SessionRecord, Option<&'q SessionEnd>)]) -> Query<'
             .bind(&s.protocol)
             .bind(&s.mode)
             .bind(&s.client_addr)
-            .bind(&s.application_name)
+            .bind(
+                e.and_then(|e| e.application_name.as_ref())
+                    .unwrap_or(&s.application_name),
+            )
             .bind(s.started_at)
             .bind(&s.instance)
             .bind(e.map(|e| e.ended_at))
@@ -61,7 +64,8 @@ fn inserted<'q>(rows: &[(&'q SessionRecord, Option<&'q SessionEnd>)]) -> Query<'
 fn ended(e: &SessionEnd) -> Query<'_> {
     sqlx::query(
         "UPDATE sessions SET ended_at = $2, statements = $3, bytes_in = $4, bytes_out = $5, \
-         ended_by = $6, error = $7 WHERE id = $1",
+         ended_by = $6, error = $7, application_name = COALESCE($8, application_name) \
+         WHERE id = $1",
     )
     .bind(&e.id)
     .bind(e.ended_at)
@@ -70,6 +74,7 @@ fn ended(e: &SessionEnd) -> Query<'_> {
     .bind(e.bytes_out)
     .bind(&e.ended_by)
     .bind(&e.error)
+    .bind(&e.application_name)
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +111,8 @@ pub struct SessionEnd {
     pub bytes_out: i64,
     pub ended_by: String,
     pub error: Option<String>,
+    /// The application name the client set during the session, if it set one.
+    pub application_name: Option<String>,
 }
 
 /// Filters of `GET /api/sessions`; every field optional.

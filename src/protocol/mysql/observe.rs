@@ -330,6 +330,7 @@ impl ServerSide for MyServer {
                 duration_us: e.started.elapsed().as_micros() as u64,
                 rows: e.rows,
                 error_code: e.error_code,
+                application_name: None,
             });
         }
     }

@@ -54,6 +54,7 @@ impl Running {
             duration_us: self.started.elapsed().as_micros() as u64,
             rows: self.tag_rows.unwrap_or(self.rows),
             error_code: self.error_code,
+            application_name: None,
         }
     }
 }
@@ -68,8 +69,15 @@ pub fn pending() -> Pending {
 /// Client → server: remembers prepared statements and portals, queues expectations.
 #[derive(Debug, Default)]
 pub struct Frontend {
-    statements: HashMap<String, Arc<str>>,
+    statements: HashMap<String, Prepared>,
     portals: HashMap<String, (Arc<str>, Params)>,
+}
+
+/// A Parse: the statement text and the parameter types it named (0: unnamed).
+#[derive(Clone, Debug, Default)]
+struct Prepared {
+    text: Arc<str>,
+    types: Arc<[u32]>,
 }
 
 /// Frontend tags whose body we read.
@@ -79,7 +87,7 @@ pub fn frontend_wants(tag: u8) -> bool {
 
 /// Backend tags whose body we read.
 pub fn backend_wants(tag: u8) -> bool {
-    matches!(tag, b'C' | b'E' | b'Z')
+    matches!(tag, b'C' | b'E' | b'Z' | b'S')
 }
 
 impl Frontend {
@@ -91,18 +99,26 @@ impl Frontend {
             b'P' => {
                 let name = r.cstr().unwrap_or_default().to_owned();
                 let text = r.text();
-                self.statements.insert(name, Arc::clone(&text));
+                let n = r.i16().unwrap_or(0).max(0);
+                let types = (0..n).map_while(|_| r.i32()).map(|t| t as u32).collect();
+                let prepared = Prepared {
+                    text: Arc::clone(&text),
+                    types,
+                };
+                self.statements.insert(name, prepared);
                 Expect::Parse(Running::new(text, None))
             }
             b'B' => {
                 let portal = r.cstr().unwrap_or_default();
                 let stmt = r.cstr().unwrap_or_default();
-                let text = self
-                    .statements
-                    .get(stmt)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::from(""));
-                let params = bind_params(&mut r);
+                let Prepared { text, types } = match self.statements.get(stmt) {
+                    Some(p) => p.clone(),
+                    None => Prepared {
+                        text: Arc::from(""),
+                        types: Arc::from([]),
+                    },
+                };
+                let params = bind_params(&mut r, &types);
                 let bound = (Arc::clone(&text), params.clone());
                 // The same portal (usually the unnamed one) again: no new key.
                 match self.portals.get_mut(portal) {
@@ -127,8 +143,8 @@ impl Frontend {
                 let kind = r.u8();
                 let name = r.cstr().unwrap_or_default();
                 match kind {
-                    Some(b'S') => self.statements.remove(name),
-                    _ => self.portals.remove(name).map(|p| p.0),
+                    Some(b'S') => drop(self.statements.remove(name)),
+                    _ => drop(self.portals.remove(name)),
                 };
                 Expect::Close
             }
@@ -144,8 +160,9 @@ impl Frontend {
     }
 }
 
-/// Bind: formats, then values; values are kept when text format (or all-text default).
-fn bind_params(r: &mut Reader) -> Params {
+/// Bind: formats, then values; text-format values as sent, binary ones in text form when
+/// the Parse named their type (`params::binary`).
+fn bind_params(r: &mut Reader, types: &[u32]) -> Params {
     let nformats = r.i16()?;
     let mut formats = Vec::with_capacity(nformats.max(0) as usize);
     for _ in 0..nformats {
@@ -166,7 +183,7 @@ fn bind_params(r: &mut Reader) -> Params {
         }
         let bytes = r.take(len as usize)?;
         params.push(Some(if binary {
-            format!("\\x{}", hex::encode(bytes))
+            super::params::binary(types.get(i).copied().unwrap_or(0), bytes)
         } else {
             String::from_utf8_lossy(bytes).into_owned()
         }));
@@ -183,6 +200,8 @@ pub struct Backend {
     rows: u64,
     /// The transaction status of the last ReadyForQuery (`I`, `T`, `E`; 0 before one).
     pub ready: u8,
+    /// An `application_name` the server reported, for the next outcome.
+    renamed: Option<Arc<str>>,
 }
 
 impl Backend {
@@ -191,6 +210,23 @@ impl Backend {
             self.rows += 1;
             return;
         }
+        if tag == b'S' {
+            let mut r = Reader(body);
+            if r.cstr() == Some("application_name") {
+                self.renamed = Some(Arc::from(r.cstr().unwrap_or_default()));
+            }
+            return;
+        }
+        let before = out.len();
+        self.complete(tag, body, pending, out);
+        if out.len() > before
+            && let Some(name) = self.renamed.take()
+        {
+            out[before].application_name = Some(name);
+        }
+    }
+
+    fn complete(&mut self, tag: u8, body: &[u8], pending: &Pending, out: &mut Vec<Outcome>) {
         let Ok(mut q) = pending.lock() else { return };
         let rows = std::mem::take(&mut self.rows);
         if rows > 0
