@@ -1,7 +1,7 @@
 //! The JDBC drivers BI tools use, through the gateway to real servers: pgjdbc (PostgreSQL)
 //! and MariaDB Connector/J (MySQL protocol). Metadata queries, batches, server-side
-//! prepared statements, transactions, cursors with a fetch size, errors — and what the
-//! monitoring log records of them.
+//! prepared statements, transactions, cursors with a fetch size, errors, TLS with a
+//! personal access token — and what the monitoring log records of them.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -219,4 +219,67 @@ async fn mariadb_connector_j_works_through_the_gateway() {
         }
     }
     env.gw.shutdown().await;
+}
+
+/// Connects with `a[1]` / `a[2]` and prints what the session sees.
+const WHO: &str = r#"
+import java.sql.*;
+
+public class Main {
+    public static void main(String[] a) throws Exception {
+        try (Connection c = DriverManager.getConnection(a[0], a[1], a[2]);
+             ResultSet rs = c.createStatement().executeQuery("select 6 * 7")) {
+            rs.next();
+            System.out.println("answer " + rs.getInt(1));
+        }
+    }
+}
+"#;
+
+async fn alices_token(gw: &portcullis::app::Running, dir: &common::Dir) -> String {
+    let admin = common::client(gw, Some(&dir.bootstrap_token()));
+    let created = admin
+        .post(
+            "/api/tokens",
+            serde_json::json!({"user": "alice", "name": "bi-tool"}),
+        )
+        .await
+        .unwrap();
+    created["token"].as_str().unwrap().to_owned()
+}
+
+/// The way a BI tool is set up: TLS to the gateway and a personal access token as the
+/// password, for both drivers; the gateway requires TLS for passwords.
+#[tokio::test]
+async fn bi_tools_log_in_over_tls_with_a_personal_access_token() {
+    let certs = common::tls::TestCert::new();
+    let tls = format!(
+        "[tls]\ncert = \"{}\"\nkey = \"{}\"\nrequire = true\n",
+        certs.cert.display(),
+        certs.key.display()
+    );
+    let pg = PgEnv::new(&tls).await;
+    let pg_token = alices_token(&pg.gw, &pg.dir).await;
+    let url = format!("jdbc:postgresql://127.0.0.1:{}/rr?sslmode=require", pg.port);
+    let out = java(PGJDBC, WHO, &[&url, "alice", &pg_token]).await;
+    assert!(out.contains("answer 42"), "{out}");
+    let started = pg.events_of("session_started", "alice").await;
+    assert_eq!(started[0]["tls"], true);
+    pg.gw.shutdown().await;
+
+    let my = MyEnv::new(&tls).await;
+    let my_token = alices_token(&my.gw, &my.dir).await;
+    let url = format!(
+        "jdbc:mariadb://127.0.0.1:{}/rr?useSsl=true&trustServerCertificate=true",
+        my.port
+    );
+    let out = java(MARIADB_J, WHO, &[&url, "alice", &my_token]).await;
+    assert!(out.contains("answer 42"), "{out}");
+    let events = my.events().await;
+    let started = events
+        .iter()
+        .find(|e| e["kind"] == "session_started" && e["user"] == "alice")
+        .unwrap();
+    assert_eq!(started["tls"], true);
+    my.gw.shutdown().await;
 }
