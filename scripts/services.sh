@@ -67,4 +67,12 @@ python3 -c "import pymysql, mysql.connector" 2>/dev/null || { say "installing Py
 command -v javac >/dev/null || need_pkg default-jdk-headless
 [ -f /usr/share/java/postgresql.jar ] && [ -f /usr/share/java/mariadb-java-client.jar ] \
   || need_pkg libpostgresql-jdbc-java libmariadb-java
+# Node.js drivers (npm), kept under target/ (not in git).
+command -v npm >/dev/null || need_pkg nodejs npm
+node_dir="$(cd "$(dirname "$0")/.." && pwd)/target/node-clients"
+[ -d "$node_dir/node_modules/pg" ] && [ -d "$node_dir/node_modules/mysql2" ] || {
+  say "installing node-postgres and mysql2 (npm)"
+  mkdir -p "$node_dir"
+  npm install --silent --no-audit --no-fund --prefix "$node_dir" pg@8 mysql2@3 >/dev/null
+}
 say "PostgreSQL and MariaDB are up"

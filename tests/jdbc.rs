@@ -24,21 +24,9 @@ async fn java(jar: &str, source: &str, args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("Main.java");
     std::fs::write(&file, source).unwrap();
-    let out = tokio::process::Command::new("java")
-        .arg("-cp")
-        .arg(jar)
-        .arg(&file)
-        .args(args)
-        .output()
-        .await
-        .expect("java not found: run scripts/services.sh (installs a JDK)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
+    let mut cmd = tokio::process::Command::new("java");
+    cmd.arg("-cp").arg(jar).arg(&file).args(args);
+    common::clients::run(cmd).await
 }
 
 /// One program for both drivers; `a[3]` is `pg` or `mariadb`.
@@ -130,18 +118,19 @@ public class Main {
 }
 "#;
 
-/// The lines every run prints, whichever the driver.
+/// The lines every run prints, whichever the driver, and `lines`.
 fn assert_ran(out: &str, lines: &[&str]) {
-    let common = [
-        "table j",
-        "after rollback 0",
-        "prepared v9",
-        "fetched 200 19900",
-        "unicode true",
-    ];
-    for line in common.iter().chain(lines) {
-        assert!(out.lines().any(|l| l == *line), "no `{line}` in:\n{out}");
-    }
+    common::clients::assert_lines(
+        out,
+        &[
+            "table j",
+            "after rollback 0",
+            "prepared v9",
+            "fetched 200 19900",
+            "unicode true",
+        ],
+    );
+    common::clients::assert_lines(out, lines);
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::clients::python;
 use common::my::{MyEnv, PASSWORD, direct};
 
 #[tokio::test]
@@ -211,21 +212,6 @@ async fn load_data_local_infile_large_results_and_unicode() {
         "LOAD DATA reports its rows"
     );
     env.gw.shutdown().await;
-}
-
-async fn python(script: &str) -> String {
-    let out = tokio::process::Command::new("python3")
-        .args(["-c", script])
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
 }
 
 #[tokio::test]

@@ -345,17 +345,7 @@ with psycopg.connect("{}") as conn:
 "#,
         env.conn_str("alice", PASSWORD, "rr")
     );
-    let out = tokio::process::Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = common::clients::python(&script).await;
     assert!(
         text.contains("(50, 'v9')") && text.contains("sqlstate 22012"),
         "{text}"

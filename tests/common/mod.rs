@@ -3,6 +3,7 @@
 //! the test with a message saying how to start them.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod clients;
 pub mod cluster;
 pub mod maria;
 pub mod my;
