@@ -18,16 +18,8 @@ async fn backend_pid(c: &tokio_postgres::Client) -> i32 {
         .get(0)
 }
 
-/// Waits until the gateway keeps `n` upstream connections.
 async fn kept(env: &PgEnv, n: usize) {
-    let until = Instant::now() + Duration::from_secs(10);
-    while env.gw.gateway.pool.len() != n {
-        assert!(
-            Instant::now() < until,
-            "expected {n} kept upstream connections"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    common::kept_upstreams(&env.gw, n).await
 }
 
 async fn one_i64(c: &tokio_postgres::Client, sql: &str) -> i64 {

@@ -18,6 +18,7 @@ use crate::protocol::mysql::observe;
 use crate::protocol::mysql::packet::{self, caps};
 use crate::relay::{self, Counters, Ended, Ends};
 use crate::tls::Stream;
+use crate::upstream::pool::{Kept, Key, MyUpstream};
 
 /// The version the gateway announces before it knows which server is behind the resource
 /// role. A 5.7 string makes MySQL 8 drivers pick collations MariaDB also knows.
@@ -78,6 +79,7 @@ impl Accept for MyListener {
             id: 0,
             me: None,
             admin: false,
+            kept: None,
         };
         super::run(&self.gw, fe, Protocol::Mysql, addr).await;
     }
@@ -96,6 +98,8 @@ struct MyFrontend<'a> {
     /// This connection as `KILL` sees it, once logged in upstream.
     me: Option<Conn>,
     admin: bool,
+    /// Where the upstream goes when the client says goodbye (`limits.idle_upstreams`).
+    kept: Option<Key>,
 }
 
 /// A fresh scramble: printable-range bytes, never NUL (part 2 is NUL-terminated).
@@ -275,6 +279,33 @@ impl Frontend for MyFrontend<'_> {
 
     async fn connect(&mut self, permit: &Permit, gw: &Gateway) -> Result<Stream, SessionError> {
         let resource = permit.resource();
+        self.admin = permit.user().role == crate::model::Role::Admin;
+        let mut me = |thread_id| {
+            self.me = Some(Conn {
+                user: permit.user().name.clone(),
+                resource: resource.name.clone(),
+                thread_id,
+            })
+        };
+        if gw.pool.enabled() {
+            let h = &self.hello;
+            let params = [
+                ("caps", h.caps),
+                ("max_packet", h.max_packet),
+                ("charset", h.charset.into()),
+            ];
+            let key = Key::new(
+                permit,
+                params.map(|(n, v)| (n.to_owned(), v.to_string())).into(),
+            );
+            let kept = gw.pool.take(&key);
+            self.kept = Some(key);
+            if let Some(Kept::Mysql(up)) = kept {
+                crate::metrics::Metrics::inc(&gw.metrics.upstreams_reused_total);
+                me(up.thread_id);
+                return Ok(up.stream);
+            }
+        }
         let unreachable =
             |e: String| SessionError::UpstreamUnreachable(format!("{}: {e}", resource.name));
         let tcp = crate::upstream::connect(permit)
@@ -302,12 +333,7 @@ impl Frontend for MyFrontend<'_> {
                     UpstreamError::Io(e) => unreachable(e.to_string()),
                     other => SessionError::UpstreamRefused(format!("{}: {other}", resource.name)),
                 })?;
-        self.admin = permit.user().role == crate::model::Role::Admin;
-        self.me = Some(Conn {
-            user: permit.user().name.clone(),
-            resource: resource.name.clone(),
-            thread_id: upstream.thread_id,
-        });
+        me(upstream.thread_id);
         Ok(stream)
     }
 
@@ -366,24 +392,42 @@ impl Frontend for MyFrontend<'_> {
     }
 
     async fn relay(mut self, upstream: Stream, link: RelayLink) -> RelayEnd {
-        let ended = match upstream {
+        let (end, held, upstream) = match upstream {
             Stream::Plain(tcp) => {
-                let (up_r, up_w) = tcp.into_split();
-                self.relay_with(up_r, up_w, &link).await
+                let (mut up_r, mut up_w) = tcp.into_split();
+                let (end, held) = self.relay_with(&mut up_r, &mut up_w, &link).await;
+                (end, held, up_r.reunite(up_w).ok().map(Stream::Plain))
             }
             Stream::Tls(tls) => {
-                let (up_r, up_w) = tokio::io::split(*tls);
-                self.relay_with(up_r, up_w, &link).await
+                let (mut up_r, mut up_w) = tokio::io::split(*tls);
+                let (end, held) = self.relay_with(&mut up_r, &mut up_w, &link).await;
+                (end, held, Some(Stream::Tls(Box::new(up_r.unsplit(up_w)))))
             }
         };
         self.listener.conns.remove(&self.id);
-        ended
+        // The client's COM_QUIT was withheld: keep the upstream if it is idle, otherwise
+        // say the goodbye for the client.
+        if let (Some(reusable), Some(stream)) = (held, upstream) {
+            let thread_id = self.me.as_ref().map_or(0, |m| m.thread_id);
+            let kept = Kept::Mysql(MyUpstream { stream, thread_id });
+            match self.kept.take() {
+                Some(key) if reusable => self.listener.gw.pool.put(key, kept),
+                _ => kept.terminate().await,
+            }
+        }
+        end
     }
 }
 
 impl MyFrontend<'_> {
-    /// Relays with the upstream halves, whichever the client's stream is.
-    async fn relay_with<UR, UW>(&mut self, up_r: UR, up_w: UW, link: &RelayLink) -> RelayEnd
+    /// Relays with the upstream halves, whichever the client's stream is. The second
+    /// value is `Some(reusable)` when the client's goodbye was withheld.
+    async fn relay_with<UR, UW>(
+        &mut self,
+        up_r: UR,
+        up_w: UW,
+        link: &RelayLink,
+    ) -> (RelayEnd, Option<bool>)
     where
         UR: AsyncRead + Unpin + Send,
         UW: AsyncWrite + Unpin + Send,
@@ -391,32 +435,40 @@ impl MyFrontend<'_> {
         let stop = link.stop_signal();
         let mut sink = EventSink::new(link);
         let mut counters = Counters::default();
-        let kill = self.kill_target();
+        let (mut c, mut s) = observe::pair(self.kill_target());
+        c.hold_goodbye = self.kept.is_some();
+        let sides = (&mut c, &mut s, &mut sink, &mut counters);
         let ended = match self.client.take() {
             Some(ClientStream::Plain(c)) => {
                 let (r, w) = c.into_split();
-                run_relay(r, w, up_r, up_w, stop, kill, &mut sink, &mut counters).await
+                run_relay(r, w, up_r, up_w, stop, sides).await
             }
             Some(ClientStream::Tls(c)) => {
                 let (r, w) = tokio::io::split(*c);
-                run_relay(r, w, up_r, up_w, stop, kill, &mut sink, &mut counters).await
+                run_relay(r, w, up_r, up_w, stop, sides).await
             }
             None => Ended::ClientClosed,
         };
-        sink.end_of(ended, &counters)
+        let held = (ended == Ended::Held).then(|| s.reusable());
+        (sink.end_of(ended, &counters), held)
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The relay's observers, sink and counters, borrowed for one run.
+type Sides<'a, 'l> = (
+    &'a mut observe::MyClient,
+    &'a mut observe::MyServer,
+    &'a mut EventSink<'l>,
+    &'a mut Counters,
+);
+
 async fn run_relay<CR, CW, UR, UW>(
     client_r: CR,
     client_w: CW,
     up_r: UR,
     up_w: UW,
     stop: impl std::future::Future<Output = String> + Send,
-    kill: observe::KillTarget,
-    sink: &mut EventSink<'_>,
-    counters: &mut Counters,
+    (c, s, sink, counters): Sides<'_, '_>,
 ) -> Ended
 where
     CR: AsyncRead + Unpin + Send,
@@ -432,6 +484,5 @@ where
         client_first: &[],
         upstream_first: &[],
     };
-    let (mut c, mut s) = observe::pair(kill);
-    relay::relay(ends, &mut c, &mut s, stop, sink, counters).await
+    relay::relay(ends, c, s, stop, sink, counters).await
 }

@@ -27,7 +27,7 @@ use crate::protocol::postgres::front::{
 };
 use crate::protocol::postgres::observe::sides;
 use crate::relay::{self, Counters, Ends};
-use crate::upstream::pool::Key;
+use crate::upstream::pool::{Kept, Key};
 
 /// Shared by every PostgreSQL connection.
 pub struct PgListener {
@@ -258,10 +258,11 @@ impl Frontend for PgFrontend<'_> {
         let unreachable =
             |e: String| SessionError::UpstreamUnreachable(format!("{}: {e}", resource.name));
         if gw.pool.enabled() {
-            let key = Key::new(permit, &self.params);
+            let params = backend::forwarded(&self.params).cloned().collect();
+            let key = Key::new(permit, params);
             let kept = gw.pool.take(&key);
             self.kept = Some(key);
-            if let Some(up) = kept {
+            if let Some(Kept::Postgres(up)) = kept {
                 crate::metrics::Metrics::inc(&gw.metrics.upstreams_reused_total);
                 return Ok(up);
             }
@@ -406,13 +407,13 @@ impl Frontend for PgFrontend<'_> {
             match self.kept {
                 Some(key) if s.reusable() => self.listener.gw.pool.put(
                     key,
-                    Upstream {
+                    Kept::Postgres(Upstream {
                         stream,
                         params,
                         pid: up_pid,
                         secret: up_secret,
                         leftover: Default::default(),
-                    },
+                    }),
                 ),
                 _ => crate::upstream::pool::terminate(&mut stream).await,
             }

@@ -1,10 +1,11 @@
-//! Kept upstream connections (`limits.idle_upstreams`), PostgreSQL (plain or TLS): when a
-//! session says goodbye with its upstream idle (outside any transaction, nothing
-//! outstanding), the gateway withholds the Terminate, resets the connection with
-//! `DISCARD ALL` and keeps it for the next session of the same resource role with the same
-//! client parameters — which then skips the database's backend start and login, as
-//! PgBouncer's session pooling does. Each session is still its own session: access is
-//! decided, and `session_started` / `session_ended` written, per client login.
+//! Kept upstream connections (`limits.idle_upstreams`), plain or TLS: when a session says
+//! goodbye with its upstream idle (outside any transaction, nothing outstanding), the
+//! gateway withholds the goodbye (PostgreSQL Terminate, MySQL `COM_QUIT`), resets the
+//! connection (`DISCARD ALL`; `COM_RESET_CONNECTION` and `COM_INIT_DB` back to the
+//! resource role's database) and keeps it for the next session of the same resource role
+//! with the same client parameters — which then skips the database's connection start and
+//! login, as PgBouncer's session pooling does. Each session is still its own session:
+//! access is decided, and `session_started` / `session_ended` written, per client login.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
 use crate::access::Permit;
 use crate::config::Limits;
+use crate::protocol::mysql::packet;
 use crate::protocol::postgres::backend::Upstream;
 use crate::tls::Stream;
 
@@ -25,9 +27,11 @@ use crate::tls::Stream;
 const RESET_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a kept connection must match: where it is logged in, as whom, and the client
-/// parameters it started with (its `RESET ALL` values).
+/// parameters it started with (PostgreSQL: its `RESET ALL` values; MySQL: the
+/// capabilities, packet size and character set of the login).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Key {
+    protocol: &'static str,
     resource_role: String,
     address: String,
     user: String,
@@ -38,27 +42,53 @@ pub struct Key {
 }
 
 impl Key {
-    pub fn new(permit: &Permit, params: &[(String, String)]) -> Key {
+    /// `params`: what the login carried of the client's, by name.
+    pub fn new(permit: &Permit, params: Vec<(String, String)>) -> Key {
         let role = permit.resource_role();
         let secret = role.secret.as_ref().map(|s| s.expose()).unwrap_or_default();
         Key {
+            protocol: permit.resource().protocol.as_str(),
             resource_role: role.name.clone(),
             address: permit.resource().address.clone(),
             user: role.user.clone(),
             database: role.database.clone(),
             credential: Sha256::digest(secret.as_bytes()).into(),
-            params: crate::protocol::postgres::backend::forwarded(params)
-                .cloned()
-                .collect(),
+            params,
+        }
+    }
+}
+
+/// A logged-in upstream connection, as each protocol's session hands it over.
+pub enum Kept {
+    Postgres(Upstream),
+    Mysql(MyUpstream),
+}
+
+/// A MySQL upstream: the stream and the server's id for the connection (for `KILL`).
+pub struct MyUpstream {
+    pub stream: Stream,
+    pub thread_id: u32,
+}
+
+impl Kept {
+    fn stream(&mut self) -> &mut Stream {
+        match self {
+            Kept::Postgres(up) => &mut up.stream,
+            Kept::Mysql(up) => &mut up.stream,
+        }
+    }
+
+    /// Says goodbye in the connection's protocol (for one that is not kept).
+    pub async fn terminate(mut self) {
+        match &mut self {
+            Kept::Postgres(up) => terminate(&mut up.stream).await,
+            Kept::Mysql(up) => mysql_quit(&mut up.stream).await,
         }
     }
 }
 
 struct Parked {
-    stream: Stream,
-    params: Vec<(String, String)>,
-    pid: i32,
-    secret: i32,
+    kept: Kept,
     since: Instant,
 }
 
@@ -91,47 +121,41 @@ impl Pool {
     }
 
     /// The newest kept connection for `key` that is still open and silent.
-    pub fn take(&self, key: &Key) -> Option<Upstream> {
+    pub fn take(&self, key: &Key) -> Option<Kept> {
         let mut list = self.idle.get_mut(key)?;
         while let Some(mut p) = list.pop() {
-            if p.since.elapsed() <= self.timeout && silent(&mut p.stream) {
-                return Some(Upstream {
-                    stream: p.stream,
-                    params: p.params,
-                    pid: p.pid,
-                    secret: p.secret,
-                    leftover: BytesMut::new(),
-                });
+            if p.since.elapsed() <= self.timeout && silent(p.kept.stream()) {
+                return Some(p.kept);
             }
         }
         None
     }
 
     /// Resets the idle upstream a session left and keeps it, in the background.
-    pub fn put(self: &Arc<Self>, key: Key, up: Upstream) {
-        let Upstream {
-            mut stream,
-            params,
-            pid,
-            secret,
-            ..
-        } = up;
+    pub fn put(self: &Arc<Self>, key: Key, mut kept: Kept) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            match tokio::time::timeout(RESET_TIMEOUT, reset(&mut stream, params)).await {
-                Ok(Ok(params)) => this.park(
+            let reset = async {
+                match &mut kept {
+                    Kept::Postgres(up) => {
+                        let params = std::mem::take(&mut up.params);
+                        up.params = reset(&mut up.stream, params).await?;
+                    }
+                    Kept::Mysql(up) => mysql_reset(&mut up.stream, &key.database).await?,
+                }
+                std::io::Result::Ok(())
+            };
+            match tokio::time::timeout(RESET_TIMEOUT, reset).await {
+                Ok(Ok(())) => this.park(
                     key,
                     Parked {
-                        stream,
-                        params,
-                        pid,
-                        secret,
+                        kept,
                         since: Instant::now(),
                     },
                 ),
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "upstream connection not kept: its reset failed");
-                    terminate(&mut stream).await;
+                    kept.terminate().await;
                 }
                 Err(_) => tracing::debug!("upstream connection not kept: its reset timed out"),
             }
@@ -152,8 +176,8 @@ impl Pool {
         let keys: Vec<Key> = self.idle.iter().map(|e| e.key().clone()).collect();
         for key in keys {
             if let Some((_, list)) = self.idle.remove(&key) {
-                for mut p in list {
-                    terminate(&mut p.stream).await;
+                for p in list {
+                    p.kept.terminate().await;
                 }
             }
         }
@@ -185,6 +209,36 @@ pub async fn terminate<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S) {
     frontend::terminate(&mut out);
     let _ = stream.write_all(&out).await;
     let _ = stream.shutdown().await;
+}
+
+const COM_QUIT: u8 = 0x01;
+const COM_INIT_DB: u8 = 0x02;
+const COM_RESET_CONNECTION: u8 = 0x1f;
+
+/// Says goodbye to a MySQL upstream that is not kept.
+pub async fn mysql_quit<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S) {
+    let _ = packet::write(stream, 0, &[COM_QUIT]).await;
+    let _ = stream.shutdown().await;
+}
+
+/// `COM_RESET_CONNECTION` (transaction, session variables back to the server's defaults
+/// and the login's character set, user variables, temporary tables, prepared statements,
+/// table locks: all gone), then `COM_INIT_DB` back to `database`, which the reset leaves.
+/// Anything but an OK to each is an error, and the connection is not kept.
+async fn mysql_reset(stream: &mut Stream, database: &str) -> std::io::Result<()> {
+    let mut init = vec![COM_INIT_DB];
+    init.extend_from_slice(database.as_bytes());
+    for (command, what) in [
+        (&[COM_RESET_CONNECTION][..], "COM_RESET_CONNECTION"),
+        (&init[..], "COM_INIT_DB"),
+    ] {
+        packet::write(stream, 0, command).await?;
+        let (_, reply) = packet::read(stream, packet::MAX_LOGIN_PACKET).await?;
+        if reply.first() != Some(&0x00) {
+            return Err(std::io::Error::other(format!("{what} was not answered OK")));
+        }
+    }
+    Ok(())
 }
 
 /// `DISCARD ALL` (temporary tables, prepared statements, session settings, advisory locks,

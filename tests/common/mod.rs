@@ -103,6 +103,19 @@ pub async fn start(dir: &Dir) -> Running {
     portcullis::app::start(config).await.unwrap()
 }
 
+/// Waits until the gateway keeps `n` upstream connections (`limits.idle_upstreams`).
+pub async fn kept_upstreams(running: &Running, n: usize) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while running.gateway.pool.len() != n {
+        assert!(
+            std::time::Instant::now() < until,
+            "expected {n} kept upstream connections, not {}",
+            running.gateway.pool.len()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 pub fn client(running: &Running, token: Option<&str>) -> Client {
     let addr = running.admin_addr.unwrap();
     Client::new(&format!("http://{addr}"), token.map(str::to_owned))

@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::packet::{Reader, SERVER_MORE_RESULTS_EXISTS};
+use super::packet::{Reader, SERVER_MORE_RESULTS_EXISTS, STATUS_IN_TRANS};
 use super::params::{Bound, decode};
 use crate::protocol::Outcome;
 use crate::protocol::Params;
@@ -22,6 +22,7 @@ const COM_PING: u8 = 0x0e;
 const COM_CHANGE_USER: u8 = 0x11;
 const COM_STMT_PREPARE: u8 = 0x16;
 const COM_STMT_EXECUTE: u8 = 0x17;
+const COM_STMT_SEND_LONG_DATA: u8 = 0x18;
 const COM_STMT_CLOSE: u8 = 0x19;
 const COM_RESET_CONNECTION: u8 = 0x1f;
 
@@ -76,6 +77,8 @@ pub type KillTarget = Box<dyn Fn(u32) -> Option<u32> + Send>;
 pub struct MyClient {
     shared: Arc<Mutex<Shared>>,
     kill_target: KillTarget,
+    /// Answer `COM_QUIT` with `Verdict::Hold`: the upstream may be kept.
+    pub hold_goodbye: bool,
 }
 
 pub struct MyServer {
@@ -83,6 +86,19 @@ pub struct MyServer {
     state: State,
     /// The last packet was 0xFFFFFF long: the next one continues it.
     continuing: bool,
+    /// The status flags of the last OK or EOF that ended a response.
+    status: u16,
+}
+
+impl MyServer {
+    /// The upstream is outside any transaction with nothing outstanding: safe to reset
+    /// and hand to another session.
+    pub fn reusable(&self) -> bool {
+        matches!(self.state, State::First)
+            && !self.continuing
+            && self.status & STATUS_IN_TRANS == 0
+            && self.shared.lock().is_ok_and(|s| s.queue.is_empty())
+    }
 }
 
 /// The two observers of one session.
@@ -92,11 +108,13 @@ pub fn pair(kill_target: KillTarget) -> (MyClient, MyServer) {
         MyClient {
             shared: Arc::clone(&shared),
             kill_target,
+            hold_goodbye: false,
         },
         MyServer {
             shared,
             state: State::First,
             continuing: false,
+            status: 0,
         },
     )
 }
@@ -149,6 +167,7 @@ impl ClientSide for MyClient {
             return Verdict::Pass;
         };
         let e = match command {
+            COM_QUIT if self.hold_goodbye => return Verdict::Hold,
             COM_QUIT => return Verdict::Bye,
             COM_CHANGE_USER => {
                 // Never passed through: the server is asked for an error instead, so the
@@ -161,6 +180,8 @@ impl ClientSide for MyClient {
                 payload.extend_from_slice(CHANGE_USER_REFUSAL.as_bytes());
                 return Verdict::Replace(super::packet::frame(0, &payload));
             }
+            // No response: nothing to expect (the execute that follows is logged).
+            COM_STMT_SEND_LONG_DATA => return Verdict::Pass,
             COM_STMT_CLOSE => {
                 // No response; forget the statement.
                 if let Some(id) = Reader(rest).u32() {
@@ -264,6 +285,7 @@ impl ServerSide for MyServer {
                     front.rows += r.lenenc().unwrap_or(0);
                     r.lenenc();
                     let status = r.u16().unwrap_or(0);
+                    self.status = status;
                     status & SERVER_MORE_RESULTS_EXISTS == 0
                 }
                 Some(0xFF) => {
@@ -291,6 +313,7 @@ impl ServerSide for MyServer {
                     r.u8();
                     r.u16();
                     let status = r.u16().unwrap_or(0);
+                    self.status = status;
                     self.state = State::First;
                     status & SERVER_MORE_RESULTS_EXISTS == 0
                 }
@@ -356,5 +379,36 @@ mod tests {
         assert_eq!(parse_kill("killer 3"), None);
         assert_eq!(parse_kill("kill query 3 4"), None);
         assert_eq!(parse_kill("select 1"), None);
+    }
+
+    fn header(len: usize, seq: u8) -> [u8; 4] {
+        let l = (len as u32).to_le_bytes();
+        [l[0], l[1], l[2], seq]
+    }
+
+    /// Client command, then the server's one-packet answer; returns the outcomes.
+    fn exchange(c: &mut MyClient, s: &mut MyServer, command: &[u8], answer: &[u8]) -> usize {
+        c.frame(&header(command.len(), 0), command);
+        let mut out = Vec::new();
+        s.frame(&header(answer.len(), 1), answer, &mut out);
+        out.len()
+    }
+
+    #[test]
+    fn long_data_expects_no_answer_and_transactions_keep_the_upstream() {
+        let (mut c, mut s) = pair(Box::new(|_| None));
+        let long = [COM_STMT_SEND_LONG_DATA, 1, 0, 0, 0, 0, 0, b'x'];
+        assert_eq!(c.frame(&header(long.len(), 0), &long), Verdict::Pass);
+        // OK with SERVER_STATUS_IN_TRANS: the query is the one answered, not the long data.
+        let in_trans = [0x00, 0, 0, 0x03, 0, 0, 0];
+        assert_eq!(exchange(&mut c, &mut s, b"\x03begin", &in_trans), 1);
+        assert!(!s.reusable(), "inside a transaction");
+        let idle = [0x00, 0, 0, 0x02, 0, 0, 0];
+        assert_eq!(exchange(&mut c, &mut s, b"\x03commit", &idle), 1);
+        assert!(s.reusable());
+        c.frame(&header(9, 0), b"\x03select 1");
+        assert!(!s.reusable(), "an answer is outstanding");
+        c.hold_goodbye = true;
+        assert_eq!(c.frame(&header(1, 0), &[COM_QUIT]), Verdict::Hold);
     }
 }

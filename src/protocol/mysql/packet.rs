@@ -50,6 +50,7 @@ pub mod caps {
 pub const MAX_LOGIN_PACKET: usize = 64 * 1024;
 pub const SERVER_MORE_RESULTS_EXISTS: u16 = 0x0008;
 pub const STATUS_AUTOCOMMIT: u16 = 0x0002;
+pub const STATUS_IN_TRANS: u16 = 0x0001;
 
 /// Reads one packet, refusing payloads over `max`.
 pub async fn read<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> std::io::Result<(u8, Vec<u8>)> {
