@@ -185,6 +185,13 @@ async fn mariadb_connector_j_works_through_the_gateway() {
         let out = java(MARIADB_J, PROGRAM, &[&url, "alice", PASSWORD, "mariadb"]).await;
         assert_ran(&out, &["error 42S02 1146", "login 28000 1045"]);
         let events = env.events().await;
+        assert!(
+            events
+                .iter()
+                .filter(|e| e["kind"] == "session_started")
+                .all(|e| e["application_name"] == "MariaDB Connector/J"),
+            "the driver's name from its connect attributes"
+        );
         let selects: Vec<_> = events
             .iter()
             .filter(|e| {

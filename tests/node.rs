@@ -136,6 +136,14 @@ async fn mysql2_works_through_the_gateway() {
         ],
     );
     let events = env.events().await;
+    let started = events
+        .iter()
+        .find(|e| e["kind"] == "session_started")
+        .unwrap();
+    assert_eq!(
+        started["application_name"], "Node-MySQL-2",
+        "the driver's name from its connect attributes"
+    );
     let executes: Vec<_> = events
         .iter()
         .filter(|e| e["op"] == "stmt_execute" && e["statement"] == "select v from n where id = ?")

@@ -193,7 +193,7 @@ impl Frontend for MyFrontend<'_> {
         let hello = Hello {
             user: self.hello.user.clone(),
             resource_role: self.hello.database.clone().unwrap_or_default(),
-            application_name: String::new(),
+            application_name: self.hello.application_name(),
             tls,
         };
         if self.require_tls && !tls {

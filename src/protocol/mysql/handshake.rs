@@ -33,6 +33,37 @@ pub struct ClientHello {
     pub attrs: Vec<u8>,
 }
 
+impl ClientHello {
+    /// The client's name from its connect attributes — `program_name` (the mariadb and
+    /// mysql CLIs, PyMySQL), else `_client_name` (the driver: libmariadb, Connector/J,
+    /// mysql2) — as the session's `application_name`; at most 64 characters.
+    pub fn application_name(&self) -> String {
+        let mut r = Reader(&self.attrs);
+        let Some(total) = r.lenenc() else {
+            return String::new();
+        };
+        let all = r.rest();
+        let mut r = Reader(all.get(..total as usize).unwrap_or(all));
+        let mut string = || {
+            let n = r.lenenc()?;
+            r.take(usize::try_from(n).ok()?)
+        };
+        let mut driver = None;
+        while let (Some(key), Some(value)) = (string(), string()) {
+            match key {
+                b"program_name" => return name(value),
+                b"_client_name" => driver = Some(name(value)),
+                _ => {}
+            }
+        }
+        driver.unwrap_or_default()
+    }
+}
+
+fn name(value: &[u8]) -> String {
+    String::from_utf8_lossy(value).chars().take(64).collect()
+}
+
 /// An SSLRequest is the first 32 bytes of a response, with `CLIENT_SSL`.
 pub fn is_ssl_request(payload: &[u8]) -> bool {
     payload.len() == 32 && Reader(payload).u32().is_some_and(|c| c & caps::SSL != 0)
@@ -349,6 +380,42 @@ fn scramble_for(plugin: &str, password: &str, nonce: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_application_name_comes_from_the_connect_attributes() {
+        let attrs = |pairs: &[(&str, &str)]| {
+            let mut body = Vec::new();
+            for (k, v) in pairs {
+                for s in [k, v] {
+                    body.push(s.len() as u8);
+                    body.extend_from_slice(s.as_bytes());
+                }
+            }
+            let mut out = vec![body.len() as u8];
+            out.extend(body);
+            ClientHello {
+                attrs: out,
+                ..ClientHello::default()
+            }
+        };
+        let cli = attrs(&[("_client_name", "libmariadb"), ("program_name", "mariadb")]);
+        assert_eq!(cli.application_name(), "mariadb");
+        let driver = attrs(&[("_pid", "7"), ("_client_name", "MariaDB Connector/J")]);
+        assert_eq!(driver.application_name(), "MariaDB Connector/J");
+        assert_eq!(attrs(&[]).application_name(), "");
+        assert_eq!(ClientHello::default().application_name(), "");
+        let long = "x".repeat(200);
+        assert_eq!(
+            attrs(&[("program_name", &long)]).application_name().len(),
+            64
+        );
+        // Truncated or lying lengths end the walk without a panic.
+        let mut cut = attrs(&[("program_name", "mariadb")]);
+        cut.attrs.truncate(9);
+        assert_eq!(cut.application_name(), "");
+        cut.attrs[0] = 0xfc;
+        assert_eq!(cut.application_name(), "");
+    }
 
     #[test]
     fn scrambles_verify_against_stored_verifiers() {
