@@ -74,10 +74,10 @@ pub struct Frontend {
 }
 
 /// A Parse: the statement text and the parameter types it named (0: unnamed).
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 struct Prepared {
     text: Arc<str>,
-    types: Arc<[u32]>,
+    types: Box<[u32]>,
 }
 
 /// Frontend tags whose body we read.
@@ -111,14 +111,10 @@ impl Frontend {
             b'B' => {
                 let portal = r.cstr().unwrap_or_default();
                 let stmt = r.cstr().unwrap_or_default();
-                let Prepared { text, types } = match self.statements.get(stmt) {
-                    Some(p) => p.clone(),
-                    None => Prepared {
-                        text: Arc::from(""),
-                        types: Arc::from([]),
-                    },
+                let (text, params) = match self.statements.get(stmt) {
+                    Some(p) => (Arc::clone(&p.text), bind_params(&mut r, &p.types)),
+                    None => (Arc::from(""), bind_params(&mut r, &[])),
                 };
-                let params = bind_params(&mut r, &types);
                 let bound = (Arc::clone(&text), params.clone());
                 // The same portal (usually the unnamed one) again: no new key.
                 match self.portals.get_mut(portal) {
@@ -226,6 +222,7 @@ impl Backend {
         }
     }
 
+    #[inline(always)]
     fn complete(&mut self, tag: u8, body: &[u8], pending: &Pending, out: &mut Vec<Outcome>) {
         let Ok(mut q) = pending.lock() else { return };
         let rows = std::mem::take(&mut self.rows);
