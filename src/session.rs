@@ -426,9 +426,13 @@ impl<'a> EventSink<'a> {
         }
     }
 
-    /// How the relay ended, for `session_ended` (`EventSink::end_of` adds what the
-    /// client changed).
-    fn end_of(&self, ended: crate::relay::Ended, counters: &crate::relay::Counters) -> RelayEnd {
+    /// How the relay ended, for `session_ended`, with the application name the client set
+    /// during the session, if it set one.
+    pub fn end_of(
+        &self,
+        ended: crate::relay::Ended,
+        counters: &crate::relay::Counters,
+    ) -> RelayEnd {
         let mut end = self.link.end_of(ended, counters);
         if !Arc::ptr_eq(&self.common, &self.link.common) {
             end.application_name = Some(self.common.application_name.clone());
@@ -485,12 +489,8 @@ impl RelayLink {
         }
     }
 
-    /// How the relay ended, for `session_ended`.
-    pub fn end_of(
-        &self,
-        ended: crate::relay::Ended,
-        counters: &crate::relay::Counters,
-    ) -> RelayEnd {
+    /// How the relay ended (`EventSink::end_of` adds what the client changed).
+    fn end_of(&self, ended: crate::relay::Ended, counters: &crate::relay::Counters) -> RelayEnd {
         use crate::relay::Ended;
         let (ended_by, error) = match ended {
             Ended::ClientTerminated | Ended::Held | Ended::ClientClosed => ("client", None),
