@@ -1,4 +1,4 @@
-//! One single-threaded runtime per core for sessions (`runtime.per_core`): a session's
+//! Single-threaded session runtimes, one per core (`limits.session_threads`): a session's
 //! two sockets, its relay task and its timers stay on one thread, so a statement costs no
 //! cross-thread wake-up and no work-stealing bookkeeping — the way PgBouncer's one event
 //! loop works, times the cores. Listeners, the admin API and the store stay on the main

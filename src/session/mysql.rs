@@ -405,15 +405,12 @@ impl Frontend for MyFrontend<'_> {
             }
         };
         self.listener.conns.remove(&self.id);
-        // The client's COM_QUIT was withheld: keep the upstream if it is idle, otherwise
-        // say the goodbye for the client.
+        // The client's COM_QUIT was withheld: the upstream is kept or told goodbye.
         if let (Some(reusable), Some(stream)) = (held, upstream) {
             let thread_id = self.me.as_ref().map_or(0, |m| m.thread_id);
             let kept = Kept::Mysql(MyUpstream { stream, thread_id });
-            match self.kept.take() {
-                Some(key) if reusable => self.listener.gw.pool.put(key, kept),
-                _ => kept.terminate().await,
-            }
+            let pool = &self.listener.gw.pool;
+            pool.release(self.kept.take(), reusable, kept).await;
         }
         end
     }

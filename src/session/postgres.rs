@@ -400,23 +400,19 @@ impl Frontend for PgFrontend<'_> {
         };
         self.listener.cancel.remove(pid, &secret);
         if ended == relay::Ended::Held
-            && let Some(mut stream) = upstream
+            && let Some(stream) = upstream
         {
-            // The client's Terminate was withheld: keep the upstream if it is idle,
-            // otherwise say the goodbye for the client.
-            match self.kept {
-                Some(key) if s.reusable() => self.listener.gw.pool.put(
-                    key,
-                    Kept::Postgres(Upstream {
-                        stream,
-                        params,
-                        pid: up_pid,
-                        secret: up_secret,
-                        leftover: Default::default(),
-                    }),
-                ),
-                _ => crate::upstream::pool::terminate(&mut stream).await,
-            }
+            // The client's Terminate was withheld: the upstream is kept or told goodbye.
+            let up = Upstream {
+                stream,
+                params,
+                pid: up_pid,
+                secret: up_secret,
+                leftover: Default::default(),
+            };
+            let pool = &self.listener.gw.pool;
+            pool.release(self.kept, s.reusable(), Kept::Postgres(up))
+                .await;
         }
         observer.end_of(ended, &counters)
     }

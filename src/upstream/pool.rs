@@ -79,7 +79,7 @@ impl Kept {
     }
 
     /// Says goodbye in the connection's protocol (for one that is not kept).
-    pub async fn terminate(mut self) {
+    async fn terminate(mut self) {
         match &mut self {
             Kept::Postgres(up) => terminate(&mut up.stream).await,
             Kept::Mysql(up) => mysql_quit(&mut up.stream).await,
@@ -131,8 +131,17 @@ impl Pool {
         None
     }
 
+    /// The upstream of a session whose goodbye was withheld: kept when the session had a
+    /// key and left it reusable (idle, outside a transaction), otherwise told goodbye.
+    pub async fn release(self: &Arc<Self>, key: Option<Key>, reusable: bool, kept: Kept) {
+        match key {
+            Some(key) if reusable => self.put(key, kept),
+            _ => kept.terminate().await,
+        }
+    }
+
     /// Resets the idle upstream a session left and keeps it, in the background.
-    pub fn put(self: &Arc<Self>, key: Key, mut kept: Kept) {
+    fn put(self: &Arc<Self>, key: Key, mut kept: Kept) {
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let reset = async {
@@ -203,8 +212,8 @@ fn silent(stream: &mut Stream) -> bool {
         .is_pending()
 }
 
-/// Says goodbye to an upstream that is not kept.
-pub async fn terminate<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S) {
+/// Says goodbye to a PostgreSQL upstream that is not kept.
+async fn terminate<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S) {
     let mut out = BytesMut::new();
     frontend::terminate(&mut out);
     let _ = stream.write_all(&out).await;
@@ -216,7 +225,7 @@ const COM_INIT_DB: u8 = 0x02;
 const COM_RESET_CONNECTION: u8 = 0x1f;
 
 /// Says goodbye to a MySQL upstream that is not kept.
-pub async fn mysql_quit<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S) {
+async fn mysql_quit<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S) {
     let _ = packet::write(stream, 0, &[COM_QUIT]).await;
     let _ = stream.shutdown().await;
 }
