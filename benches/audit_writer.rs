@@ -18,11 +18,11 @@ fn query(common: &Arc<Common>, i: usize) -> Event {
         common: Arc::clone(common),
         kind: Kind::Query {
             statement: Arc::from("SELECT abalance FROM pgbench_accounts WHERE aid = $1"),
-            op: "execute",
+            op: portcullis::audit::Op::Execute,
             params: Some(Arc::from(vec![Some(i.to_string())])),
             duration_us: 42,
             rows: 1,
-            status: "ok",
+            status: portcullis::audit::Status::Ok,
             error_code: None,
         },
     }
@@ -46,7 +46,7 @@ async fn run(fsync: Fsync, label: &str, events_per_session: usize) {
             tokio::spawn(async move {
                 let mut common = Common::new(
                     &format!("bench-session-{s}"),
-                    "postgres",
+                    portcullis::audit::Channel::Postgres,
                     "127.0.0.1:50000".parse().expect("address"),
                 );
                 common.user = "alice".into();
@@ -87,7 +87,11 @@ async fn run(fsync: Fsync, label: &str, events_per_session: usize) {
 }
 
 fn encode_cost() {
-    let mut common = Common::new("s", "postgres", "127.0.0.1:1".parse().expect("address"));
+    let mut common = Common::new(
+        "s",
+        portcullis::audit::Channel::Postgres,
+        "127.0.0.1:1".parse().expect("address"),
+    );
     common.user = "alice".into();
     let common = Arc::new(common);
     let n = 200_000;

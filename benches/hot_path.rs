@@ -10,10 +10,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use portcullis::audit::Kind;
 use portcullis::audit::chain::{members, seal_into};
 use portcullis::audit::encode::{Clock, kind_json};
-use portcullis::protocol::Outcome;
-use portcullis::protocol::framer::Framer;
-use portcullis::protocol::mysql::observe as my;
-use portcullis::protocol::postgres::observe::sides as pg;
+use portcullis::relay::Outcome;
+use portcullis::relay::framer::Framer;
+use portcullis::relay::mysql as my;
+use portcullis::relay::postgres::sides as pg;
 use portcullis::relay::{ClientSide, ServerSide};
 
 fn pg_msg(tag: u8, body: &[u8]) -> Vec<u8> {
@@ -187,11 +187,11 @@ fn framing(cr: &mut Criterion) {
 fn event(cr: &mut Criterion) {
     let kind = Kind::Query {
         statement: Arc::from("SELECT abalance FROM pgbench_accounts WHERE aid = 48213;"),
-        op: "select",
+        op: portcullis::audit::Op::Simple,
         params: None,
         duration_us: 87,
         rows: 1,
-        status: "ok",
+        status: portcullis::audit::Status::Ok,
         error_code: None,
     };
     let common = br#"{"session_id":"0b6c1f3e-8d1e-4c55-9b1a-2f8f9b3c7d11","user":"alice","groups":["eng"],"resource_role":"bench","resource":"pg","protocol":"postgres","mode":"native","client_addr":"127.0.0.1:52144","application_name":"pgbench","tls":false}"#;

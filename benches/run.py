@@ -29,7 +29,7 @@ SCALE = int(os.environ.get("SCALE", "10"))
 PASSWORD = "bench-password"
 PG = ["127.0.0.1", 5432]  # replaced by the private cluster's port
 IDLE_SESSIONS = int(os.environ.get("IDLE_SESSIONS", "1000"))
-PERCORE = int(os.environ.get("PERCORE", str(os.cpu_count())))  # session threads of `portcullis-percore`
+BEFORE = os.environ.get("PORTCULLIS_BEFORE")  # another build's binary, measured as `portcullis-before`
 
 
 def free_port():
@@ -125,9 +125,9 @@ def setup_database():
 MY_PORT = [0]
 
 
-def start_portcullis(tmp, statements=True, name=None, limits=""):
+def start_portcullis(tmp, statements=True, name=None, limits="", binary=None):
     """`statements = False` is the same gateway with per-statement `query` events off;
-    `limits` adds lines to its `[limits]`."""
+    `limits` adds lines to its `[limits]`; `binary` another build (before/after a change)."""
     port, admin = free_port(), free_port()
     my_port = free_port()
     if statements and not name:
@@ -185,7 +185,8 @@ allowed_groups = ["bench"]
 """)
     env = dict(os.environ, PORTCULLIS_LOG="warn")
     wrap = os.environ.get("PORTCULLIS_WRAP", "").split()  # e.g. valgrind --tool=callgrind
-    p = subprocess.Popen([*wrap, os.path.join(ROOT, "target/release/portcullis"), "serve", "--config", cfg],
+    binary = binary or os.path.join(ROOT, "target/release/portcullis")
+    p = subprocess.Popen([*wrap, binary, "serve", "--config", cfg],
                          stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "portcullis.log"), "w"), env=env)
     wait_port(port)
     return p, port, "bench"
@@ -388,7 +389,7 @@ def main():
     pc, pc_port, _ = start_portcullis(tmp, limits=keep)
     nolog, nolog_port, _ = start_portcullis(tmp, statements=False, limits=keep)
     anew, anew_port, _ = start_portcullis(tmp, name="portcullis-anew")
-    percore, percore_port, _ = start_portcullis(tmp, name="portcullis-percore", limits=f"session_threads = {PERCORE}")
+    before = start_portcullis(tmp, name="portcullis-before", limits=keep, binary=BEFORE) if BEFORE else None
     bouncer_pid, pb_port, _ = start_pgbouncer(tmp)
     relay, relay_port, _ = start_relay()
     targets = {
@@ -413,8 +414,10 @@ def main():
     logins = {t: [] for t in ["direct", "portcullis", "portcullis-anew", "pgbouncer"]}
     login_cpu = {}  # target -> [(user µs, sys µs) per login]
     login_targets = dict(targets, **{"portcullis-anew": (anew_port, "bench", "bench", anew.pid)})
-    cpu = {t: [] for t in [*targets, "portcullis-percore"] if t != "direct"}
-    cpu_targets = dict(targets, **{"portcullis-percore": (percore_port, "bench", "bench", percore.pid)})
+    cpu_targets = dict(targets)
+    if before:
+        cpu_targets["portcullis-before"] = (before[1], "bench", "bench", before[0].pid)
+    cpu = {t: [] for t in cpu_targets if t != "direct"}
     for rnd in range(ROUNDS):
         for w, args in workloads.items():
             for t, (port, user, db, _) in targets.items():
@@ -473,7 +476,7 @@ def main():
             c.wait()
         time.sleep(3)
     my = mysql_rounds() if os.environ.get("MYSQL", "1") != "0" else None
-    for p in (pc, nolog, percore, anew, relay):
+    for p in (pc, nolog, anew, relay, *([before[0]] if before else [])):
         p.terminate()
     if bouncer_pid:
         try:
@@ -522,8 +525,10 @@ def write_report(results, cpu, rss, my, large, logins, login_cpu, sys_counts):
         total[t] = statistics.median(x[0] + x[1] for x in samples)
         lines.append(f"| {t} | {u:.1f} | {s_:.1f} | {total[t]:.1f} |")
     if "portcullis" in total and "pgbouncer" in total:
-        lines += ["", f"Portcullis / PgBouncer CPU: {total['portcullis'] / total['pgbouncer']:.2f}"
-                  f" (`portcullis-percore` is the gateway with `limits.session_threads` = {PERCORE}: single-threaded session runtimes instead of tokio's work-stealing one)"]
+        lines += ["", f"Portcullis / PgBouncer CPU: {total['portcullis'] / total['pgbouncer']:.2f}"]
+    if "portcullis-before" in total:
+        lines += ["", f"After / before the change (`portcullis-before` is {BEFORE}): "
+                  f"{total['portcullis'] / total['portcullis-before']:.2f}"]
     if sys_counts:
         names = sorted({n for c in sys_counts.values() for n, v in c.items() if v >= 0.01})
         lines += ["", "System calls per statement (strace -c -f, `-S -c 8`, 8000 transactions; counts, not times):", "",

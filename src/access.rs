@@ -1,90 +1,22 @@
-//! The access decision (SPEC §1 "access control"): pure and synchronous over an immutable
-//! `Snapshot`. `decide` is the only place a `Permit` is constructed; upstream login needs
-//! one, so nothing reaches a database without passing here. No I/O, no tokio.
+//! The access decision (SPEC §1 "access control") and the other policy questions the
+//! gateway asks: pure and synchronous over an immutable `Snapshot`. `decide` is the only
+//! place a `Permit` is constructed; upstream login needs one, so nothing reaches a
+//! database without passing here. Who may end whose statement (`may_kill`) and what an
+//! API caller's role allows (`api`) are answered here too. No I/O, no tokio.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
-use crate::config::Secret;
-use crate::model::{AccessMode, AccessModes, Protocol, Role, Status, TlsMode};
+pub use crate::auth::Identity;
+use crate::model::{AccessMode, Protocol, Role, Status};
+use crate::snapshot::{ResourceEntry, ResourceRoleEntry, Snapshot, UserEntry};
 
-/// Password verifiers of one user (never the password).
-#[derive(Clone, Debug, Default)]
-pub struct Verifiers {
-    /// `SCRAM-SHA-256$iter:salt$StoredKey:ServerKey`, PostgreSQL's format.
-    pub scram: Option<String>,
-    /// SHA1(SHA1(password)) for `mysql_native_password`.
-    pub mysql_native: Option<Vec<u8>>,
-    /// SHA256(SHA256(password)) for the `caching_sha2_password` fast path.
-    pub mysql_sha2: Option<Vec<u8>>,
-}
-
-#[derive(Clone, Debug)]
-pub struct UserEntry {
-    pub name: String,
-    pub email: String,
-    pub display_name: String,
-    pub status: Status,
-    pub role: Role,
-    pub groups: Vec<String>,
-    pub verifiers: Verifiers,
-    pub managed: bool,
-}
-
-#[derive(Clone, Debug)]
-pub struct ResourceEntry {
-    pub name: String,
-    pub protocol: Protocol,
-    pub address: String,
-    pub tls: TlsMode,
-    pub managed: bool,
-}
-
-#[derive(Clone, Debug)]
-pub struct ResourceRoleEntry {
-    pub name: String,
-    pub resource: String,
-    pub database: String,
-    pub user: String,
-    pub secret: Option<Secret>,
-    pub allowed_groups: Vec<String>,
-    pub access_modes: AccessModes,
-    pub managed: bool,
-}
-
-/// A personal access token as sessions see it: found by the SHA-256 of its value.
-#[derive(Clone, Debug)]
-pub struct TokenEntry {
-    pub id: String,
-    pub user: String,
-    pub expires_at: Option<i64>,
-    /// The token's SCRAM verifier, with its user's salt.
-    pub scram: Option<crate::auth::ScramVerifier>,
-}
-
-/// Everything a decision reads, published whole and swapped on change.
-#[derive(Clone, Debug, Default)]
-pub struct Snapshot {
-    pub revision: i64,
-    pub users: HashMap<String, Arc<UserEntry>>,
-    pub groups: HashSet<String>,
-    pub resources: HashMap<String, Arc<ResourceEntry>>,
-    pub resource_roles: HashMap<String, Arc<ResourceRoleEntry>>,
-    /// Keyed by the hex SHA-256 of the token value.
-    pub tokens: HashMap<String, TokenEntry>,
-}
-
-/// A user proven by a password or a token. Only `auth` makes these after verification.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Identity {
-    pub user: String,
-    pub via_token: bool,
-}
+pub mod api;
 
 /// Permission to open one session on one resource role in one mode.
 #[derive(Clone, Debug)]
 pub struct Permit {
+    identity: Identity,
     user: Arc<UserEntry>,
     resource_role: Arc<ResourceRoleEntry>,
     resource: Arc<ResourceEntry>,
@@ -92,6 +24,10 @@ pub struct Permit {
 }
 
 impl Permit {
+    /// Who the permit was decided for.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
     pub fn user(&self) -> &UserEntry {
         &self.user
     }
@@ -103,6 +39,25 @@ impl Permit {
     }
     pub fn mode(&self) -> AccessMode {
         self.mode
+    }
+
+    /// The same question asked again against a newer snapshot (a live session, after a
+    /// change): `Ok` while the user may still use the resource role in this mode, on a
+    /// resource of the same protocol.
+    pub fn recheck(&self, snapshot: &Snapshot) -> Result<(), Denied> {
+        let now = decide(
+            snapshot,
+            &self.identity,
+            &self.resource_role.name,
+            self.mode,
+        )?;
+        if now.resource.protocol != self.resource.protocol {
+            return Err(Denied::WrongProtocol {
+                wanted: self.resource.protocol,
+                resource: now.resource.protocol,
+            });
+        }
+        Ok(())
     }
 }
 
@@ -137,6 +92,8 @@ impl fmt::Display for Denied {
     }
 }
 
+impl std::error::Error for Denied {}
+
 /// Active, and admin or sharing a group that still exists; the mode must be enabled.
 pub fn decide(
     snapshot: &Snapshot,
@@ -144,28 +101,9 @@ pub fn decide(
     resource_role: &str,
     mode: AccessMode,
 ) -> Result<Permit, Denied> {
-    let user = snapshot
-        .users
-        .get(&identity.user)
-        .ok_or(Denied::UnknownUser)?;
-    if user.status != Status::Active {
-        return Err(Denied::NotActive(user.status));
-    }
-    let role = snapshot
-        .resource_roles
-        .get(resource_role)
-        .ok_or(Denied::UnknownResourceRole)?;
-    let resource = snapshot
-        .resources
-        .get(&role.resource)
-        .ok_or(Denied::UnknownResourceRole)?;
-    if user.role != Role::Admin && !shares_group(snapshot, user, role) {
-        return Err(Denied::NoSharedGroup);
-    }
-    if !role.access_modes.allows(mode) {
-        return Err(Denied::ModeDisabled(mode));
-    }
+    let (user, role, resource) = check(snapshot, identity.user(), resource_role, mode)?;
     Ok(Permit {
+        identity: identity.clone(),
         user: Arc::clone(user),
         resource_role: Arc::clone(role),
         resource: Arc::clone(resource),
@@ -190,6 +128,41 @@ pub fn decide_native(
     Ok(permit)
 }
 
+type Found<'a> = (
+    &'a Arc<UserEntry>,
+    &'a Arc<ResourceRoleEntry>,
+    &'a Arc<ResourceEntry>,
+);
+
+/// The rule itself, for a user by name: `decide` (which makes the permit) and the
+/// "who can reach what" view share it.
+fn check<'a>(
+    snapshot: &'a Snapshot,
+    user: &str,
+    resource_role: &str,
+    mode: AccessMode,
+) -> Result<Found<'a>, Denied> {
+    let user = snapshot.users.get(user).ok_or(Denied::UnknownUser)?;
+    if user.status != Status::Active {
+        return Err(Denied::NotActive(user.status));
+    }
+    let role = snapshot
+        .resource_roles
+        .get(resource_role)
+        .ok_or(Denied::UnknownResourceRole)?;
+    let resource = snapshot
+        .resources
+        .get(&role.resource)
+        .ok_or(Denied::UnknownResourceRole)?;
+    if user.role != Role::Admin && !shares_group(snapshot, user, role) {
+        return Err(Denied::NoSharedGroup);
+    }
+    if !role.access_modes.allows(mode) {
+        return Err(Denied::ModeDisabled(mode));
+    }
+    Ok((user, role, resource))
+}
+
 fn shares_group(snapshot: &Snapshot, user: &UserEntry, role: &ResourceRoleEntry) -> bool {
     role.allowed_groups
         .iter()
@@ -198,14 +171,26 @@ fn shares_group(snapshot: &Snapshot, user: &UserEntry, role: &ResourceRoleEntry)
 
 /// Whether `user` may reach `resource_role` in some mode: the "who can reach what" view.
 pub fn reachable_modes(snapshot: &Snapshot, user: &str, resource_role: &str) -> Vec<AccessMode> {
-    let identity = Identity {
-        user: user.to_owned(),
-        via_token: false,
-    };
     [AccessMode::Native, AccessMode::Web, AccessMode::Runbooks]
         .into_iter()
-        .filter(|m| decide(snapshot, &identity, resource_role, *m).is_ok())
+        .filter(|m| check(snapshot, user, resource_role, *m).is_ok())
         .collect()
+}
+
+/// One side of a `KILL`: whose session it is, on which resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KillParty {
+    pub user: String,
+    pub resource: String,
+    pub admin: bool,
+}
+
+/// A session may end another session's statement (MySQL `KILL`, PostgreSQL
+/// `pg_cancel_backend`) only on the same resource, and only its own user's (admins:
+/// anyone's on that resource). Every session of a resource role is the same database user
+/// upstream, so without this any user could end everyone's work there.
+pub fn may_kill(killer: &KillParty, target: &KillParty) -> bool {
+    killer.resource == target.resource && (killer.admin || killer.user == target.user)
 }
 
 #[cfg(test)]

@@ -19,27 +19,65 @@ use axum::Router;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
-pub use error::ApiError;
+pub use error::{ApiError, Failures};
 
-use crate::access::UserEntry;
-use crate::auth::token_hash;
-use crate::control::ControlPlane;
-use crate::model::{Role, Status};
+use crate::access::api::{self, Action};
+use crate::audit::{Channel, Common, Kind, Mode};
+use crate::auth::Identity;
+use crate::model::Status;
+use crate::session::Gateway;
+use crate::snapshot::UserEntry;
 
-/// What every handler can reach.
+/// What every handler can reach: the gateway (control plane, monitoring log, live
+/// sessions, lockouts, the upstream side).
 #[derive(Clone)]
-pub struct ApiState {
-    pub control: Arc<ControlPlane>,
-    pub metrics: Arc<crate::metrics::Metrics>,
-    pub recorder: Option<crate::audit::Recorder>,
-    pub sessions: Arc<crate::session::Registry>,
-    pub lockout: Arc<crate::lockout::Lockout>,
-    pub pool: Arc<crate::upstream::pool::Pool>,
+pub struct ApiState(pub Arc<Gateway>);
+
+impl std::ops::Deref for ApiState {
+    type Target = Gateway;
+    fn deref(&self) -> &Gateway {
+        &self.0
+    }
 }
 
-pub fn router(state: ApiState) -> Router {
-    Router::new()
+/// The API contract's frame; the paths and schemas come from the handlers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Portcullis admin API",
+        description = "Users, groups, resources, resource roles, access control, sessions and \
+                       the monitoring log (SPEC §5). Every call but /healthz, /readyz, /metrics \
+                       and /openapi.json needs `Authorization: Bearer TOKEN`. Errors are \
+                       `{\"error\": \"...\"}`."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(error::ErrorBody))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let scheme = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+        doc.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// Every route, each registered with its OpenAPI description (`utoipa_axum::routes!`):
+/// a handler cannot be routed without being documented.
+fn documented() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(users::routes())
         .merge(catalog::routes())
         .merge(resource_roles::routes())
@@ -48,32 +86,45 @@ pub fn router(state: ApiState) -> Router {
         .merge(access::routes())
         .merge(tokens::routes())
         .merge(ops::routes())
-        .with_state(state)
+}
+
+/// The OpenAPI document generated from the handlers.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented().into_openapi()
+}
+
+pub fn router(state: ApiState) -> Router {
+    documented().split_for_parts().0.with_state(state)
 }
 
 /// The authenticated caller, from `Authorization: Bearer TOKEN`.
 #[derive(Clone, Debug)]
-pub struct Caller(pub Arc<UserEntry>);
+pub struct Caller(pub Arc<UserEntry>, pub Identity);
 
 impl Caller {
     pub fn name(&self) -> &str {
         &self.0.name
     }
 
+    fn allows(&self, action: Action<'_>) -> bool {
+        api::allows(self.0.role, &self.0.name, action)
+    }
+
     pub fn require_admin(&self) -> Result<(), ApiError> {
-        match self.0.role {
-            Role::Admin => Ok(()),
-            _ => Err(ApiError::forbidden("this requires the admin role")),
+        if self.allows(Action::Change) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden("this requires the admin role"))
         }
     }
 
     /// Admins and auditors read everything.
     pub fn is_reader(&self) -> bool {
-        matches!(self.0.role, Role::Admin | Role::Auditor)
+        self.allows(Action::ReadAll)
     }
 
     pub fn require_reader_or_self(&self, user: &str) -> Result<(), ApiError> {
-        if self.is_reader() || self.0.name == user {
+        if self.allows(Action::ReadOwn { owner: user }) {
             Ok(())
         } else {
             Err(ApiError::forbidden("you may only read your own records"))
@@ -104,42 +155,28 @@ impl FromRequestParts<ApiState> for Caller {
             ));
         }
         let snapshot = state.control.snapshot();
-        let now = crate::store::now();
-        let user = snapshot
-            .tokens
-            .get(&token_hash(token.trim()))
-            .filter(|t| t.expires_at.is_none_or(|e| e > now))
-            .and_then(|entry| {
-                let user = snapshot.users.get(&entry.user)?;
-                (user.status == Status::Active).then_some((entry, user))
-            });
-        let Some((entry, user)) = user else {
+        let found = crate::auth::verify_token(&snapshot, token).and_then(|identity| {
+            let user = snapshot.users.get(identity.user())?;
+            (user.status == Status::Active).then(|| (identity, Arc::clone(user)))
+        });
+        let Some((identity, user)) = found else {
             state.lockout.failed("", client.ip());
             api_auth_failed(state, client, "invalid, expired or inactive token".into()).await;
             return Err(ApiError::unauthorized("invalid or expired token"));
         };
-        let (store, id) = (state.control.store.clone(), entry.id.clone());
-        tokio::spawn(async move {
-            if let Err(e) = store.touch_token(&id).await {
-                tracing::debug!(error = %e, "could not record token use");
-            }
-        });
-        Ok(Caller(Arc::clone(user)))
+        state.control.token_used(&identity);
+        Ok(Caller(user, identity))
     }
 }
 
 /// A refused API call's `auth_failed` event (protocol `http`, mode `admin`).
 async fn api_auth_failed(state: &ApiState, client: SocketAddr, reason: String) {
     crate::metrics::Metrics::inc(&state.metrics.auth_failures_total);
-    if let Some(recorder) = &state.recorder {
-        let mut common = crate::audit::Common::new("", "http", client);
-        common.mode = "admin";
-        let event = crate::audit::Event {
-            common: Arc::new(common),
-            kind: crate::audit::Kind::AuthFailed { reason },
-        };
-        let _ = recorder.record(event).await;
-    }
+    let mut common = Common::new("", Channel::Http, client);
+    common.mode = Mode::Admin;
+    state
+        .record(Arc::new(common), Kind::AuthFailed { reason })
+        .await;
 }
 
 /// A JSON body whose rejection is a JSON `400` like every other error.

@@ -21,7 +21,7 @@ use crate::seal::Sealer;
 use crate::session::postgres::PgListener;
 use crate::session::{EndReason, Gateway, Registry};
 use crate::store::Store;
-use crate::tls::UpstreamTls;
+use crate::upstream::Upstreams;
 
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
@@ -50,9 +50,6 @@ pub struct Running {
     index_task: tokio::task::JoinHandle<()>,
     listeners: JoinSet<()>,
     writer: WriterHandle,
-    /// Session runtimes (`limits.session_threads`); stopped when `Running` is dropped,
-    /// after the sessions drained.
-    pub cores: Option<Arc<crate::cores::Cores>>,
 }
 
 impl Running {
@@ -65,25 +62,24 @@ impl Running {
     pub async fn shutdown_with_grace(mut self, grace: Duration) {
         self.stop.send_replace(true);
         while self.listeners.join_next().await.is_some() {}
-        let registry = Arc::clone(&self.gateway.registry);
-        let deadline = tokio::time::Instant::now() + grace;
-        while !registry.is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        // No new session task can start now; `wait` resolves when the last one ends.
+        let tasks = self.gateway.tasks.clone();
+        tasks.close();
+        if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
+            self.gateway.registry.end_all(EndReason::Shutdown);
+            // A session stuck writing to a client that stopped reading cannot see the
+            // stop; do not wait for it forever (its guard still records `session_ended`).
+            if tokio::time::timeout(Duration::from_secs(5), tasks.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    sessions = self.gateway.registry.len(),
+                    "sessions did not end in time; exiting anyway"
+                );
+            }
         }
-        registry.end_all(EndReason::Shutdown);
-        // A session stuck writing to a client that stopped reading cannot see the stop;
-        // do not wait for it forever (its guard still records `session_ended`).
-        let hard_deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while !registry.is_empty() && tokio::time::Instant::now() < hard_deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        if !registry.is_empty() {
-            tracing::warn!(
-                sessions = registry.len(),
-                "sessions did not end in time; exiting anyway"
-            );
-        }
-        self.gateway.pool.close().await;
+        self.gateway.upstreams.close().await;
         // Session tasks have recorded their `session_ended`; let the writer drain.
         let Running {
             gateway,
@@ -95,7 +91,6 @@ impl Running {
         drop(gateway);
         // The index task ends once the last session (and the gateway) let go of it.
         let _ = tokio::time::timeout(Duration::from_secs(5), index_task).await;
-        tokio::time::sleep(Duration::from_millis(20)).await;
         writer.finish().await;
         control.store.close().await;
     }
@@ -139,31 +134,18 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
     let (index, index_task) =
         crate::session::index::SessionIndex::spawn(control.store.clone(), &instance);
-    let lockout = Arc::new(crate::lockout::Lockout::new(&control.config().limits));
+    let limits = &control.config().limits;
     let gateway = Arc::new(Gateway {
         control: Arc::clone(&control),
-        recorder: recorder.clone(),
+        recorder,
         registry: Arc::new(Registry::default()),
-        metrics: Arc::clone(&metrics),
-        upstream_tls: UpstreamTls::new(),
-        index,
-        lockout: Arc::clone(&lockout),
-        pool: Arc::new(crate::upstream::pool::Pool::new(&control.config().limits)),
-    });
-    let api = ApiState {
-        pool: Arc::clone(&gateway.pool),
-        control: Arc::clone(&control),
         metrics,
-        recorder: Some(recorder),
-        sessions: Arc::clone(&gateway.registry),
-        lockout,
-    };
-    let cores = match control.config().limits.session_threads {
-        0 => None,
-        n => Some(Arc::new(
-            crate::cores::Cores::start(n).context("cannot start the session threads")?,
-        )),
-    };
+        index,
+        lockout: Arc::new(crate::lockout::Lockout::new(limits)),
+        upstreams: Upstreams::new(limits),
+        tasks: tokio_util::task::TaskTracker::new(),
+    });
+    let api = ApiState(Arc::clone(&gateway));
     let (stop, stopped) = watch::channel(false);
     let stopped_fut = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -172,12 +154,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let poller = control.spawn_poller();
     let watcher = spawn_revalidator(&gateway);
     let sweeper = {
-        let (lockout, pool) = (Arc::clone(&gateway.lockout), Arc::clone(&gateway.pool));
+        let gw = Arc::clone(&gateway);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(Duration::from_secs(10)).await;
-                lockout.sweep();
-                pool.sweep();
+                gw.lockout.sweep();
+                gw.upstreams.sweep();
             }
         })
     };
@@ -211,7 +193,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         listeners.spawn(crate::session::accept_loop(
             pg,
             listener,
-            cores.clone(),
             stopped_fut(stopped.clone()),
         ));
     }
@@ -228,7 +209,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         listeners.spawn(crate::session::accept_loop(
             my,
             listener,
-            cores.clone(),
             stopped_fut(stopped.clone()),
         ));
     }
@@ -242,7 +222,6 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         index_task,
         listeners,
         writer,
-        cores,
     })
 }
 

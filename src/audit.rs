@@ -6,8 +6,8 @@
 //! `prev_hash` and `hash`.
 
 pub mod chain;
-pub mod cli;
 pub mod encode;
+mod fields;
 mod writer;
 
 use std::net::SocketAddr;
@@ -18,6 +18,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 pub use chain::{VerifyReport, verify_dir};
+pub use fields::{Channel, EndedBy, Mode, Op, Status};
 pub use writer::{WriterHandle, spawn_writer};
 
 /// Fields every event of a session carries.
@@ -31,8 +32,8 @@ pub struct Common {
     pub groups: Vec<String>,
     pub resource_role: String,
     pub resource: String,
-    pub protocol: &'static str,
-    pub mode: &'static str,
+    pub protocol: Channel,
+    pub mode: Mode,
     pub client_addr: String,
     pub application_name: String,
     pub tls: bool,
@@ -45,11 +46,11 @@ impl Common {
             .get_or_init(|| serde_json::to_string(self).unwrap_or_else(|_| "{}".into()))
     }
 
-    pub fn new(session_id: &str, protocol: &'static str, client: SocketAddr) -> Common {
+    pub fn new(session_id: &str, protocol: Channel, client: SocketAddr) -> Common {
         Common {
             session_id: session_id.to_owned(),
             protocol,
-            mode: "native",
+            mode: Mode::Native,
             client_addr: client.to_string(),
             ..Common::default()
         }
@@ -75,12 +76,12 @@ pub enum Kind {
     },
     Query {
         statement: Arc<str>,
-        op: &'static str,
+        op: Op,
         #[serde(skip_serializing_if = "Option::is_none")]
         params: Option<Arc<[Option<String>]>>,
         duration_us: u64,
         rows: u64,
-        status: &'static str,
+        status: Status,
         #[serde(skip_serializing_if = "Option::is_none")]
         error_code: Option<String>,
     },
@@ -89,7 +90,7 @@ pub enum Kind {
         bytes_in: u64,
         bytes_out: u64,
         queries: u64,
-        ended_by: &'static str,
+        ended_by: EndedBy,
         #[serde(skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },

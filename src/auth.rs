@@ -1,16 +1,55 @@
 //! Credentials: password verifiers (SCRAM-SHA-256 for PostgreSQL, SHA1(SHA1) and
 //! SHA256(SHA256) for MySQL) and personal access tokens (random, shown once, stored as
 //! SHA-256). Constant-time comparison for everything compared against a secret.
+//!
+//! This module is the only maker of an `Identity`: every check that proves a credential
+//! (SCRAM for PostgreSQL clients, the MySQL scrambles, cleartext over TLS, API tokens)
+//! lives here and returns one.
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+pub mod mysql;
+pub mod pg_scram;
 pub mod scram;
 
-use crate::access::Verifiers;
+use crate::snapshot::{ScramVerifier, Snapshot, Verifiers};
+
+/// A user proven by a password or a token. Made only in this module, after a credential
+/// was checked; `access::decide` takes one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    user: String,
+    /// The id of the personal access token that proved it, if not the password.
+    token: Option<String>,
+}
+
+impl Identity {
+    fn proven(user: &str, token: Option<&str>) -> Identity {
+        Identity {
+            user: user.to_owned(),
+            token: token.map(str::to_owned),
+        }
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// The id of the token that proved it, when a personal access token did.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// For tests of the decision table, which decide for made-up users.
+    #[cfg(test)]
+    pub(crate) fn for_tests(user: &str) -> Identity {
+        Identity::proven(user, None)
+    }
+}
 
 /// Prefix that makes a token recognisable (and greppable by secret scanners).
 pub const TOKEN_PREFIX: &str = "pcat_";
@@ -50,45 +89,11 @@ pub fn mysql_sha2_verifier(password: &str) -> [u8; 32] {
     Sha256::digest(Sha256::digest(password.as_bytes())).into()
 }
 
-/// A parsed `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>` verifier.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScramVerifier {
-    pub iterations: usize,
-    pub salt: Vec<u8>,
-    pub stored_key: Vec<u8>,
-    pub server_key: Vec<u8>,
-}
-
-impl ScramVerifier {
-    pub fn parse(text: &str) -> Option<ScramVerifier> {
-        let rest = text.strip_prefix("SCRAM-SHA-256$")?;
-        let (params, keys) = rest.split_once('$')?;
-        let (iter, salt) = params.split_once(':')?;
-        let (stored, server) = keys.split_once(':')?;
-        Some(ScramVerifier {
-            iterations: iter.parse().ok()?,
-            salt: STANDARD.decode(salt).ok()?,
-            stored_key: STANDARD.decode(stored).ok()?,
-            server_key: STANDARD.decode(server).ok()?,
-        })
-    }
-}
-
 /// Checks a cleartext password, or a personal access token, for `user` (TLS-only paths:
 /// PostgreSQL cleartext auth, MySQL `mysql_clear_password`).
-pub fn verify_cleartext(
-    snapshot: &crate::access::Snapshot,
-    user: &str,
-    presented: &str,
-) -> Option<crate::access::Identity> {
-    let identity = |via_token| crate::access::Identity {
-        user: user.to_owned(),
-        via_token,
-    };
+pub fn verify_cleartext(snapshot: &Snapshot, user: &str, presented: &str) -> Option<Identity> {
     if looks_like_token(presented) {
-        let token = snapshot.tokens.get(&token_hash(presented))?;
-        let fresh = token.expires_at.is_none_or(|e| e > crate::store::now());
-        return (token.user == user && fresh).then(|| identity(true));
+        return verify_token(snapshot, presented).filter(|id| id.user == user);
     }
     let stored = snapshot
         .users
@@ -104,7 +109,15 @@ pub fn verify_cleartext(
         });
     let derived = scram::verifier_with_salt(presented, salt, iterations);
     let v = stored?;
-    constant_time_eq(&derived.stored_key, &v.stored_key).then(|| identity(false))
+    constant_time_eq(&derived.stored_key, &v.stored_key).then(|| Identity::proven(user, None))
+}
+
+/// The owner of an unexpired token (API bearer tokens, tokens as passwords). Whether the
+/// owner may do anything is `access`'s question.
+pub fn verify_token(snapshot: &Snapshot, presented: &str) -> Option<Identity> {
+    let token = snapshot.tokens.get(&token_hash(presented.trim()))?;
+    let fresh = token.expires_at.is_none_or(|e| e > crate::clock::now());
+    fresh.then(|| Identity::proven(&token.user, Some(&token.id)))
 }
 
 /// The salt of the key derivation an unknown user's cleartext password goes through.

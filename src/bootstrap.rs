@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use crate::config::Config;
-use crate::model::{Role, Status};
+use crate::model::{Role, Status, User};
 use crate::store::{ResourceRecord, ResourceRoleRecord, Result, Store, UserRecord};
 
 pub const BOOTSTRAP_TOKEN_FILE: &str = "bootstrap-token";
@@ -18,12 +18,7 @@ pub async fn apply(store: &Store, config: &Config) -> Result<()> {
     }
     for u in &config.users {
         let record = UserRecord {
-            name: u.name.clone(),
-            email: u.email.clone(),
-            display_name: u.display_name.clone(),
-            status: u.status,
-            role: u.role,
-            groups: u.groups.clone(),
+            user: u.user.clone(),
             managed: true,
         };
         let password = u.password.as_ref().map(|p| p.expose());
@@ -31,23 +26,15 @@ pub async fn apply(store: &Store, config: &Config) -> Result<()> {
     }
     for r in &config.resources {
         let record = ResourceRecord {
-            name: r.name.clone(),
-            protocol: r.protocol,
-            address: r.address.clone(),
-            tls: r.tls,
+            resource: r.clone(),
             managed: true,
         };
         store.put_resource(&record, true).await?;
     }
     for r in &config.resource_roles {
         let record = ResourceRoleRecord {
-            name: r.name.clone(),
-            resource: r.resource.clone(),
-            database: r.database.clone(),
-            user: r.user.clone(),
+            role: r.role.clone(),
             secret: r.password.as_ref().map(|p| p.expose().to_owned()),
-            allowed_groups: r.allowed_groups.clone(),
-            access_modes: r.access_modes,
             managed: true,
         };
         store.put_resource_role(&record, true).await?;
@@ -95,12 +82,14 @@ async fn first_start(store: &Store, config: &Config) -> Result<()> {
         return Ok(());
     }
     let admin = UserRecord {
-        name: "admin".into(),
-        email: String::new(),
-        display_name: "Administrator".into(),
-        status: Status::Active,
-        role: Role::Admin,
-        groups: vec![],
+        user: User {
+            name: "admin".into(),
+            email: String::new(),
+            display_name: "Administrator".into(),
+            status: Status::Active,
+            role: Role::Admin,
+            groups: vec![],
+        },
         managed: false,
     };
     store.create_user(&admin, None).await?;

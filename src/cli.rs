@@ -2,6 +2,7 @@
 //! command talks to a running gateway's admin API (`--server`, token from
 //! `PORTCULLIS_TOKEN`, else the bootstrap token file). Tables by default, `--output json`.
 
+pub mod audit;
 pub mod client;
 mod commands;
 pub mod table;

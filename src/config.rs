@@ -14,7 +14,7 @@ use std::time::Duration;
 
 pub use secret::{Secret, SecretSource};
 
-use crate::model::{AccessModes, Protocol, Role, Status, TlsMode};
+use crate::model::{Resource, ResourceRole, User, carries};
 
 /// Default config path when neither `--config` nor `PORTCULLIS_CONFIG` is given.
 pub const DEFAULT_PATH: &str = "config/portcullis.toml";
@@ -96,9 +96,6 @@ pub struct Limits {
     pub failed_logins_per_address: u32,
     /// How long a lockout lasts.
     pub lockout: Duration,
-    /// Single-threaded session runtimes (`crate::cores`); 0 (the default) runs sessions on
-    /// the shared work-stealing runtime. Measured no faster here (docs/performance.md).
-    pub session_threads: usize,
     /// PostgreSQL upstream connections kept logged in per resource role (and client
     /// parameters) after their session ends, reset and handed to the next session; 0 (the
     /// default) logs in anew for every session.
@@ -112,35 +109,24 @@ pub struct GroupDecl {
     pub name: String,
 }
 
+/// A declared user and, optionally, its password.
 #[derive(Clone, Debug)]
 pub struct UserDecl {
-    pub name: String,
-    pub email: String,
-    pub display_name: String,
-    pub status: Status,
-    pub role: Role,
-    pub groups: Vec<String>,
+    pub user: User,
     pub password: Option<Secret>,
 }
+carries!(UserDecl => user: User);
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResourceDecl {
-    pub name: String,
-    pub protocol: Protocol,
-    pub address: String,
-    pub tls: TlsMode,
-}
+/// A declared resource.
+pub type ResourceDecl = Resource;
 
+/// A declared resource role and its upstream password.
 #[derive(Clone, Debug)]
 pub struct ResourceRoleDecl {
-    pub name: String,
-    pub resource: String,
-    pub database: String,
-    pub user: String,
+    pub role: ResourceRole,
     pub password: Option<Secret>,
-    pub allowed_groups: Vec<String>,
-    pub access_modes: AccessModes,
 }
+carries!(ResourceRoleDecl => role: ResourceRole);
 
 /// One problem in a config, located by its key path (`resource_roles[0].resource`).
 #[derive(Clone, Debug, PartialEq, Eq)]

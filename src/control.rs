@@ -9,8 +9,8 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-use crate::access::Snapshot;
 use crate::config::{Config, ConfigError};
+use crate::snapshot::Snapshot;
 use crate::store::{ChangeRecord, Store, StoreError};
 
 pub struct ControlPlane {
@@ -98,7 +98,7 @@ impl ControlPlane {
     ) -> Result<(), StoreError> {
         let change = ChangeRecord {
             id: uuid::Uuid::new_v4().to_string(),
-            ts: crate::store::now(),
+            ts: crate::clock::now(),
             actor: actor.to_owned(),
             action: action.to_owned(),
             object: object.to_owned(),
@@ -110,8 +110,8 @@ impl ControlPlane {
         if let Some(recorder) = self.recorder.get() {
             let common = crate::audit::Common {
                 user: change.actor.clone(),
-                mode: "web",
-                protocol: "http",
+                mode: crate::audit::Mode::Admin,
+                protocol: crate::audit::Channel::Http,
                 ..Default::default()
             };
             let kind = crate::audit::Kind::AdminChange {
@@ -129,6 +129,20 @@ impl ControlPlane {
                 .await;
         }
         Ok(())
+    }
+
+    /// Records, in the background, that the token behind `identity` was just used (API
+    /// calls and native logins alike).
+    pub fn token_used(&self, identity: &crate::auth::Identity) {
+        let Some(id) = identity.token().map(str::to_owned) else {
+            return;
+        };
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_token(&id).await {
+                tracing::debug!(error = %e, "could not record token use");
+            }
+        });
     }
 
     /// Polls the store for changes made by any instance until the process ends.

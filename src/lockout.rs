@@ -32,10 +32,10 @@ impl std::fmt::Display for Subject {
 }
 
 /// One active lockout, as the API lists it.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct LockView {
     /// `user` or `address`.
-    pub kind: &'static str,
+    pub kind: String,
     pub subject: String,
     /// Seconds until it expires.
     pub remaining_s: u64,
@@ -118,13 +118,13 @@ impl Lockout {
                     Subject::Address(a) => ("address", a.to_string()),
                 };
                 LockView {
-                    kind,
+                    kind: kind.to_owned(),
                     subject,
                     remaining_s: e.value().saturating_duration_since(now).as_secs(),
                 }
             })
             .collect();
-        out.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
+        out.sort_by(|a, b| (&a.kind, &a.subject).cmp(&(&b.kind, &b.subject)));
         out
     }
 
@@ -156,7 +156,6 @@ mod tests {
             failed_logins_per_user: per_user,
             failed_logins_per_address: per_address,
             lockout: Duration::from_secs(60),
-            session_threads: 0,
             idle_upstreams: 0,
             idle_upstream_timeout: Duration::from_secs(60),
             login_timeout: Duration::from_secs(10),

@@ -44,7 +44,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Audit(cmd) => portcullis::audit::cli::run(cmd, cli.output),
+        Command::Audit(cmd) => portcullis::cli::audit::run(cmd, cli.output),
         _ => match runtime.block_on(portcullis::cli::run_remote(&cli)) {
             Ok(out) => {
                 print!("{out}");

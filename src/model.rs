@@ -39,9 +39,8 @@ pub fn check_address(address: &str) -> Result<(), String> {
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        #[serde(rename_all = "lowercase")]
-        pub enum $name { $($variant),+ }
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
 
         impl $name {
             pub const ALL: &'static [&'static str] = &[$($text),+];
@@ -68,6 +67,8 @@ macro_rules! string_enum {
     };
 }
 
+pub(crate) use string_enum;
+
 string_enum!(
     /// Only `active` users can log in.
     Status { Active => "active", Inactive => "inactive", Invited => "invited" }
@@ -90,7 +91,7 @@ string_enum!(
 );
 
 /// The access modes enabled on a resource role.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccessModes {
     #[serde(default)]
@@ -121,51 +122,97 @@ impl AccessModes {
     }
 }
 
-/// A user as the API shows it (no verifiers).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserView {
+/// A user: the one definition that config declarations, store records, the snapshot's
+/// entries, API views and the CLI share (SPEC §1). Credentials live beside it, never in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct User {
     pub name: String,
+    #[serde(default)]
     pub email: String,
+    #[serde(default)]
     pub display_name: String,
     pub status: Status,
     pub role: Role,
+    #[serde(default)]
     pub groups: Vec<String>,
+}
+
+/// An upstream database server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Resource {
+    pub name: String,
+    pub protocol: Protocol,
+    pub address: String,
+    pub tls: TlsMode,
+}
+
+/// A named way to reach a resource. Its upstream secret is never part of it; `user` (the
+/// upstream user's name) is shown to admins and auditors only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ResourceRole {
+    pub name: String,
+    pub resource: String,
+    pub database: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
+    pub access_modes: AccessModes,
+}
+
+/// Derefs a wrapper (a view, a record, an entry) to the entity it carries, so `view.name`
+/// reads the entity's field.
+macro_rules! carries {
+    ($wrapper:ty => $field:ident : $entity:ty) => {
+        impl std::ops::Deref for $wrapper {
+            type Target = $entity;
+            fn deref(&self) -> &$entity {
+                &self.$field
+            }
+        }
+    };
+}
+pub(crate) use carries;
+
+/// A user as the API shows it: the user, whether a password is set, whether the config
+/// file owns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UserView {
+    #[serde(flatten)]
+    pub user: User,
     pub has_password: bool,
     pub managed: bool,
 }
+carries!(UserView => user: User);
 
 /// A group with its members.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GroupView {
     pub name: String,
     pub members: Vec<String>,
     pub managed: bool,
 }
 
-/// An upstream database server.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A resource as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResourceView {
-    pub name: String,
-    pub protocol: Protocol,
-    pub address: String,
-    pub tls: TlsMode,
+    #[serde(flatten)]
+    pub resource: Resource,
     pub managed: bool,
 }
+carries!(ResourceView => resource: Resource);
 
 /// A resource role as the API shows it: the upstream secret is never included.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ResourceRoleView {
-    pub name: String,
-    pub resource: String,
-    pub database: String,
-    pub user: String,
-    pub allowed_groups: Vec<String>,
-    pub access_modes: AccessModes,
+    #[serde(flatten)]
+    pub role: ResourceRole,
     pub managed: bool,
 }
+carries!(ResourceRoleView => role: ResourceRole);
 
 /// A personal access token's metadata (never its value or hash).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenView {
     pub id: String,
     pub user: String,

@@ -1,20 +1,42 @@
 //! The hot path, written once for both protocols: bytes are forwarded as read, in both
 //! directions, never re-encoded. Each direction runs a `Framer` over what passes and hands
 //! the frames the monitoring log needs to the protocol's observers; finished statements go
-//! to the `Sink`. A stop request is honoured at a frame boundary towards the client with
+//! to the `Sink` as `Outcome`s. The observers (`postgres`, `mysql`) live here too: they read
+//! frames through `protocol`'s codecs, and `protocol` knows nothing of them. A stop request is honoured at a frame boundary towards the client with
 //! the protocol's goodbye (PostgreSQL: FATAL 57P01), or by closing.
 
+pub mod framer;
+pub mod mysql;
+pub mod postgres;
+
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::protocol::Outcome;
-use crate::protocol::framer::{Framer, Wire};
+use framer::{Framer, Wire};
 
 /// Read buffers start small (idle sessions stay cheap) and grow once a read fills one.
 const BUF_START: usize = 2 * 1024;
 const BUF: usize = 32 * 1024;
+
+/// Bind parameters as text (`None` for NULL), when known.
+pub type Params = Option<Arc<[Option<String>]>>;
+
+/// A finished statement, ready to become a `query` event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    pub statement: Arc<str>,
+    pub op: crate::audit::Op,
+    pub params: Params,
+    pub duration_us: u64,
+    pub rows: u64,
+    pub error_code: Option<String>,
+    /// The session's application name as the server reported it during this statement
+    /// (PostgreSQL `SET application_name`: pgjdbc sets it that way after login).
+    pub application_name: Option<Arc<str>>,
+}
 
 /// What the relay does with a client frame.
 #[derive(Debug, PartialEq, Eq)]

@@ -1,45 +1,61 @@
-//! The one login sequence both protocols share, the live-session registry, and the rule
-//! that every started session ends in exactly one `session_ended`:
+//! The one login sequence both protocols share, and the life of every session:
 //!
-//! handshake → authenticate → `access::decide` → upstream login → accept → relay → end.
+//! handshake → authenticate → `access::decide` → admit (registered live, decided again) →
+//! upstream login → accept → start → relay → end.
 //!
-//! A protocol implements `Frontend`; `run` owns the order, the login timeout, the
-//! monitoring-log events and the client-facing refusal. A refused login is not a session:
-//! it produces `auth_failed` or `access_denied` and no `session_started`/`session_ended`.
+//! A protocol implements `Frontend` (the client side only); `run` owns the order, the login
+//! timeout, the monitoring-log events and the client-facing refusal. The upstream side is
+//! `crate::upstream`, the same for every mode; `lifecycle` gives one-offs and runbook runs
+//! the same start and end a native session has. A refused login is not a session: it
+//! produces `auth_failed` or `access_denied` and no `session_started`/`session_ended`.
 
 pub mod index;
+mod lifecycle;
+mod listen;
 pub mod mysql;
-mod pg_scram;
 pub mod postgres;
 mod registry;
+mod sink;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
-use tokio::sync::watch;
-
+pub use lifecycle::{Admitted, End, Session};
+pub use listen::{Accept, accept_loop};
 pub use registry::{EndReason, LiveSession, Registry, SessionView};
+pub use sink::{EventSink, RelayLink};
 
-use crate::access::{Denied, Identity, Permit, Snapshot, decide_native};
+use crate::access::{Denied, Identity, Permit, decide_native};
 use crate::audit::{Common, Event, Kind, Recorder};
 use crate::control::ControlPlane;
 use crate::metrics::Metrics;
 use crate::model::Protocol;
-use crate::tls::UpstreamTls;
+use crate::snapshot::Snapshot;
+use crate::upstream::{Lease, Pooled, UpstreamError, Upstreams};
 
-/// What every session reaches: the control plane, the monitoring log, the registry.
+/// What every session reaches: the control plane, the monitoring log, the registry, the
+/// upstream side.
 pub struct Gateway {
     pub control: Arc<ControlPlane>,
     pub recorder: Recorder,
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
-    pub upstream_tls: UpstreamTls,
     pub index: index::SessionIndex,
     pub lockout: Arc<crate::lockout::Lockout>,
-    /// Kept PostgreSQL upstream connections (`limits.idle_upstreams`).
-    pub pool: Arc<crate::upstream::pool::Pool>,
+    pub upstreams: Upstreams,
+    /// Every session task; shutdown waits on it (closed when the last task ends).
+    pub tasks: tokio_util::task::TaskTracker,
+}
+
+impl Gateway {
+    /// Hands an event to the monitoring log. A log that is gone (shutting down) or failing
+    /// is counted by the recorder (`audit_events_lost`); it is said here too.
+    pub async fn record(&self, common: Arc<Common>, kind: Kind) {
+        if let Err(e) = self.recorder.record(Event { common, kind }).await {
+            tracing::warn!(error = %e, "an event could not be handed to the monitoring log");
+        }
+    }
 }
 
 /// What the client claims before proving anything.
@@ -51,22 +67,33 @@ pub struct Hello {
     pub tls: bool,
 }
 
-/// Why a login did not become a session, and whose fault it was.
+/// Whose fault a refused login was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The client: bad credentials, a protocol violation, too slow, gone.
+    Client,
+    /// Access control said no.
+    Policy,
+    /// The database behind the resource role.
+    Upstream,
+    /// The gateway itself (its monitoring log cannot be written).
+    Internal,
+}
+
+/// Why a login did not become a session.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// Wrong password, unknown user, bad token: the client sees one generic message.
     #[error("authentication failed: {0}")]
     AuthFailed(String),
     #[error("access denied: {0}")]
-    Denied(Denied),
+    Denied(#[from] Denied),
     #[error("TLS is required for password authentication")]
     TlsRequired,
     #[error("the client did not name a resource role")]
     NoResourceRole,
-    #[error("could not reach the upstream: {0}")]
-    UpstreamUnreachable(String),
-    #[error("the upstream refused the gateway's login: {0}")]
-    UpstreamRefused(String),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
     #[error("login timed out")]
     Timeout,
     /// `audit.on_failure = "block"` and the monitoring log cannot be written.
@@ -79,152 +106,150 @@ pub enum SessionError {
     Closed,
 }
 
-/// How a relay ended.
-#[derive(Debug)]
-pub struct RelayEnd {
-    pub ended_by: &'static str,
-    pub error: Option<String>,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub queries: u64,
-    /// The application name the client set during the session, when it set one.
-    pub application_name: Option<String>,
+/// What the client is told of a refusal, in protocol-neutral terms; each protocol maps it
+/// to its codes and wording.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    BadCredentials,
+    NotAllowed,
+    NoResourceRole,
+    TlsRequired,
+    UpstreamUnreachable,
+    UpstreamRefused,
+    Timeout,
+    LogUnavailable,
+    Protocol(String),
 }
 
-/// What a relay needs from the session.
-pub struct RelayLink {
-    pub common: Arc<Common>,
-    pub recorder: Recorder,
-    pub metrics: Arc<Metrics>,
-    /// Becomes `Some` when the session must end (admin kill, lost access, shutdown).
-    pub end: watch::Receiver<Option<EndReason>>,
-    /// `audit.statements`: write a `query` event per statement.
-    pub statements: bool,
+impl SessionError {
+    pub fn fault(&self) -> Fault {
+        match self {
+            SessionError::Denied(_) => Fault::Policy,
+            SessionError::Upstream(_) => Fault::Upstream,
+            SessionError::LogUnavailable => Fault::Internal,
+            SessionError::AuthFailed(_)
+            | SessionError::TlsRequired
+            | SessionError::NoResourceRole
+            | SessionError::Timeout
+            | SessionError::Protocol(_)
+            | SessionError::Closed => Fault::Client,
+        }
+    }
+
+    /// What the client is told; `None` when there is no one to tell.
+    pub fn refusal(&self) -> Option<Refusal> {
+        Some(match self {
+            SessionError::Closed => return None,
+            SessionError::AuthFailed(_) => Refusal::BadCredentials,
+            SessionError::Denied(_) => Refusal::NotAllowed,
+            SessionError::NoResourceRole => Refusal::NoResourceRole,
+            SessionError::TlsRequired => Refusal::TlsRequired,
+            SessionError::Upstream(UpstreamError::Unreachable { .. }) => {
+                Refusal::UpstreamUnreachable
+            }
+            SessionError::Upstream(UpstreamError::Refused { .. }) => Refusal::UpstreamRefused,
+            SessionError::Timeout => Refusal::Timeout,
+            SessionError::LogUnavailable => Refusal::LogUnavailable,
+            SessionError::Protocol(m) => Refusal::Protocol(m.clone()),
+        })
+    }
+
+    /// The monitoring log's reason: this error and every source under it.
+    pub fn reason(&self) -> String {
+        let mut out = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            out.push_str(": ");
+            out.push_str(&s.to_string());
+            source = s.source();
+        }
+        out
+    }
 }
 
-/// One protocol's side of the login sequence.
+/// One protocol's client side of the login sequence.
 pub trait Frontend: Send + Sized {
-    type Upstream: Send;
+    /// The upstream connection this protocol logs in with.
+    type Upstream: Pooled;
 
     /// Reads what the client claims. `Ok(None)` when the connection is not a session
     /// (a cancel request, already served).
-    fn handshake(
-        &mut self,
-        gw: &Gateway,
-    ) -> impl Future<Output = Result<Option<Hello>, SessionError>> + Send;
+    fn handshake(&mut self) -> impl Future<Output = Result<Option<Hello>, SessionError>> + Send;
     /// Proves the claim against the snapshot's verifiers and tokens.
     fn authenticate(
         &mut self,
         hello: &Hello,
         snapshot: &Arc<Snapshot>,
     ) -> impl Future<Output = Result<Identity, SessionError>> + Send;
-    /// Logs in upstream as the permit's resource role.
-    fn connect(
-        &mut self,
-        permit: &Permit,
-        gw: &Gateway,
-    ) -> impl Future<Output = Result<Self::Upstream, SessionError>> + Send;
+    /// What the client contributes to the upstream login.
+    fn upstream_params(&self) -> &<Self::Upstream as crate::protocol::Upstream>::Params;
     /// Tells the client it is in.
     fn accept(
         &mut self,
-        upstream: &mut Self::Upstream,
-        gw: &Gateway,
+        permit: &Permit,
+        upstream: &mut Lease<Self::Upstream>,
     ) -> impl Future<Output = Result<(), SessionError>> + Send;
     /// Sends the protocol's error for a refused login.
-    fn refuse(&mut self, hello: &Hello, error: &SessionError) -> impl Future<Output = ()> + Send;
-    /// Relays until either side ends or the session is told to end.
+    fn refuse(&mut self, hello: &Hello, refusal: Refusal) -> impl Future<Output = ()> + Send;
+    /// Relays until either side ends or the session is told to end; gives the upstream
+    /// back (`Upstreams::release`) when the client's goodbye was withheld.
     fn relay(
         self,
-        upstream: Self::Upstream,
+        upstream: Lease<Self::Upstream>,
         link: RelayLink,
-    ) -> impl Future<Output = RelayEnd> + Send;
+    ) -> impl Future<Output = End> + Send;
 }
 
 /// Runs one client connection through the login sequence and the relay.
-pub async fn run<F: Frontend>(gw: &Gateway, mut fe: F, protocol: Protocol, client: SocketAddr) {
-    let started = Instant::now();
+pub async fn run<F: Frontend>(
+    gw: &Arc<Gateway>,
+    mut fe: F,
+    protocol: Protocol,
+    client: SocketAddr,
+) {
     let id = uuid::Uuid::new_v4().to_string();
-    let mut common = Common::new(&id, protocol.as_str(), client);
+    let mut common = Common::new(&id, protocol.into(), client);
     let login_timeout = gw.control.config().limits.login_timeout;
     let mut hello = Hello::default();
     let login = tokio::time::timeout(
         login_timeout,
-        login(gw, &mut fe, protocol, client.ip(), &mut hello),
+        login(gw, &mut fe, protocol, client.ip(), &mut common, &mut hello),
     )
     .await;
-    let result = login.unwrap_or(Err(SessionError::Timeout));
+    let (admitted, upstream) = match login.unwrap_or(Err(SessionError::Timeout)) {
+        Ok(Some(ok)) => ok,
+        Ok(None) => return,
+        Err(e) => {
+            refused(gw, &common, &hello, &e).await;
+            if let Some(refusal) = e.refusal() {
+                fe.refuse(&hello, refusal).await;
+            }
+            return;
+        }
+    };
+    let session = admitted.start().await;
+    let end = fe.relay(upstream, session.link()).await;
+    session.finish(end).await;
+}
+
+type LoggedIn<U> = (Admitted, Lease<U>);
+
+async fn login<F: Frontend>(
+    gw: &Arc<Gateway>,
+    fe: &mut F,
+    protocol: Protocol,
+    client: std::net::IpAddr,
+    common: &mut Common,
+    hello_out: &mut Hello,
+) -> Result<Option<LoggedIn<F::Upstream>>, SessionError> {
+    let Some(hello) = fe.handshake().await? else {
+        return Ok(None);
+    };
+    *hello_out = hello.clone();
     common.user = hello.user.clone();
     common.resource_role = hello.resource_role.clone();
     common.application_name = hello.application_name.clone();
     common.tls = hello.tls;
-    let (permit, upstream) = match result {
-        Ok(Some(ok)) => ok,
-        Ok(None) => return,
-        Err(e) => {
-            refused(gw, &common, &e).await;
-            fe.refuse(&hello, &e).await;
-            return;
-        }
-    };
-    common.groups = permit.user().groups.clone();
-    common.resource = permit.resource().name.clone();
-    let common = Arc::new(common);
-    let (live, end) = gw.registry.register(&common, &permit, protocol);
-    let mut guard = EndGuard::new(gw, &common, started);
-    Metrics::inc(&gw.metrics.sessions_total);
-    gw.metrics
-        .sessions_active
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let event = Event {
-        common: Arc::clone(&common),
-        kind: Kind::SessionStarted {
-            upstream_user: permit.resource_role().user.clone(),
-            database: permit.resource_role().database.clone(),
-        },
-    };
-    let _ = gw.recorder.record(event).await;
-    gw.index.started(crate::store::SessionRecord {
-        id: id.clone(),
-        user: common.user.clone(),
-        resource_role: common.resource_role.clone(),
-        resource: common.resource.clone(),
-        protocol: common.protocol.to_owned(),
-        mode: common.mode.to_owned(),
-        client_addr: common.client_addr.clone(),
-        application_name: common.application_name.clone(),
-        started_at: crate::store::now(),
-        ended_at: None,
-        statements: 0,
-        bytes_in: 0,
-        bytes_out: 0,
-        ended_by: None,
-        error: None,
-        instance: String::new(),
-    });
-    tracing::info!(session_id = %id, user = %common.user, resource_role = %common.resource_role, "session started");
-    let link = RelayLink {
-        common: Arc::clone(&common),
-        recorder: gw.recorder.clone(),
-        metrics: Arc::clone(&gw.metrics),
-        end,
-        statements: gw.control.config().audit.statements,
-    };
-    let end = fe.relay(upstream, link).await;
-    drop(live);
-    guard.finish(end).await;
-}
-
-async fn login<F: Frontend>(
-    gw: &Gateway,
-    fe: &mut F,
-    protocol: Protocol,
-    client: std::net::IpAddr,
-    hello_out: &mut Hello,
-) -> Result<Option<(Permit, F::Upstream)>, SessionError> {
-    let Some(hello) = fe.handshake(gw).await? else {
-        return Ok(None);
-    };
-    *hello_out = hello.clone();
     if !gw.recorder.healthy() {
         return Err(SessionError::LogUnavailable);
     }
@@ -239,281 +264,32 @@ async fn login<F: Frontend>(
         }
         other => other?,
     };
-    let permit = decide_native(&snapshot, &identity, &hello.resource_role, protocol)
-        .map_err(SessionError::Denied)?;
-    let mut upstream = fe.connect(&permit, gw).await?;
-    fe.accept(&mut upstream, gw).await?;
-    Ok(Some((permit, upstream)))
+    gw.control.token_used(&identity);
+    let permit = decide_native(&snapshot, &identity, &hello.resource_role, protocol)?;
+    let admitted = gw.admit(common.clone(), permit)?;
+    let mut upstream = gw
+        .upstreams
+        .login::<F::Upstream>(admitted.permit(), fe.upstream_params(), &gw.metrics)
+        .await?;
+    fe.accept(admitted.permit(), &mut upstream).await?;
+    Ok(Some((admitted, upstream)))
 }
 
 /// The monitoring log gets the real reason of a refusal.
-async fn refused(gw: &Gateway, common: &Common, e: &SessionError) {
+async fn refused(gw: &Gateway, common: &Common, hello: &Hello, e: &SessionError) {
+    let reason = e.reason();
     let kind = match e {
         SessionError::Closed => return,
-        SessionError::Denied(d) => {
+        SessionError::Denied(_) => {
             Metrics::inc(&gw.metrics.access_denied_total);
-            Kind::AccessDenied {
-                reason: d.to_string(),
-            }
+            Kind::AccessDenied { reason }
         }
         SessionError::AuthFailed(_) | SessionError::TlsRequired | SessionError::NoResourceRole => {
             Metrics::inc(&gw.metrics.auth_failures_total);
-            Kind::AuthFailed {
-                reason: e.to_string(),
-            }
+            Kind::AuthFailed { reason }
         }
-        other => Kind::AuthFailed {
-            reason: other.to_string(),
-        },
+        _ => Kind::AuthFailed { reason },
     };
-    tracing::info!(user = %common.user, resource_role = %common.resource_role, client = %common.client_addr, reason = %e, "login refused");
-    let _ = gw
-        .recorder
-        .record(Event {
-            common: Arc::new(common.clone()),
-            kind,
-        })
-        .await;
-}
-
-/// Emits the session's one `session_ended`: from `finish`, or from `Drop` if the session
-/// task ended any other way (a panic, a cancelled task at shutdown).
-struct EndGuard<'a> {
-    gw: &'a Gateway,
-    common: Arc<Common>,
-    started: Instant,
-    done: bool,
-}
-
-impl<'a> EndGuard<'a> {
-    fn new(gw: &'a Gateway, common: &Arc<Common>, started: Instant) -> Self {
-        EndGuard {
-            gw,
-            common: Arc::clone(common),
-            started,
-            done: false,
-        }
-    }
-
-    fn event(&self, end: RelayEnd) -> Event {
-        let common = match &end.application_name {
-            Some(name) => Arc::new(self.common.renamed(name)),
-            None => Arc::clone(&self.common),
-        };
-        self.gw.index.ended(crate::store::SessionEnd {
-            id: self.common.session_id.clone(),
-            ended_at: crate::store::now(),
-            statements: end.queries as i64,
-            bytes_in: end.bytes_in as i64,
-            bytes_out: end.bytes_out as i64,
-            ended_by: end.ended_by.to_owned(),
-            error: end.error.clone(),
-            application_name: end.application_name,
-        });
-        Event {
-            common,
-            kind: Kind::SessionEnded {
-                duration_ms: self.started.elapsed().as_millis() as u64,
-                bytes_in: end.bytes_in,
-                bytes_out: end.bytes_out,
-                queries: end.queries,
-                ended_by: end.ended_by,
-                error: end.error,
-            },
-        }
-    }
-
-    async fn finish(&mut self, end: RelayEnd) {
-        self.done = true;
-        self.gw
-            .metrics
-            .sessions_active
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        tracing::info!(session_id = %self.common.session_id, ended_by = end.ended_by, queries = end.queries, "session ended");
-        let _ = self.gw.recorder.record(self.event(end)).await;
-    }
-}
-
-impl Drop for EndGuard<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.gw
-                .metrics
-                .sessions_active
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            let end = RelayEnd {
-                ended_by: "error",
-                error: Some("session task ended unexpectedly".into()),
-                bytes_in: 0,
-                bytes_out: 0,
-                queries: 0,
-                application_name: None,
-            };
-            self.gw.recorder.record_detached(self.event(end));
-        }
-    }
-}
-
-/// A protocol listener: what to do with each accepted connection.
-pub trait Accept: Send + Sync + Sized + 'static {
-    fn gateway(&self) -> &Gateway;
-    /// Tells a connection over `limits.max_connections` why it is refused.
-    fn over_cap(tcp: tokio::net::TcpStream) -> impl Future<Output = ()> + Send;
-    fn connection(
-        self: Arc<Self>,
-        tcp: tokio::net::TcpStream,
-        addr: SocketAddr,
-    ) -> impl Future<Output = ()> + Send;
-}
-
-/// Accepts until `stop` resolves; each connection runs on its own task, up to the cap, on
-/// the least busy session thread when there are `cores`.
-pub async fn accept_loop<L: Accept>(
-    l: Arc<L>,
-    listener: tokio::net::TcpListener,
-    cores: Option<Arc<crate::cores::Cores>>,
-    stop: impl Future<Output = ()>,
-) {
-    let cap = Arc::new(tokio::sync::Semaphore::new(
-        l.gateway().control.config().limits.max_connections,
-    ));
-    tokio::pin!(stop);
-    loop {
-        let (tcp, addr) = tokio::select! {
-            _ = &mut stop => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let _ = tcp.set_nodelay(true);
-        let Ok(permit) = Arc::clone(&cap).try_acquire_owned() else {
-            Metrics::inc(&l.gateway().metrics.connections_refused_total);
-            tokio::spawn(L::over_cap(tcp));
-            continue;
-        };
-        let this = Arc::clone(&l);
-        let session = move |tcp| async move {
-            let _permit = permit;
-            this.connection(tcp, addr).await;
-        };
-        match &cores {
-            Some(cores) => cores.spawn(tcp, session),
-            None => {
-                tokio::spawn(session(tcp));
-            }
-        }
-    }
-}
-
-/// Turns finished statements into `query` events (waiting when the log is behind).
-pub struct EventSink<'a> {
-    link: &'a RelayLink,
-    /// The session's fields as its events carry them: the link's, until the client sets
-    /// another application name.
-    common: Arc<Common>,
-}
-
-impl<'a> EventSink<'a> {
-    pub fn new(link: &'a RelayLink) -> Self {
-        EventSink {
-            link,
-            common: Arc::clone(&link.common),
-        }
-    }
-
-    /// How the relay ended, for `session_ended`, with the application name the client set
-    /// during the session, if it set one.
-    pub fn end_of(
-        &self,
-        ended: crate::relay::Ended,
-        counters: &crate::relay::Counters,
-    ) -> RelayEnd {
-        let mut end = self.link.end_of(ended, counters);
-        if !Arc::ptr_eq(&self.common, &self.link.common) {
-            end.application_name = Some(self.common.application_name.clone());
-        }
-        end
-    }
-}
-
-impl crate::relay::Sink for EventSink<'_> {
-    async fn outcome(&mut self, o: crate::protocol::Outcome) {
-        Metrics::inc(&self.link.metrics.queries_total);
-        if let Some(name) = &o.application_name
-            && **name != *self.common.application_name
-        {
-            self.common = Arc::new(self.common.renamed(name));
-        }
-        if !self.link.statements {
-            return;
-        }
-        let status = if o.error_code.is_some() {
-            "error"
-        } else {
-            "ok"
-        };
-        let event = Event {
-            common: Arc::clone(&self.common),
-            kind: Kind::Query {
-                statement: o.statement,
-                op: o.op,
-                params: o.params,
-                duration_us: o.duration_us,
-                rows: o.rows,
-                status,
-                error_code: o.error_code,
-            },
-        };
-        let _ = self.link.recorder.record(event).await;
-    }
-}
-
-impl RelayLink {
-    /// Resolves with the message for the client once the session is told to end.
-    pub fn stop_signal(&self) -> impl Future<Output = String> + Send + 'static {
-        let mut end = self.end.clone();
-        async move {
-            loop {
-                if let Some(reason) = end.borrow_and_update().clone() {
-                    return reason.message();
-                }
-                if end.changed().await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            }
-        }
-    }
-
-    /// How the relay ended (`EventSink::end_of` adds what the client changed).
-    fn end_of(&self, ended: crate::relay::Ended, counters: &crate::relay::Counters) -> RelayEnd {
-        use crate::relay::Ended;
-        let (ended_by, error) = match ended {
-            Ended::ClientTerminated | Ended::Held | Ended::ClientClosed => ("client", None),
-            Ended::UpstreamClosed(code) => (
-                "upstream",
-                code.map(|c| format!("upstream ended the session ({c})")),
-            ),
-            Ended::Stopped => {
-                let reason = self.end.borrow().clone();
-                (
-                    reason.as_ref().map_or("killed", |r| r.ended_by()),
-                    reason.map(|r| format!("{r:?}")),
-                )
-            }
-            Ended::Failed(e) => ("error", Some(e)),
-        };
-        RelayEnd {
-            ended_by,
-            error,
-            bytes_in: counters.bytes_in,
-            bytes_out: counters.bytes_out,
-            queries: counters.queries,
-            application_name: None,
-        }
-    }
+    tracing::info!(user = %hello.user, resource_role = %hello.resource_role, client = %common.client_addr, fault = ?e.fault(), reason = %e.reason(), "login refused");
+    gw.record(Arc::new(common.clone()), kind).await;
 }

@@ -46,12 +46,7 @@ fn conflict(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
     }
 }
 
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use crate::clock::now;
 
 #[derive(Clone, Debug)]
 pub struct Store {

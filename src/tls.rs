@@ -145,6 +145,15 @@ impl Stream {
     pub fn is_tls(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }
+
+    /// Open and silent: a read would wait. End of stream, an error or anything the peer
+    /// said unasked reads as not silent.
+    pub fn silent(&mut self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut byte = [0u8; 1];
+        let mut buf = ReadBuf::new(&mut byte);
+        Pin::new(self).poll_read(&mut cx, &mut buf).is_pending()
+    }
 }
 
 impl AsyncRead for Stream {

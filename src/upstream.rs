@@ -1,19 +1,171 @@
-//! Reaching a resource: a TCP connection to its address, with `TCP_NODELAY`. Only a
-//! `Permit` opens one, so nothing reaches a database without an access decision.
+//! The one way to reach a database: `login` takes a `Permit` (so nothing reaches a
+//! database without an access decision), hands out a kept connection when one matches
+//! (`limits.idle_upstreams`), else connects, upgrades to TLS per the resource's mode and
+//! logs in as the resource role's upstream user, in the protocol of the connection type
+//! asked for. Native sessions, one-offs and runbook runs all come through here; a session
+//! gives its connection back with `Upstreams::release`.
+
+pub mod pool;
 
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 
 use crate::access::Permit;
+use crate::config::Limits;
+use crate::metrics::Metrics;
+use crate::protocol::{self, Credentials, TlsTarget};
+use crate::tls::UpstreamTls;
+use pool::{Key, Pool};
 
-pub mod pool;
+pub use crate::protocol::mysql::upstream::Upstream as MysqlUpstream;
+pub use crate::protocol::postgres::backend::Upstream as PostgresUpstream;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub async fn connect(permit: &Permit) -> std::io::Result<TcpStream> {
-    let address = &permit.resource().address;
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address.as_str()))
+/// Why the gateway could not log in upstream: whose fault it is is the database's.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("could not reach resource `{resource}`")]
+    Unreachable {
+        resource: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("resource `{resource}` refused the gateway's login")]
+    Refused {
+        resource: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// A connection type the gateway logs in with, and the pool that keeps its kind.
+pub trait Pooled: protocol::Upstream {
+    fn pool(upstreams: &Upstreams) -> &Pool<Self>;
+}
+
+impl Pooled for PostgresUpstream {
+    fn pool(upstreams: &Upstreams) -> &Pool<Self> {
+        &upstreams.postgres
+    }
+}
+
+impl Pooled for MysqlUpstream {
+    fn pool(upstreams: &Upstreams) -> &Pool<Self> {
+        &upstreams.mysql
+    }
+}
+
+/// The upstream side every session shares: TLS client configs and the kept connections.
+pub struct Upstreams {
+    tls: UpstreamTls,
+    postgres: Pool<PostgresUpstream>,
+    mysql: Pool<MysqlUpstream>,
+}
+
+/// A logged-in connection lent to one session, and where it goes back.
+pub struct Lease<C> {
+    pub conn: C,
+    /// The pool key, when connections are kept (`limits.idle_upstreams`).
+    pub key: Option<Key>,
+    /// Served by a kept connection (no login happened).
+    pub reused: bool,
+}
+
+impl Upstreams {
+    pub fn new(limits: &Limits) -> Upstreams {
+        Upstreams {
+            tls: UpstreamTls::new(),
+            postgres: Pool::new(limits),
+            mysql: Pool::new(limits),
+        }
+    }
+
+    /// Kept connections right now, of both protocols.
+    pub fn kept(&self) -> usize {
+        self.postgres.len() + self.mysql.len()
+    }
+
+    /// Logs in as the permit's resource role (or takes a kept connection that matches).
+    pub async fn login<C: Pooled>(
+        &self,
+        permit: &Permit,
+        params: &C::Params,
+        metrics: &Metrics,
+    ) -> Result<Lease<C>, UpstreamError> {
+        let pool = C::pool(self);
+        let key = pool
+            .enabled()
+            .then(|| Key::new(permit, C::key_params(params)));
+        if let Some(conn) = key.as_ref().and_then(|k| pool.take(k)) {
+            Metrics::inc(&metrics.upstreams_reused_total);
+            return Ok(Lease {
+                conn,
+                key,
+                reused: true,
+            });
+        }
+        let resource = permit.resource();
+        let unreachable =
+            |source: Box<dyn std::error::Error + Send + Sync>| UpstreamError::Unreachable {
+                resource: resource.name.clone(),
+                source,
+            };
+        let tcp = connect(&resource.address)
+            .await
+            .map_err(|e| unreachable(e.into()))?;
+        let tls = TlsTarget {
+            mode: resource.tls,
+            connector: self.tls.connector(resource.tls),
+            name: crate::tls::server_name(&resource.address),
+        };
+        let role = permit.resource_role();
+        let creds = Credentials {
+            user: &role.user,
+            password: role.secret.as_ref().map(|s| s.expose()),
+            database: &role.database,
+        };
+        match C::login(tcp, tls, &creds, params).await {
+            Ok(conn) => Ok(Lease {
+                conn,
+                key,
+                reused: false,
+            }),
+            Err(e) if C::unreachable(&e) => Err(unreachable(e.into())),
+            Err(e) => Err(UpstreamError::Refused {
+                resource: resource.name.clone(),
+                source: e.into(),
+            }),
+        }
+    }
+
+    /// A session's connection after its client said goodbye: kept when the session had a
+    /// key and left the connection reusable (idle, outside a transaction), otherwise told
+    /// goodbye.
+    pub async fn release<C: Pooled>(&self, key: Option<Key>, reusable: bool, conn: C) {
+        match key {
+            Some(key) if reusable => C::pool(self).put(key, conn),
+            _ => conn.goodbye().await,
+        }
+    }
+
+    /// Closes kept connections past `limits.idle_upstream_timeout`.
+    pub fn sweep(&self) {
+        self.postgres.sweep();
+        self.mysql.sweep();
+    }
+
+    /// Says goodbye on every kept connection (at shutdown).
+    pub async fn close(&self) {
+        self.postgres.close().await;
+        self.mysql.close().await;
+    }
+}
+
+/// A TCP connection to `address` with `TCP_NODELAY`, or an error within 5 s.
+async fn connect(address: &str) -> std::io::Result<TcpStream> {
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
         .await
         .map_err(|_| {
             std::io::Error::new(

@@ -3,7 +3,7 @@
 //! byte sequence, however split, makes a framer panic.
 #![allow(clippy::unwrap_used)]
 
-use portcullis::protocol::framer::{Framer, My, Pg, Wire};
+use portcullis::relay::framer::{Framer, My, Pg, Wire};
 use proptest::prelude::*;
 
 type Seen = Vec<(Vec<u8>, Vec<u8>, bool)>;

@@ -107,7 +107,7 @@ async fn an_open_transaction_is_not_kept_and_other_parameters_get_their_own() {
     c.disconnect().await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        env.gw.gateway.pool.len(),
+        env.gw.gateway.upstreams.kept(),
         0,
         "a transaction's upstream goes"
     );

@@ -4,7 +4,9 @@
 
 mod common;
 
-use portcullis::model::{AccessModes, Protocol, Role, Status, TlsMode};
+use portcullis::model::{
+    AccessModes, Protocol, Resource, ResourceRole, Role, Status, TlsMode, User,
+};
 use portcullis::seal::Sealer;
 use portcullis::store::{
     IndexWrite, ResourceRecord, ResourceRoleRecord, SessionEnd, SessionRecord, Store, StoreError,
@@ -30,25 +32,29 @@ async fn postgres() -> (Store, ()) {
 
 fn user(name: &str, groups: &[&str]) -> UserRecord {
     UserRecord {
-        name: name.into(),
-        email: format!("{name}@example.com"),
-        display_name: name.to_uppercase(),
-        status: Status::Active,
-        role: Role::Standard,
-        groups: groups.iter().map(|g| g.to_string()).collect(),
+        user: User {
+            name: name.into(),
+            email: format!("{name}@example.com"),
+            display_name: name.to_uppercase(),
+            status: Status::Active,
+            role: Role::Standard,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        },
         managed: false,
     }
 }
 
 fn role(name: &str, secret: Option<&str>, groups: &[&str]) -> ResourceRoleRecord {
     ResourceRoleRecord {
-        name: name.into(),
-        resource: "db".into(),
-        database: "orders".into(),
-        user: "orders_ro".into(),
+        role: ResourceRole {
+            name: name.into(),
+            resource: "db".into(),
+            database: "orders".into(),
+            user: "orders_ro".into(),
+            allowed_groups: groups.iter().map(|g| g.to_string()).collect(),
+            access_modes: AccessModes::default(),
+        },
         secret: secret.map(str::to_owned),
-        allowed_groups: groups.iter().map(|g| g.to_string()).collect(),
-        access_modes: AccessModes::default(),
         managed: false,
     }
 }
@@ -96,7 +102,7 @@ async fn users_groups_and_verifiers(store: Store) {
     );
 
     let mut changed = user("alice", &["ops"]);
-    changed.status = Status::Inactive;
+    changed.user.status = Status::Inactive;
     store.put_user(&changed, None).await.unwrap();
     let alice = store.get_user("alice").await.unwrap().unwrap();
     assert_eq!(
@@ -129,19 +135,22 @@ async fn users_groups_and_verifiers(store: Store) {
 async fn resources_roles_and_grants(store: Store) {
     store.put_group("eng", false, false).await.unwrap();
     let db = ResourceRecord {
-        name: "db".into(),
-        protocol: Protocol::Postgres,
-        address: "127.0.0.1:5432".into(),
-        tls: TlsMode::Require,
+        resource: Resource {
+            name: "db".into(),
+            protocol: Protocol::Postgres,
+            address: "127.0.0.1:5432".into(),
+            tls: TlsMode::Require,
+        },
         managed: false,
     };
     store.put_resource(&db, false).await.unwrap();
     assert!(matches!(
         store
             .put_resource_role(
-                &ResourceRoleRecord {
-                    resource: "missing".into(),
-                    ..role("x", None, &[])
+                &{
+                    let mut r = role("x", None, &[]);
+                    r.role.resource = "missing".into();
+                    r
                 },
                 false
             )

@@ -162,7 +162,7 @@ async fn a_session_that_leaves_inside_a_transaction_takes_its_upstream_with_it()
     drop(c);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        env.gw.gateway.pool.len(),
+        env.gw.gateway.upstreams.kept(),
         0,
         "a connection inside a transaction is not kept"
     );
@@ -202,7 +202,7 @@ async fn by_default_every_session_logs_in_anew() {
     let pid = backend_pid(&c).await;
     drop(c);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(env.gw.gateway.pool.len(), 0);
+    assert_eq!(env.gw.gateway.upstreams.kept(), 0);
     let next = env.alice().await;
     assert_ne!(backend_pid(&next).await, pid);
     env.gw.shutdown().await;

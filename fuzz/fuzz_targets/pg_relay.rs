@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis::protocol::postgres::observe::sides::pair;
+use portcullis::relay::postgres::sides::pair;
 use portcullis_fuzz::{relay_bytes, split};
 
 fuzz_target!(|data: &[u8]| {

@@ -1,6 +1,6 @@
 //! Shared pieces of the fuzz targets.
 
-use portcullis::protocol::Outcome;
+use portcullis::relay::Outcome;
 use portcullis::relay::{ClientSide, Counters, Ends, ServerSide, Sink, relay};
 
 /// Splits one input into client and server bytes at a point its first two bytes choose.

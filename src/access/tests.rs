@@ -1,15 +1,19 @@
 //! The decision table: every combination of status, role, group overlap and mode.
 
 use super::*;
+use crate::model::{AccessModes, Resource, ResourceRole, TlsMode, User};
+use crate::snapshot::Verifiers;
 
 fn user(name: &str, status: Status, role: Role, groups: &[&str]) -> (String, Arc<UserEntry>) {
     let entry = UserEntry {
-        name: name.into(),
-        email: String::new(),
-        display_name: String::new(),
-        status,
-        role,
-        groups: groups.iter().map(|g| g.to_string()).collect(),
+        user: User {
+            name: name.into(),
+            email: String::new(),
+            display_name: String::new(),
+            status,
+            role,
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        },
         verifiers: Verifiers::default(),
         managed: false,
     };
@@ -33,24 +37,28 @@ fn snapshot(modes: AccessModes) -> Snapshot {
     s.resources.insert(
         "orders-db".into(),
         Arc::new(ResourceEntry {
-            name: "orders-db".into(),
-            protocol: Protocol::Postgres,
-            address: "127.0.0.1:5432".into(),
-            tls: TlsMode::Prefer,
+            resource: Resource {
+                name: "orders-db".into(),
+                protocol: Protocol::Postgres,
+                address: "127.0.0.1:5432".into(),
+                tls: TlsMode::Prefer,
+            },
             managed: false,
         }),
     );
     s.resource_roles.insert(
         "orders-ro".into(),
         Arc::new(ResourceRoleEntry {
-            name: "orders-ro".into(),
-            resource: "orders-db".into(),
-            database: "orders".into(),
-            user: "orders_ro".into(),
+            role: ResourceRole {
+                name: "orders-ro".into(),
+                resource: "orders-db".into(),
+                database: "orders".into(),
+                user: "orders_ro".into(),
+                // `deleted-team` was granted, then the group was deleted.
+                allowed_groups: vec!["engineering".into(), "deleted-team".into()],
+                access_modes: modes,
+            },
             secret: None,
-            // `deleted-team` was granted, then the group was deleted.
-            allowed_groups: vec!["engineering".into(), "deleted-team".into()],
-            access_modes: modes,
             managed: false,
         }),
     );
@@ -58,10 +66,7 @@ fn snapshot(modes: AccessModes) -> Snapshot {
 }
 
 fn ask(s: &Snapshot, who: &str, rr: &str, mode: AccessMode) -> Result<(), Denied> {
-    let id = Identity {
-        user: who.into(),
-        via_token: false,
-    };
+    let id = Identity::for_tests(who);
     decide(s, &id, rr, mode).map(|_| ())
 }
 
@@ -138,10 +143,7 @@ fn deleting_a_group_revokes_its_grant() {
 #[test]
 fn native_checks_the_listener_protocol() {
     let s = snapshot(ALL_ON);
-    let id = Identity {
-        user: "alice".into(),
-        via_token: false,
-    };
+    let id = Identity::for_tests("alice");
     assert!(decide_native(&s, &id, "orders-ro", Protocol::Postgres).is_ok());
     assert!(matches!(
         decide_native(&s, &id, "orders-ro", Protocol::Mysql),
@@ -161,4 +163,58 @@ fn reachable_modes_lists_what_decide_allows() {
         vec![AccessMode::Native, AccessMode::Runbooks]
     );
     assert!(reachable_modes(&s, "bob", "orders-ro").is_empty());
+}
+
+#[test]
+fn a_permit_is_rechecked_against_a_newer_snapshot() {
+    let mut s = snapshot(ALL_ON);
+    let permit = decide(
+        &s,
+        &Identity::for_tests("alice"),
+        "orders-ro",
+        AccessMode::Web,
+    )
+    .expect("alice may use orders-ro");
+    assert_eq!(permit.recheck(&s), Ok(()));
+    s.groups.remove("engineering");
+    assert_eq!(permit.recheck(&s), Err(Denied::NoSharedGroup));
+}
+
+#[test]
+fn kills_reach_only_the_callers_own_sessions_on_the_same_resource() {
+    let party = |user: &str, resource: &str, admin| KillParty {
+        user: user.into(),
+        resource: resource.into(),
+        admin,
+    };
+    let cases = [
+        (
+            party("alice", "db1", false),
+            party("alice", "db1", false),
+            true,
+        ),
+        (
+            party("alice", "db1", false),
+            party("bob", "db1", false),
+            false,
+        ),
+        (
+            party("alice", "db1", false),
+            party("alice", "db2", false),
+            false,
+        ),
+        (party("root", "db1", true), party("bob", "db1", false), true),
+        (
+            party("root", "db1", true),
+            party("bob", "db2", false),
+            false,
+        ),
+    ];
+    for (killer, target, want) in cases {
+        assert_eq!(
+            may_kill(&killer, &target),
+            want,
+            "{killer:?} kills {target:?}"
+        );
+    }
 }

@@ -4,25 +4,28 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use axum::routing::get;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, ApiState, Caller};
+use super::{ApiError, ApiState, Caller, Failures};
 use crate::access::reachable_modes;
 use crate::model::{AccessMode, Role};
 
-pub fn routes() -> axum::Router<ApiState> {
-    axum::Router::new().route("/api/access", get(reach))
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(reach))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Filter {
     user: Option<String>,
     resource_role: Option<String>,
 }
 
-#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
+/// One user who can reach one resource role.
+#[derive(Serialize, Deserialize, Debug, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Reach {
     pub user: String,
     pub resource_role: String,
@@ -32,6 +35,9 @@ pub struct Reach {
     pub via: Vec<String>,
 }
 
+/// Who can reach what (readers: everyone; others: themselves).
+#[utoipa::path(get, path = "/api/access", tag = "access control", params(Filter),
+    responses((status = 200, body = Vec<Reach>), Failures))]
 async fn reach(
     State(s): State<ApiState>,
     caller: Caller,

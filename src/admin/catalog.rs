@@ -3,27 +3,25 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, ApiState, Body, Caller, changed, not_managed};
-use crate::model::{GroupView, Protocol, ResourceView, TlsMode, check_address, check_name};
+use super::{ApiError, ApiState, Body, Caller, Failures, changed, not_managed};
+use crate::model::{
+    GroupView, Protocol, Resource, ResourceView, TlsMode, check_address, check_name,
+};
 use crate::store::ResourceRecord;
 
-pub fn routes() -> axum::Router<ApiState> {
-    axum::Router::new()
-        .route("/api/groups", get(list_groups).post(create_group))
-        .route("/api/groups/{name}", get(show_group).delete(delete_group))
-        .route("/api/resources", get(list_resources).post(create_resource))
-        .route(
-            "/api/resources/{name}",
-            get(show_resource)
-                .patch(patch_resource)
-                .delete(delete_resource),
-        )
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_groups, create_group))
+        .routes(routes!(show_group, delete_group))
+        .routes(routes!(list_resources, create_resource))
+        .routes(routes!(show_resource, patch_resource, delete_resource))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewGroup {
     name: String,
@@ -39,6 +37,9 @@ fn reader(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
+/// Every group with its members (readers).
+#[utoipa::path(get, path = "/api/groups", tag = "groups",
+    responses((status = 200, body = Vec<GroupView>), Failures))]
 async fn list_groups(
     State(s): State<ApiState>,
     caller: Caller,
@@ -55,6 +56,10 @@ async fn find_group(s: &ApiState, name: &str) -> Result<GroupView, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("group `{name}` not found")))
 }
 
+/// One group (readers).
+#[utoipa::path(get, path = "/api/groups/{name}", tag = "groups",
+    params(("name" = String, Path, description = "group name")),
+    responses((status = 200, body = GroupView), Failures))]
 async fn show_group(
     State(s): State<ApiState>,
     caller: Caller,
@@ -64,6 +69,9 @@ async fn show_group(
     Ok(Json(find_group(&s, &name).await?))
 }
 
+/// Creates a group (admin).
+#[utoipa::path(post, path = "/api/groups", tag = "groups", request_body = NewGroup,
+    responses((status = 201, body = GroupView), Failures))]
 async fn create_group(
     State(s): State<ApiState>,
     caller: Caller,
@@ -85,6 +93,10 @@ async fn create_group(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// Deletes a group, its memberships and its grants (admin).
+#[utoipa::path(delete, path = "/api/groups/{name}", tag = "groups",
+    params(("name" = String, Path, description = "group name")),
+    responses((status = 204), Failures))]
 async fn delete_group(
     State(s): State<ApiState>,
     caller: Caller,
@@ -106,7 +118,7 @@ async fn delete_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewResource {
     name: String,
@@ -115,7 +127,7 @@ pub struct NewResource {
     tls: Option<TlsMode>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResourcePatch {
     protocol: Option<Protocol>,
@@ -123,6 +135,9 @@ pub struct ResourcePatch {
     tls: Option<TlsMode>,
 }
 
+/// Every resource (readers).
+#[utoipa::path(get, path = "/api/resources", tag = "resources",
+    responses((status = 200, body = Vec<ResourceView>), Failures))]
 async fn list_resources(
     State(s): State<ApiState>,
     caller: Caller,
@@ -138,6 +153,10 @@ async fn find_resource(s: &ApiState, name: &str) -> Result<ResourceView, ApiErro
         .ok_or_else(|| ApiError::not_found(format!("resource `{name}` not found")))
 }
 
+/// One resource (readers).
+#[utoipa::path(get, path = "/api/resources/{name}", tag = "resources",
+    params(("name" = String, Path, description = "resource name")),
+    responses((status = 200, body = ResourceView), Failures))]
 async fn show_resource(
     State(s): State<ApiState>,
     caller: Caller,
@@ -147,6 +166,9 @@ async fn show_resource(
     Ok(Json(find_resource(&s, &name).await?))
 }
 
+/// Creates a resource (admin).
+#[utoipa::path(post, path = "/api/resources", tag = "resources", request_body = NewResource,
+    responses((status = 201, body = ResourceView), Failures))]
 async fn create_resource(
     State(s): State<ApiState>,
     caller: Caller,
@@ -156,10 +178,12 @@ async fn create_resource(
     check_name(&new.name).map_err(ApiError::invalid)?;
     check_address(&new.address).map_err(ApiError::invalid)?;
     let record = ResourceRecord {
-        name: new.name.clone(),
-        protocol: new.protocol,
-        address: new.address,
-        tls: new.tls.unwrap_or(TlsMode::Prefer),
+        resource: Resource {
+            name: new.name.clone(),
+            protocol: new.protocol,
+            address: new.address,
+            tls: new.tls.unwrap_or(TlsMode::Prefer),
+        },
         managed: false,
     };
     s.control.store.put_resource(&record, false).await?;
@@ -176,6 +200,10 @@ async fn create_resource(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// Changes a resource's protocol, address or TLS mode (admin).
+#[utoipa::path(patch, path = "/api/resources/{name}", tag = "resources", request_body = ResourcePatch,
+    params(("name" = String, Path, description = "resource name")),
+    responses((status = 200, body = ResourceView), Failures))]
 async fn patch_resource(
     State(s): State<ApiState>,
     caller: Caller,
@@ -189,10 +217,12 @@ async fn patch_resource(
         check_address(a).map_err(ApiError::invalid)?;
     }
     let record = ResourceRecord {
-        name: name.clone(),
-        protocol: p.protocol.unwrap_or(before.protocol),
-        address: p.address.unwrap_or_else(|| before.address.clone()),
-        tls: p.tls.unwrap_or(before.tls),
+        resource: Resource {
+            name: name.clone(),
+            protocol: p.protocol.unwrap_or(before.protocol),
+            address: p.address.unwrap_or_else(|| before.address.clone()),
+            tls: p.tls.unwrap_or(before.tls),
+        },
         managed: false,
     };
     s.control.store.put_resource(&record, true).await?;
@@ -209,6 +239,10 @@ async fn patch_resource(
     Ok(Json(after))
 }
 
+/// Deletes a resource no resource role uses (admin).
+#[utoipa::path(delete, path = "/api/resources/{name}", tag = "resources",
+    params(("name" = String, Path, description = "resource name")),
+    responses((status = 204), Failures))]
 async fn delete_resource(
     State(s): State<ApiState>,
     caller: Caller,

@@ -62,6 +62,37 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Every error's body.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub error: String,
+}
+
+/// The errors any call may answer with (each with an `ErrorBody`).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum Failures {
+    /// The request is malformed.
+    #[response(status = 400)]
+    BadRequest(#[to_schema] ErrorBody),
+    /// No valid bearer token.
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// The caller's role does not allow it.
+    #[response(status = 403)]
+    Forbidden(ErrorBody),
+    /// No such object (or one the caller may not see).
+    #[response(status = 404)]
+    NotFound(ErrorBody),
+    /// It exists already, is owned by the config file, or is in use.
+    #[response(status = 409)]
+    Conflict(ErrorBody),
+    /// A value is invalid.
+    #[response(status = 422)]
+    Invalid(ErrorBody),
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.message });

@@ -4,17 +4,21 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, ApiState, Caller, changed};
+use super::{ApiError, ApiState, Caller, Failures, changed};
 use crate::lockout::{LockView, Subject};
 
-pub fn routes() -> axum::Router<ApiState> {
-    axum::Router::new()
-        .route("/api/lockouts", get(list))
-        .route("/api/lockouts/{kind}/{subject}", delete(clear))
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(clear))
 }
 
+/// Users and client addresses locked out now (readers).
+#[utoipa::path(get, path = "/api/lockouts", tag = "lockouts",
+    responses((status = 200, body = Vec<LockView>), Failures))]
 async fn list(State(s): State<ApiState>, caller: Caller) -> Result<Json<Vec<LockView>>, ApiError> {
     if !caller.is_reader() {
         return Err(ApiError::forbidden(
@@ -24,6 +28,11 @@ async fn list(State(s): State<ApiState>, caller: Caller) -> Result<Json<Vec<Lock
     Ok(Json(s.lockout.list()))
 }
 
+/// Lifts a lockout (admin): `user/NAME` or `address/IP`.
+#[utoipa::path(delete, path = "/api/lockouts/{kind}/{subject}", tag = "lockouts",
+    params(("kind" = String, Path, description = "`user` or `address`"),
+        ("subject" = String, Path, description = "the user name or IP address")),
+    responses((status = 204), Failures))]
 async fn clear(
     State(s): State<ApiState>,
     caller: Caller,

@@ -8,23 +8,35 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, ApiState, Caller};
+use super::{ApiError, ApiState, Caller, Failures};
 use crate::store::ChangeRecord;
 
-pub fn routes() -> axum::Router<ApiState> {
-    axum::Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
-        .route("/api/config/reload", post(reload))
-        .route("/api/changes", get(changes))
-        .route("/api/audit/verify", get(verify))
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
+        .routes(routes!(openapi))
+        .routes(routes!(reload))
+        .routes(routes!(changes))
+        .routes(routes!(verify))
 }
 
+/// The process is up.
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, body = String, content_type = "text/plain")))]
+async fn health() -> &'static str {
+    "ok\n"
+}
+
+/// The gateway can make decisions: its store answers.
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses((status = 200, body = String, content_type = "text/plain"),
+        (status = 503, body = super::error::ErrorBody)))]
 async fn ready(State(s): State<ApiState>) -> Result<&'static str, ApiError> {
     s.control
         .store
@@ -34,6 +46,9 @@ async fn ready(State(s): State<ApiState>) -> Result<&'static str, ApiError> {
     Ok("ready\n")
 }
 
+/// Counters and gauges in the Prometheus text format.
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses((status = 200, body = String, content_type = "text/plain")))]
 async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
     let snap = s.control.snapshot();
     let m = &s.metrics;
@@ -103,19 +118,19 @@ async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
             "portcullis_upstreams_kept",
             "gauge",
             "Upstream connections kept for the next session.",
-            s.pool.len() as u64,
+            s.upstreams.kept() as u64,
         ),
         (
             "portcullis_live_sessions",
             "gauge",
             "Sessions in the registry.",
-            s.sessions.len() as u64,
+            s.registry.len() as u64,
         ),
         (
             "audit_events_lost",
             "counter",
             "Monitoring-log events that could not be written.",
-            s.recorder.as_ref().map_or(0, |r| r.lost()),
+            s.recorder.lost(),
         ),
     ];
     let mut out = String::new();
@@ -128,17 +143,27 @@ async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
+/// This document, generated from the handlers.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", security(()),
+    responses((status = 200, body = Object, content_type = "application/json")))]
 async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("openapi.json"),
-    )
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| super::openapi().to_pretty_json().unwrap_or_default());
+    ([(header::CONTENT_TYPE, "application/json")], doc.as_str())
 }
 
-async fn reload(
-    State(s): State<ApiState>,
-    caller: Caller,
-) -> Result<Json<serde_json::Value>, ApiError> {
+/// What a reload answers.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Reloaded {
+    pub reloaded: bool,
+    /// The control-plane revision now in force.
+    pub revision: i64,
+}
+
+/// Re-reads the config file; a bad file keeps the old config (admin).
+#[utoipa::path(post, path = "/api/config/reload", tag = "operations",
+    responses((status = 200, body = Reloaded), Failures))]
+async fn reload(State(s): State<ApiState>, caller: Caller) -> Result<Json<Reloaded>, ApiError> {
     caller.require_admin()?;
     s.control.reload_config().await.map_err(|e| {
         ApiError::invalid(format!(
@@ -146,16 +171,21 @@ async fn reload(
         ))
     })?;
     let revision = s.control.snapshot().revision;
-    Ok(Json(
-        serde_json::json!({ "reloaded": true, "revision": revision }),
-    ))
+    Ok(Json(Reloaded {
+        reloaded: true,
+        revision,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Limit {
     limit: Option<i64>,
 }
 
+/// Recorded admin changes, newest first (readers).
+#[utoipa::path(get, path = "/api/changes", tag = "operations", params(Limit),
+    responses((status = 200, body = Vec<ChangeRecord>), Failures))]
 async fn changes(
     State(s): State<ApiState>,
     caller: Caller,
@@ -170,7 +200,9 @@ async fn changes(
     Ok(Json(s.control.store.list_changes(limit).await?))
 }
 
-/// `GET /api/audit/verify`: the hash chain of this instance's monitoring log.
+/// Checks the hash chain of this instance's monitoring log (readers).
+#[utoipa::path(get, path = "/api/audit/verify", tag = "monitoring log",
+    responses((status = 200, body = crate::audit::VerifyReport), Failures))]
 pub async fn verify(
     State(s): State<ApiState>,
     caller: Caller,

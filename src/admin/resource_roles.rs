@@ -4,29 +4,24 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, ApiState, Body, Caller, changed, not_managed};
+use super::{ApiError, ApiState, Body, Caller, Failures, changed, not_managed};
 use crate::access::reachable_modes;
-use crate::model::{AccessModes, ResourceRoleView, check_name};
+use crate::model::{AccessModes, ResourceRole, ResourceRoleView, check_name};
 use crate::store::ResourceRoleRecord;
 
-pub fn routes() -> axum::Router<ApiState> {
-    axum::Router::new()
-        .route("/api/resource-roles", get(list).post(create))
-        .route(
-            "/api/resource-roles/{name}",
-            get(show).patch(patch).delete(remove),
-        )
-        .route(
-            "/api/resource-roles/{name}/access",
-            get(show_access).put(set_access).post(grant),
-        )
-        .route("/api/resource-roles/{name}/access/{group}", delete(revoke))
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, patch, remove))
+        .routes(routes!(show_access, set_access, grant))
+        .routes(routes!(revoke))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewResourceRole {
     name: String,
@@ -39,7 +34,7 @@ pub struct NewResourceRole {
     access_modes: Option<AccessModes>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceRolePatch {
     resource: Option<String>,
@@ -50,13 +45,14 @@ pub struct ResourceRolePatch {
     access_modes: Option<AccessModes>,
 }
 
-#[derive(Deserialize, serde::Serialize)]
+/// The groups allowed to use a resource role.
+#[derive(Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Access {
     groups: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Grant {
     group: String,
@@ -67,6 +63,18 @@ fn visible(s: &ApiState, caller: &Caller, name: &str) -> bool {
     caller.is_reader() || !reachable_modes(&s.control.snapshot(), caller.name(), name).is_empty()
 }
 
+/// What the caller may see of a resource role: the upstream user's name is for admins and
+/// auditors only (clients never learn it).
+fn shown(caller: &Caller, mut view: ResourceRoleView) -> ResourceRoleView {
+    if !caller.is_reader() {
+        view.role.user.clear();
+    }
+    view
+}
+
+/// Every resource role (readers), or those the caller can use in some mode.
+#[utoipa::path(get, path = "/api/resource-roles", tag = "resource roles",
+    responses((status = 200, body = Vec<ResourceRoleView>), Failures))]
 async fn list(
     State(s): State<ApiState>,
     caller: Caller,
@@ -75,6 +83,7 @@ async fn list(
     Ok(Json(
         all.into_iter()
             .filter(|r| visible(&s, &caller, &r.name))
+            .map(|r| shown(&caller, r))
             .collect(),
     ))
 }
@@ -86,6 +95,10 @@ async fn find(s: &ApiState, name: &str) -> Result<ResourceRoleView, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("resource role `{name}` not found")))
 }
 
+/// One resource role (readers, or a user who can use it).
+#[utoipa::path(get, path = "/api/resource-roles/{name}", tag = "resource roles",
+    params(("name" = String, Path, description = "resource role name")),
+    responses((status = 200, body = ResourceRoleView), Failures))]
 async fn show(
     State(s): State<ApiState>,
     caller: Caller,
@@ -97,22 +110,21 @@ async fn show(
             "resource role `{name}` not found"
         )));
     }
-    Ok(Json(find(&s, &name).await?))
+    Ok(Json(shown(&caller, find(&s, &name).await?)))
 }
 
 fn record(v: ResourceRoleView, secret: Option<String>) -> ResourceRoleRecord {
     ResourceRoleRecord {
-        name: v.name,
-        resource: v.resource,
-        database: v.database,
-        user: v.user,
+        role: v.role,
         secret,
-        allowed_groups: v.allowed_groups,
-        access_modes: v.access_modes,
         managed: false,
     }
 }
 
+/// Creates a resource role (admin). The password is write-only.
+#[utoipa::path(post, path = "/api/resource-roles", tag = "resource roles",
+    request_body = NewResourceRole,
+    responses((status = 201, body = ResourceRoleView), Failures))]
 async fn create(
     State(s): State<ApiState>,
     caller: Caller,
@@ -124,13 +136,15 @@ async fn create(
         return Err(ApiError::invalid("database and user must not be empty"));
     }
     let r = ResourceRoleRecord {
-        name: new.name.clone(),
-        resource: new.resource,
-        database: new.database,
-        user: new.user,
+        role: ResourceRole {
+            name: new.name.clone(),
+            resource: new.resource,
+            database: new.database,
+            user: new.user,
+            allowed_groups: new.allowed_groups,
+            access_modes: new.access_modes.unwrap_or_default(),
+        },
         secret: new.password,
-        allowed_groups: new.allowed_groups,
-        access_modes: new.access_modes.unwrap_or_default(),
         managed: false,
     };
     s.control.store.put_resource_role(&r, false).await?;
@@ -168,6 +182,11 @@ async fn update(
     Ok(after)
 }
 
+/// Changes a resource role (admin); a password given replaces the stored one.
+#[utoipa::path(patch, path = "/api/resource-roles/{name}", tag = "resource roles",
+    request_body = ResourceRolePatch,
+    params(("name" = String, Path, description = "resource role name")),
+    responses((status = 200, body = ResourceRoleView), Failures))]
 async fn patch(
     State(s): State<ApiState>,
     caller: Caller,
@@ -175,17 +194,24 @@ async fn patch(
     Body(p): Body<ResourceRolePatch>,
 ) -> Result<Json<ResourceRoleView>, ApiError> {
     let view = update(&s, &caller, &name, "resource_role.update", |r| {
-        r.resource = p.resource.unwrap_or(r.resource.clone());
-        r.database = p.database.unwrap_or(r.database.clone());
-        r.user = p.user.unwrap_or(r.user.clone());
         r.secret = p.password;
-        r.allowed_groups = p.allowed_groups.unwrap_or(r.allowed_groups.clone());
+        let r = &mut r.role;
+        r.resource = p.resource.unwrap_or(std::mem::take(&mut r.resource));
+        r.database = p.database.unwrap_or(std::mem::take(&mut r.database));
+        r.user = p.user.unwrap_or(std::mem::take(&mut r.user));
+        r.allowed_groups = p
+            .allowed_groups
+            .unwrap_or(std::mem::take(&mut r.allowed_groups));
         r.access_modes = p.access_modes.unwrap_or(r.access_modes);
     })
     .await?;
     Ok(Json(view))
 }
 
+/// Deletes a resource role (admin).
+#[utoipa::path(delete, path = "/api/resource-roles/{name}", tag = "resource roles",
+    params(("name" = String, Path, description = "resource role name")),
+    responses((status = 204), Failures))]
 async fn remove(
     State(s): State<ApiState>,
     caller: Caller,
@@ -208,6 +234,10 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The groups allowed to use a resource role (readers).
+#[utoipa::path(get, path = "/api/resource-roles/{name}/access", tag = "access control",
+    params(("name" = String, Path, description = "resource role name")),
+    responses((status = 200, body = Access), Failures))]
 async fn show_access(
     State(s): State<ApiState>,
     caller: Caller,
@@ -219,10 +249,15 @@ async fn show_access(
         ));
     }
     Ok(Json(Access {
-        groups: find(&s, &name).await?.allowed_groups,
+        groups: find(&s, &name).await?.role.allowed_groups,
     }))
 }
 
+/// Replaces the allowed groups (admin).
+#[utoipa::path(put, path = "/api/resource-roles/{name}/access", tag = "access control",
+    request_body = Access,
+    params(("name" = String, Path, description = "resource role name")),
+    responses((status = 200, body = Access), Failures))]
 async fn set_access(
     State(s): State<ApiState>,
     caller: Caller,
@@ -230,14 +265,19 @@ async fn set_access(
     Body(a): Body<Access>,
 ) -> Result<Json<Access>, ApiError> {
     let view = update(&s, &caller, &name, "access.set", |r| {
-        r.allowed_groups = a.groups
+        r.role.allowed_groups = a.groups
     })
     .await?;
     Ok(Json(Access {
-        groups: view.allowed_groups,
+        groups: view.role.allowed_groups,
     }))
 }
 
+/// Allows one more group (admin).
+#[utoipa::path(post, path = "/api/resource-roles/{name}/access", tag = "access control",
+    request_body = Grant,
+    params(("name" = String, Path, description = "resource role name")),
+    responses((status = 200, body = Access), Failures))]
 async fn grant(
     State(s): State<ApiState>,
     caller: Caller,
@@ -246,25 +286,30 @@ async fn grant(
 ) -> Result<Json<Access>, ApiError> {
     let view = update(&s, &caller, &name, "access.grant", |r| {
         if !r.allowed_groups.contains(&g.group) {
-            r.allowed_groups.push(g.group);
+            r.role.allowed_groups.push(g.group);
         }
     })
     .await?;
     Ok(Json(Access {
-        groups: view.allowed_groups,
+        groups: view.role.allowed_groups,
     }))
 }
 
+/// Withdraws a group's grant (admin); its members' live sessions on the role end.
+#[utoipa::path(delete, path = "/api/resource-roles/{name}/access/{group}", tag = "access control",
+    params(("name" = String, Path, description = "resource role name"),
+        ("group" = String, Path, description = "group name")),
+    responses((status = 200, body = Access), Failures))]
 async fn revoke(
     State(s): State<ApiState>,
     caller: Caller,
     Path((name, group)): Path<(String, String)>,
 ) -> Result<Json<Access>, ApiError> {
     let view = update(&s, &caller, &name, "access.revoke", |r| {
-        r.allowed_groups.retain(|g| *g != group)
+        r.role.allowed_groups.retain(|g| *g != group)
     })
     .await?;
     Ok(Json(Access {
-        groups: view.allowed_groups,
+        groups: view.role.allowed_groups,
     }))
 }

@@ -6,19 +6,23 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::get;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, ApiState, Caller};
+use super::{ApiError, ApiState, Caller, Failures};
 use crate::session::EndReason;
 use crate::store::{SessionFilter, SessionRecord};
 
-pub fn routes() -> axum::Router<ApiState> {
-    axum::Router::new()
-        .route("/api/sessions", get(list))
-        .route("/api/sessions/{id}", get(show).delete(end))
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show, end))
 }
 
+/// Sessions from the index, newest first (readers: all; others: their own).
+#[utoipa::path(get, path = "/api/sessions", tag = "sessions", params(SessionFilter),
+    responses((status = 200, body = Vec<SessionRecord>), Failures))]
 async fn list(
     State(s): State<ApiState>,
     caller: Caller,
@@ -39,13 +43,18 @@ async fn list(
     Ok(Json(s.control.store.list_sessions(&f).await?))
 }
 
-#[derive(Serialize)]
+/// A session and its statements, read from the monitoring log.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionDetail {
     #[serde(flatten)]
-    session: SessionRecord,
-    statements: Vec<serde_json::Value>,
+    pub session: SessionRecord,
+    pub statements: Vec<serde_json::Value>,
 }
 
+/// One session (live or ended) with its statements.
+#[utoipa::path(get, path = "/api/sessions/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 200, body = SessionDetail), Failures))]
 async fn show(
     State(s): State<ApiState>,
     caller: Caller,
@@ -71,6 +80,10 @@ async fn show(
     }))
 }
 
+/// Ends a live session (admin).
+#[utoipa::path(delete, path = "/api/sessions/{id}", tag = "sessions",
+    params(("id" = String, Path, description = "session id")),
+    responses((status = 204), Failures))]
 async fn end(
     State(s): State<ApiState>,
     caller: Caller,
@@ -78,10 +91,10 @@ async fn end(
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
     let view = s
-        .sessions
+        .registry
         .get(&id)
         .ok_or_else(|| ApiError::not_found(format!("no live session `{id}`")))?;
-    s.sessions.end(
+    s.registry.end(
         &id,
         EndReason::Killed {
             by: caller.name().to_owned(),

@@ -3,20 +3,21 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, ApiState, Body, Caller, changed};
+use super::{ApiError, ApiState, Body, Caller, Failures, changed};
 use crate::config::parse_duration;
 use crate::model::TokenView;
 
-pub fn routes() -> axum::Router<ApiState> {
-    axum::Router::new()
-        .route("/api/tokens", get(list).post(create))
-        .route("/api/tokens/{id}", delete(remove))
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(remove))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     user: Option<String>,
@@ -26,7 +27,8 @@ pub struct NewToken {
     expires: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
+/// A new token: its metadata and, this once, its value.
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreatedToken {
     #[serde(flatten)]
     pub meta: TokenView,
@@ -34,11 +36,15 @@ pub struct CreatedToken {
     pub token: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Filter {
     user: Option<String>,
 }
 
+/// Tokens' metadata (readers: any user's; others: their own).
+#[utoipa::path(get, path = "/api/tokens", tag = "tokens", params(Filter),
+    responses((status = 200, body = Vec<TokenView>), Failures))]
 async fn list(
     State(s): State<ApiState>,
     caller: Caller,
@@ -55,6 +61,10 @@ async fn list(
     Ok(Json(s.control.store.list_tokens(user.as_deref()).await?))
 }
 
+/// Creates a token for the caller (or, for an admin, for any user); its value is shown
+/// once.
+#[utoipa::path(post, path = "/api/tokens", tag = "tokens", request_body = NewToken,
+    responses((status = 201, body = CreatedToken), Failures))]
 async fn create(
     State(s): State<ApiState>,
     caller: Caller,
@@ -67,7 +77,7 @@ async fn create(
     let expires_at = match &new.expires {
         Some(d) => {
             let d = parse_duration(d).map_err(ApiError::invalid)?;
-            Some(crate::store::now() + d.as_secs() as i64)
+            Some(crate::clock::now() + d.as_secs() as i64)
         }
         None => None,
     };
@@ -89,6 +99,10 @@ async fn create(
     Ok((StatusCode::CREATED, Json(CreatedToken { meta, token })))
 }
 
+/// Revokes a token (its owner or an admin).
+#[utoipa::path(delete, path = "/api/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "token id")),
+    responses((status = 204), Failures))]
 async fn remove(
     State(s): State<ApiState>,
     caller: Caller,

@@ -4,21 +4,22 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::get;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use super::{ApiError, ApiState, Body, Caller, changed, not_managed};
-use crate::model::{Role, Status, UserView, check_name};
+use super::{ApiError, ApiState, Body, Caller, Failures, changed, not_managed};
+use crate::model::{Role, Status, User, UserView, check_name};
 use crate::store::UserRecord;
 
-pub fn routes() -> axum::Router<ApiState> {
-    axum::Router::new()
-        .route("/api/users", get(list).post(create))
-        .route("/api/me", get(me))
-        .route("/api/users/{name}", get(show).patch(patch).delete(remove))
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(me))
+        .routes(routes!(show, patch, remove))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     name: String,
@@ -26,14 +27,17 @@ pub struct NewUser {
     email: String,
     #[serde(default)]
     display_name: String,
+    /// Default `active`.
     status: Option<Status>,
+    /// Default `standard`.
     role: Option<Role>,
     #[serde(default)]
     groups: Vec<String>,
+    /// At least 8 characters; write-only.
     password: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     email: Option<String>,
@@ -41,9 +45,13 @@ pub struct UserPatch {
     status: Option<Status>,
     role: Option<Role>,
     groups: Option<Vec<String>>,
+    /// A user may set its own password; everything else needs an admin.
     password: Option<String>,
 }
 
+/// All users (readers), or just the caller.
+#[utoipa::path(get, path = "/api/users", tag = "users",
+    responses((status = 200, body = Vec<UserView>), Failures))]
 async fn list(State(s): State<ApiState>, caller: Caller) -> Result<Json<Vec<UserView>>, ApiError> {
     let users = s.control.store.list_users().await?;
     Ok(Json(
@@ -54,8 +62,11 @@ async fn list(State(s): State<ApiState>, caller: Caller) -> Result<Json<Vec<User
     ))
 }
 
+/// The caller's own profile.
+#[utoipa::path(get, path = "/api/me", tag = "users",
+    responses((status = 200, body = UserView), Failures))]
 async fn me(State(s): State<ApiState>, caller: Caller) -> Result<Json<UserView>, ApiError> {
-    show(State(s), caller.clone(), Path(caller.name().to_owned())).await
+    Ok(Json(find(&s, caller.name()).await?))
 }
 
 async fn find(s: &ApiState, name: &str) -> Result<UserView, ApiError> {
@@ -66,6 +77,10 @@ async fn find(s: &ApiState, name: &str) -> Result<UserView, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("user `{name}` not found")))
 }
 
+/// One user (readers, or the user itself).
+#[utoipa::path(get, path = "/api/users/{name}", tag = "users",
+    params(("name" = String, Path, description = "user name")),
+    responses((status = 200, body = UserView), Failures))]
 async fn show(
     State(s): State<ApiState>,
     caller: Caller,
@@ -82,6 +97,9 @@ fn check_password(pw: &Option<String>) -> Result<(), ApiError> {
     }
 }
 
+/// Creates a user (admin).
+#[utoipa::path(post, path = "/api/users", tag = "users", request_body = NewUser,
+    responses((status = 201, body = UserView), Failures))]
 async fn create(
     State(s): State<ApiState>,
     caller: Caller,
@@ -91,12 +109,14 @@ async fn create(
     check_name(&new.name).map_err(ApiError::invalid)?;
     check_password(&new.password)?;
     let record = UserRecord {
-        name: new.name.clone(),
-        email: new.email,
-        display_name: new.display_name,
-        status: new.status.unwrap_or(Status::Active),
-        role: new.role.unwrap_or(Role::Standard),
-        groups: new.groups,
+        user: User {
+            name: new.name.clone(),
+            email: new.email,
+            display_name: new.display_name,
+            status: new.status.unwrap_or(Status::Active),
+            role: new.role.unwrap_or(Role::Standard),
+            groups: new.groups,
+        },
         managed: false,
     };
     s.control
@@ -104,11 +124,12 @@ async fn create(
         .create_user(&record, new.password.as_deref())
         .await?;
     let view = find(&s, &new.name).await?;
+    let object = format!("user/{}", new.name);
     changed(
         &s,
         &caller,
         "user.create",
-        &format!("user/{}", new.name),
+        &object,
         None::<&()>,
         Some(&view),
     )
@@ -116,6 +137,11 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// Changes a user's details, status, role, groups or password (admin; a user may change
+/// only its own password).
+#[utoipa::path(patch, path = "/api/users/{name}", tag = "users", request_body = UserPatch,
+    params(("name" = String, Path, description = "user name")),
+    responses((status = 200, body = UserView), Failures))]
 async fn patch(
     State(s): State<ApiState>,
     caller: Caller,
@@ -135,21 +161,25 @@ async fn patch(
     let before = find(&s, &name).await?;
     not_managed(&s, before.managed, &format!("user `{name}`"))?;
     let mut record = UserRecord::from(before.clone());
-    record.email = p.email.unwrap_or(record.email);
-    record.display_name = p.display_name.unwrap_or(record.display_name);
-    record.status = p.status.unwrap_or(record.status);
-    record.role = p.role.unwrap_or(record.role);
-    record.groups = p.groups.unwrap_or(record.groups);
+    let u = &mut record.user;
+    u.email = p.email.unwrap_or(std::mem::take(&mut u.email));
+    u.display_name = p
+        .display_name
+        .unwrap_or(std::mem::take(&mut u.display_name));
+    u.status = p.status.unwrap_or(u.status);
+    u.role = p.role.unwrap_or(u.role);
+    u.groups = p.groups.unwrap_or(std::mem::take(&mut u.groups));
     s.control
         .store
         .put_user(&record, p.password.as_deref())
         .await?;
     let after = find(&s, &name).await?;
+    let object = format!("user/{name}");
     changed(
         &s,
         &caller,
         "user.update",
-        &format!("user/{name}"),
+        &object,
         Some(&before),
         Some(&after),
     )
@@ -157,6 +187,10 @@ async fn patch(
     Ok(Json(after))
 }
 
+/// Deletes a user and its tokens (admin).
+#[utoipa::path(delete, path = "/api/users/{name}", tag = "users",
+    params(("name" = String, Path, description = "user name")),
+    responses((status = 204), Failures))]
 async fn remove(
     State(s): State<ApiState>,
     caller: Caller,
@@ -169,11 +203,12 @@ async fn remove(
         return Err(ApiError::conflict("you cannot delete yourself"));
     }
     s.control.store.delete_user(&name).await?;
+    let object = format!("user/{name}");
     changed(
         &s,
         &caller,
         "user.delete",
-        &format!("user/{name}"),
+        &object,
         Some(&before),
         None::<&()>,
     )

@@ -25,7 +25,7 @@ pub fn kind_json(kind: &Kind, out: &mut Vec<u8>) -> std::io::Result<()> {
     out.extend_from_slice(b"{\"kind\":\"query\",\"statement\":");
     string(out, statement);
     out.extend_from_slice(b",\"op\":");
-    string(out, op);
+    string(out, op.as_str());
     if let Some(params) = params {
         out.extend_from_slice(b",\"params\":[");
         for (i, p) in params.iter().enumerate() {
@@ -44,7 +44,7 @@ pub fn kind_json(kind: &Kind, out: &mut Vec<u8>) -> std::io::Result<()> {
     out.extend_from_slice(b",\"rows\":");
     number(out, *rows);
     out.extend_from_slice(b",\"status\":");
-    string(out, status);
+    string(out, status.as_str());
     if let Some(code) = error_code {
         out.extend_from_slice(b",\"error_code\":");
         string(out, code);
@@ -146,11 +146,15 @@ mod tests {
     fn query(statement: &str, params: Option<Vec<Option<String>>>, code: Option<String>) -> Kind {
         Kind::Query {
             statement: Arc::from(statement),
-            op: "select",
+            op: crate::audit::Op::ComQuery,
             params: params.map(Arc::from),
             duration_us: 1234,
             rows: 7,
-            status: if code.is_some() { "error" } else { "ok" },
+            status: if code.is_some() {
+                crate::audit::Status::Error
+            } else {
+                crate::audit::Status::Ok
+            },
             error_code: code,
         }
     }

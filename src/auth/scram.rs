@@ -8,7 +8,8 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use super::{ScramVerifier, constant_time_eq};
+use super::constant_time_eq;
+use crate::snapshot::ScramVerifier;
 
 /// One verifier the proof may match, and what a match proves.
 #[derive(Clone, Debug)]

@@ -101,7 +101,7 @@ pub async fn run_remote(cli: &Cli) -> Result<String, ClientError> {
                             crate::config::parse_duration(since).map_err(ClientError::Decode)?;
                         q.push(format!(
                             "since={}",
-                            crate::store::now() - d.as_secs() as i64
+                            crate::clock::now() - d.as_secs() as i64
                         ));
                     }
                     (

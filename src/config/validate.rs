@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use super::raw::RawConfig;
 use super::*;
-use crate::model::{check_address, check_name};
+use crate::model::{
+    Protocol, Resource, ResourceRole, Role, Status, TlsMode, User, check_address, check_name,
+};
 
 /// Collects problems while walking the raw config.
 #[derive(Default)]
@@ -179,7 +181,6 @@ pub fn validate(raw: RawConfig, source: &Path) -> Result<Config, Vec<Problem>> {
             raw.limits.lockout,
             Duration::from_secs(300),
         ),
-        session_threads: raw.limits.session_threads.unwrap_or(0),
         idle_upstreams: raw.limits.idle_upstreams.unwrap_or(0),
         idle_upstream_timeout: duration_or(
             &mut p,
@@ -222,12 +223,14 @@ pub fn validate(raw: RawConfig, source: &Path) -> Result<Config, Vec<Problem>> {
         p.unique(&mut seen, at("name"), &u.name);
         check_groups(&mut p, at("groups"), &u.groups);
         users.push(UserDecl {
-            name: u.name.clone(),
-            email: u.email.clone(),
-            display_name: u.display_name.clone(),
-            status: enum_or(&mut p, &at("status"), u.status.clone(), Status::Active),
-            role: enum_or(&mut p, &at("role"), u.role.clone(), Role::Standard),
-            groups: u.groups.clone(),
+            user: User {
+                name: u.name.clone(),
+                email: u.email.clone(),
+                display_name: u.display_name.clone(),
+                status: enum_or(&mut p, &at("status"), u.status.clone(), Status::Active),
+                role: enum_or(&mut p, &at("role"), u.role.clone(), Role::Standard),
+                groups: u.groups.clone(),
+            },
             password: secret(&mut p, at("password"), u.password.clone()),
         });
     }
@@ -241,7 +244,7 @@ pub fn validate(raw: RawConfig, source: &Path) -> Result<Config, Vec<Problem>> {
         if let Err(e) = check_address(&r.address) {
             p.add(at("address"), e);
         }
-        resources.push(ResourceDecl {
+        resources.push(Resource {
             name: r.name.clone(),
             protocol: enum_or(
                 &mut p,
@@ -275,13 +278,15 @@ pub fn validate(raw: RawConfig, source: &Path) -> Result<Config, Vec<Problem>> {
         }
         check_groups(&mut p, at("allowed_groups"), &r.allowed_groups);
         resource_roles.push(ResourceRoleDecl {
-            name: r.name.clone(),
-            resource: r.resource.clone(),
-            database: r.database.clone(),
-            user: r.user.clone(),
+            role: ResourceRole {
+                name: r.name.clone(),
+                resource: r.resource.clone(),
+                database: r.database.clone(),
+                user: r.user.clone(),
+                allowed_groups: r.allowed_groups.clone(),
+                access_modes: r.access_modes.unwrap_or_default(),
+            },
             password: secret(&mut p, at("password"), r.password.clone()),
-            allowed_groups: r.allowed_groups.clone(),
-            access_modes: r.access_modes.unwrap_or_default(),
         });
     }
 

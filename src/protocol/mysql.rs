@@ -1,6 +1,6 @@
-//! MySQL: packets, both handshakes and the relay observers.
+//! MySQL: packets, both handshakes, binary-protocol values.
 
 pub mod handshake;
-pub mod observe;
 pub mod packet;
 pub mod params;
+pub mod upstream;

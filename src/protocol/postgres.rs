@@ -1,7 +1,6 @@
 //! PostgreSQL: the client-facing startup (pgwire), the upstream login (postgres-protocol),
-//! cancel-key mapping and the relay framing/observation.
+//! cancel-key mapping and the wire helpers the relay and the pool use.
 
 pub mod backend;
 pub mod front;
-pub mod observe;
 pub mod params;

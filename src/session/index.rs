@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::audit::{Common, Event, Kind, Recorder};
+use crate::audit::{Channel, Common, EndedBy, Event, Kind, Mode, Recorder};
 use crate::store::{IndexWrite, SessionEnd, SessionRecord, Store};
 
 /// The file under `store.data_dir` holding this instance's id.
@@ -105,17 +105,13 @@ pub async fn close_orphans(
             user: s.user.clone(),
             resource_role: s.resource_role.clone(),
             resource: s.resource.clone(),
-            protocol: if s.protocol == "mysql" {
-                "mysql"
-            } else {
-                "postgres"
-            },
-            mode: "native",
+            protocol: s.protocol.parse().unwrap_or(Channel::Postgres),
+            mode: s.mode.parse().unwrap_or(Mode::Native),
             client_addr: s.client_addr.clone(),
             application_name: s.application_name.clone(),
             ..Common::default()
         };
-        let now = crate::store::now();
+        let now = crate::clock::now();
         let event = Event {
             common: Arc::new(common),
             kind: Kind::SessionEnded {
@@ -123,7 +119,7 @@ pub async fn close_orphans(
                 bytes_in: 0,
                 bytes_out: 0,
                 queries,
-                ended_by: "error",
+                ended_by: EndedBy::Error,
                 error: Some(error.clone()),
             },
         };

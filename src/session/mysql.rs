@@ -10,15 +10,17 @@ use dashmap::DashMap;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::{Accept, EventSink, Frontend, Gateway, Hello, RelayEnd, RelayLink, SessionError};
-use crate::access::{Identity, Permit, Snapshot};
-use crate::model::{Protocol, TlsMode};
-use crate::protocol::mysql::handshake::{self, ClientHello, NATIVE, SHA2, UpstreamError};
-use crate::protocol::mysql::observe;
-use crate::protocol::mysql::packet::{self, caps};
+use super::{Accept, End, EventSink, Frontend, Gateway, Hello, Refusal, RelayLink, SessionError};
+use crate::access::{Identity, KillParty, Permit};
+use crate::auth::mysql::{Scramble, verify_scramble};
+use crate::model::Protocol;
+use crate::protocol::mysql::handshake::{self, ClientHello, NATIVE, SHA2};
+use crate::protocol::mysql::packet::{self, caps, code};
+use crate::relay::mysql as observe;
 use crate::relay::{self, Counters, Ended, Ends};
+use crate::snapshot::Snapshot;
 use crate::tls::Stream;
-use crate::upstream::pool::{Kept, Key, MyUpstream};
+use crate::upstream::{Lease, MysqlUpstream as Upstream};
 
 /// The version the gateway announces before it knows which server is behind the resource
 /// role. A 5.7 string makes MySQL 8 drivers pick collations MariaDB also knows.
@@ -32,11 +34,10 @@ pub struct MyListener {
     conns: Arc<DashMap<u32, Conn>>,
 }
 
-/// What `KILL n` needs to know about connection `n`.
+/// What `KILL n` needs to know about connection `n`: whose it is, and its upstream id.
 #[derive(Clone, Debug)]
 struct Conn {
-    user: String,
-    resource: String,
+    party: KillParty,
     thread_id: u32,
 }
 
@@ -58,12 +59,12 @@ enum ClientStream {
 }
 
 impl Accept for MyListener {
-    fn gateway(&self) -> &Gateway {
+    fn gateway(&self) -> &Arc<Gateway> {
         &self.gw
     }
 
     async fn over_cap(mut tcp: TcpStream) {
-        let e = packet::err(1040, "08004", "Too many connections");
+        let e = packet::err(code::TOO_MANY_CONNECTIONS, "08004", "Too many connections");
         let _ = packet::write(&mut tcp, 0, &e).await;
     }
 
@@ -78,8 +79,6 @@ impl Accept for MyListener {
             hello: ClientHello::default(),
             id: 0,
             me: None,
-            admin: false,
-            kept: None,
         };
         super::run(&self.gw, fe, Protocol::Mysql, addr).await;
     }
@@ -97,9 +96,6 @@ struct MyFrontend<'a> {
     id: u32,
     /// This connection as `KILL` sees it, once logged in upstream.
     me: Option<Conn>,
-    admin: bool,
-    /// Where the upstream goes when the client says goodbye (`limits.idle_upstreams`).
-    kept: Option<Key>,
 }
 
 /// A fresh scramble: printable-range bytes, never NUL (part 2 is NUL-terminated).
@@ -141,20 +137,18 @@ impl MyFrontend<'_> {
     fn kill_target(&self) -> observe::KillTarget {
         let conns = Arc::clone(&self.listener.conns);
         let me = self.me.clone();
-        let admin = self.admin;
         Box::new(move |id| {
             let me = me.as_ref()?;
             let target = conns.get(&id)?;
-            (target.resource == me.resource && (admin || target.user == me.user))
-                .then_some(target.thread_id)
+            crate::access::may_kill(&me.party, &target.party).then_some(target.thread_id)
         })
     }
 }
 
 impl Frontend for MyFrontend<'_> {
-    type Upstream = Stream;
+    type Upstream = Upstream;
 
-    async fn handshake(&mut self, _gw: &Gateway) -> Result<Option<Hello>, SessionError> {
+    async fn handshake(&mut self) -> Result<Option<Hello>, SessionError> {
         self.scramble = new_scramble();
         let id = self.listener.next_id.fetch_add(1, Ordering::Relaxed);
         self.id = id;
@@ -210,14 +204,6 @@ impl Frontend for MyFrontend<'_> {
         hello: &Hello,
         snapshot: &Arc<Snapshot>,
     ) -> Result<Identity, SessionError> {
-        let user = snapshot.users.get(&hello.user);
-        let (native, sha2) = match user {
-            Some(u) => (
-                u.verifiers.mysql_native.clone(),
-                u.verifiers.mysql_sha2.clone(),
-            ),
-            None => (None, None),
-        };
         let failed =
             || SessionError::AuthFailed(format!("wrong password or unknown user {}", hello.user));
         let mut plugin = match self.hello.plugin.as_str() {
@@ -238,21 +224,17 @@ impl Frontend for MyFrontend<'_> {
                 .await?;
             auth = self.read().await?;
         }
-        let ok = match plugin {
-            SHA2 if auth.len() == 32 => {
-                let ok = sha2.is_some_and(|v| handshake::verify_sha2(&v, &self.scramble, &auth));
-                if ok {
-                    // AuthMoreData: fast authentication succeeded.
-                    self.write(&[0x01, 0x03]).await?;
-                }
-                ok
-            }
-            NATIVE if auth.len() == 20 => {
-                native.is_some_and(|v| handshake::verify_native(&v, &self.scramble, &auth))
-            }
-            _ => false,
+        let kind = if plugin == SHA2 {
+            Scramble::Sha2
+        } else {
+            Scramble::Native
         };
-        if !ok {
+        let proven = verify_scramble(snapshot, &hello.user, kind, &self.scramble, &auth);
+        if proven.is_some() && kind == Scramble::Sha2 {
+            // AuthMoreData: fast authentication succeeded.
+            self.write(&[0x01, 0x03]).await?;
+        }
+        let Some(identity) = proven else {
             // Over TLS, a client that sent a scramble may still hold a personal access
             // token: ask for the secret itself and check token or password — caching_sha2
             // full authentication (AuthMoreData `perform_full_authentication`), else a
@@ -270,147 +252,68 @@ impl Frontend for MyFrontend<'_> {
                     .ok_or_else(failed);
             }
             return Err(failed());
-        }
-        Ok(Identity {
-            user: hello.user.clone(),
-            via_token: false,
-        })
+        };
+        Ok(identity)
     }
 
-    async fn connect(&mut self, permit: &Permit, gw: &Gateway) -> Result<Stream, SessionError> {
-        let resource = permit.resource();
-        self.admin = permit.user().role == crate::model::Role::Admin;
-        let mut me = |thread_id| {
-            self.me = Some(Conn {
+    fn upstream_params(&self) -> &ClientHello {
+        &self.hello
+    }
+
+    async fn accept(
+        &mut self,
+        permit: &Permit,
+        lease: &mut Lease<Upstream>,
+    ) -> Result<(), SessionError> {
+        let me = Conn {
+            party: KillParty {
                 user: permit.user().name.clone(),
-                resource: resource.name.clone(),
-                thread_id,
-            })
+                resource: permit.resource().name.clone(),
+                admin: permit.user().role == crate::model::Role::Admin,
+            },
+            thread_id: lease.conn.thread_id,
         };
-        if gw.pool.enabled() {
-            let h = &self.hello;
-            let params = [
-                ("caps", h.caps),
-                ("max_packet", h.max_packet),
-                ("charset", h.charset.into()),
-            ];
-            let key = Key::new(
-                permit,
-                params.map(|(n, v)| (n.to_owned(), v.to_string())).into(),
-            );
-            let kept = gw.pool.take(&key);
-            self.kept = Some(key);
-            if let Some(Kept::Mysql(up)) = kept {
-                crate::metrics::Metrics::inc(&gw.metrics.upstreams_reused_total);
-                me(up.thread_id);
-                return Ok(up.stream);
-            }
-        }
-        let unreachable =
-            |e: String| SessionError::UpstreamUnreachable(format!("{}: {e}", resource.name));
-        let tcp = crate::upstream::connect(permit)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        let tls = match gw.upstream_tls.connector(resource.tls) {
-            Some(connector) => Some(handshake::UpstreamTls {
-                connector,
-                name: crate::tls::server_name(&resource.address).ok_or_else(|| {
-                    unreachable(format!(
-                        "`{}` has no usable TLS server name",
-                        resource.address
-                    ))
-                })?,
-                required: matches!(resource.tls, TlsMode::Require | TlsMode::VerifyFull),
-            }),
-            None => None,
-        };
-        let role = permit.resource_role();
-        let password = role.secret.as_ref().map(|s| s.expose()).unwrap_or_default();
-        let (stream, upstream) =
-            handshake::login(tcp, &self.hello, &role.user, password, &role.database, tls)
-                .await
-                .map_err(|e| match e {
-                    UpstreamError::Io(e) => unreachable(e.to_string()),
-                    other => SessionError::UpstreamRefused(format!("{}: {other}", resource.name)),
-                })?;
-        me(upstream.thread_id);
-        Ok(stream)
-    }
-
-    async fn accept(&mut self, _up: &mut Stream, _gw: &Gateway) -> Result<(), SessionError> {
         self.write(&packet::ok()).await?;
-        if let Some(me) = &self.me {
-            self.listener.conns.insert(self.id, me.clone());
-        }
+        self.listener.conns.insert(self.id, me.clone());
+        self.me = Some(me);
         Ok(())
     }
 
-    async fn refuse(&mut self, hello: &Hello, error: &SessionError) {
-        let (code, state, message) = match error {
-            SessionError::Closed => return,
-            SessionError::AuthFailed(_) => (
-                1045,
-                "28000",
-                format!("Access denied for user '{}'", hello.user),
-            ),
-            SessionError::Denied(_) => (
-                1044,
-                "42000",
-                format!(
-                    "Access denied for user '{}' to resource role '{}'",
-                    hello.user, hello.resource_role
-                ),
-            ),
-            SessionError::NoResourceRole => (
-                1046,
-                "3D000",
-                "No resource role selected: name one as the database (mysql -D RESOURCE_ROLE)"
-                    .into(),
-            ),
-            SessionError::TlsRequired => (
-                3159,
-                "HY000",
-                "This gateway requires TLS (use --ssl)".into(),
-            ),
-            SessionError::UpstreamUnreachable(_) | SessionError::UpstreamRefused(_) => (
-                1105,
-                "08004",
-                format!(
-                    "Could not log in to the database behind resource role '{}'; the monitoring log has the reason",
-                    hello.resource_role
-                ),
-            ),
-            SessionError::Timeout => (1105, "08S01", "Login timed out".into()),
-            SessionError::LogUnavailable => (
-                1105,
-                "HY000",
-                "The gateway cannot write its monitoring log; new sessions are refused".into(),
-            ),
-            SessionError::Protocol(m) => (1105, "08S01", format!("Protocol violation: {m}")),
-        };
+    async fn refuse(&mut self, hello: &Hello, refusal: Refusal) {
+        let (code, state, message) = refusal_message(hello, refusal);
         let _ = self.write(&packet::err(code, state, &message)).await;
     }
 
-    async fn relay(mut self, upstream: Stream, link: RelayLink) -> RelayEnd {
-        let (end, held, upstream) = match upstream {
+    async fn relay(mut self, lease: Lease<Upstream>, link: RelayLink) -> End {
+        let Lease { conn, key, .. } = lease;
+        let Upstream {
+            stream,
+            thread_id,
+            version,
+        } = conn;
+        let hold = key.is_some();
+        let (end, held, upstream) = match stream {
             Stream::Plain(tcp) => {
                 let (mut up_r, mut up_w) = tcp.into_split();
-                let (end, held) = self.relay_with(&mut up_r, &mut up_w, &link).await;
+                let (end, held) = self.relay_with(&mut up_r, &mut up_w, &link, hold).await;
                 (end, held, up_r.reunite(up_w).ok().map(Stream::Plain))
             }
             Stream::Tls(tls) => {
                 let (mut up_r, mut up_w) = tokio::io::split(*tls);
-                let (end, held) = self.relay_with(&mut up_r, &mut up_w, &link).await;
+                let (end, held) = self.relay_with(&mut up_r, &mut up_w, &link, hold).await;
                 (end, held, Some(Stream::Tls(Box::new(up_r.unsplit(up_w)))))
             }
         };
         self.listener.conns.remove(&self.id);
         // The client's COM_QUIT was withheld: the upstream is kept or told goodbye.
         if let (Some(reusable), Some(stream)) = (held, upstream) {
-            let thread_id = self.me.as_ref().map_or(0, |m| m.thread_id);
-            let kept = Kept::Mysql(MyUpstream { stream, thread_id });
-            let pool = &self.listener.gw.pool;
-            pool.release(self.kept.take(), reusable, kept).await;
+            let up = Upstream {
+                stream,
+                thread_id,
+                version,
+            };
+            let upstreams = &self.listener.gw.upstreams;
+            upstreams.release(key, reusable, up).await;
         }
         end
     }
@@ -424,7 +327,8 @@ impl MyFrontend<'_> {
         up_r: UR,
         up_w: UW,
         link: &RelayLink,
-    ) -> (RelayEnd, Option<bool>)
+        hold: bool,
+    ) -> (End, Option<bool>)
     where
         UR: AsyncRead + Unpin + Send,
         UW: AsyncWrite + Unpin + Send,
@@ -433,7 +337,7 @@ impl MyFrontend<'_> {
         let mut sink = EventSink::new(link);
         let mut counters = Counters::default();
         let (mut c, mut s) = observe::pair(self.kill_target());
-        c.hold_goodbye = self.kept.is_some();
+        c.hold_goodbye = hold;
         let sides = (&mut c, &mut s, &mut sink, &mut counters);
         let ended = match self.client.take() {
             Some(ClientStream::Plain(c)) => {
@@ -482,4 +386,46 @@ where
         upstream_first: &[],
     };
     relay::relay(ends, c, s, stop, sink, counters).await
+}
+
+/// The error a refused client gets: 1045 for bad credentials and 1044 for "not allowed",
+/// one message shape each, revealing nothing about what exists.
+fn refusal_message(hello: &Hello, refusal: Refusal) -> (u16, &'static str, String) {
+    let (user, role) = (&hello.user, &hello.resource_role);
+    match refusal {
+        Refusal::BadCredentials => (
+            code::ACCESS_DENIED,
+            "28000",
+            format!("Access denied for user '{user}'"),
+        ),
+        Refusal::NotAllowed => (
+            code::DB_ACCESS_DENIED,
+            "42000",
+            format!("Access denied for user '{user}' to resource role '{role}'"),
+        ),
+        Refusal::NoResourceRole => (
+            code::NO_DB,
+            "3D000",
+            "No resource role selected: name one as the database (mysql -D RESOURCE_ROLE)".into(),
+        ),
+        Refusal::TlsRequired => (
+            code::SECURE_TRANSPORT_REQUIRED,
+            "HY000",
+            "This gateway requires TLS (use --ssl)".into(),
+        ),
+        Refusal::UpstreamUnreachable | Refusal::UpstreamRefused => (
+            code::UNKNOWN,
+            "08004",
+            format!(
+                "Could not log in to the database behind resource role '{role}'; the monitoring log has the reason"
+            ),
+        ),
+        Refusal::Timeout => (code::UNKNOWN, "08S01", "Login timed out".into()),
+        Refusal::LogUnavailable => (
+            code::UNKNOWN,
+            "HY000",
+            "The gateway cannot write its monitoring log; new sessions are refused".into(),
+        ),
+        Refusal::Protocol(m) => (code::UNKNOWN, "08S01", format!("Protocol violation: {m}")),
+    }
 }

@@ -16,18 +16,18 @@ use pgwire::messages::startup::Authentication;
 use pgwire::tokio::server::MaybeTls;
 use tokio::net::TcpStream;
 
-use crate::tls::Stream;
-
-use super::{Frontend, Gateway, Hello, RelayEnd, RelayLink, SessionError};
-use crate::access::{Identity, Permit, Snapshot};
+use super::{End, Frontend, Gateway, Hello, Refusal, RelayLink, SessionError};
+use crate::access::{Identity, Permit};
 use crate::model::Protocol;
-use crate::protocol::postgres::backend::{self, BackendError, Login, Upstream};
+use crate::protocol::postgres::backend;
 use crate::protocol::postgres::front::{
     CancelKeys, PgFramed, ProxyKeys, ProxyParams, UpstreamKey, UpstreamParams, send_fatal, sqlstate,
 };
-use crate::protocol::postgres::observe::sides;
+use crate::relay::postgres::sides;
 use crate::relay::{self, Counters, Ends};
-use crate::upstream::pool::{Kept, Key};
+use crate::snapshot::Snapshot;
+use crate::tls::Stream;
+use crate::upstream::{Lease, PostgresUpstream as Upstream};
 
 /// Shared by every PostgreSQL connection.
 pub struct PgListener {
@@ -52,7 +52,7 @@ impl PgListener {
 }
 
 impl super::Accept for PgListener {
-    fn gateway(&self) -> &Gateway {
+    fn gateway(&self) -> &Arc<Gateway> {
         &self.gw
     }
 
@@ -79,8 +79,6 @@ impl super::Accept for PgListener {
             allow_cleartext: config.tls.as_ref().is_some_and(|t| t.allow_cleartext),
             params: Vec::new(),
             final_message: None,
-            upstream_address: String::new(),
-            kept: None,
         };
         super::run(&self.gw, fe, Protocol::Postgres, addr).await;
     }
@@ -110,10 +108,6 @@ struct PgFrontend<'a> {
     allow_cleartext: bool,
     params: Vec<(String, String)>,
     final_message: Option<Authentication>,
-    /// The resource's address, for forwarding cancel requests.
-    upstream_address: String,
-    /// Where the upstream goes back when the session ends idle (`limits.idle_upstreams`).
-    kept: Option<Key>,
 }
 
 /// Cleartext password checks for pgwire, against the snapshot.
@@ -151,7 +145,7 @@ fn auth_failed(e: PgWireError) -> SessionError {
 impl Frontend for PgFrontend<'_> {
     type Upstream = Upstream;
 
-    async fn handshake(&mut self, _gw: &Gateway) -> Result<Option<Hello>, SessionError> {
+    async fn handshake(&mut self) -> Result<Option<Hello>, SessionError> {
         let startup = match self.framed.next().await {
             Some(Ok(PgWireFrontendMessage::Startup(s))) => s,
             Some(Ok(PgWireFrontendMessage::CancelRequest(c))) => {
@@ -215,7 +209,7 @@ impl Frontend for PgFrontend<'_> {
         let mechanism = if hello.tls && self.allow_cleartext {
             pgwire::api::auth::cleartext::CleartextPasswordAuth::new(source).create()
         } else {
-            Box::new(super::pg_scram::TokenAwareScram::new(
+            Box::new(crate::auth::pg_scram::TokenAwareScram::new(
                 Arc::clone(&source.0),
                 &hello.user,
             ))
@@ -252,47 +246,20 @@ impl Frontend for PgFrontend<'_> {
         }
     }
 
-    async fn connect(&mut self, permit: &Permit, gw: &Gateway) -> Result<Upstream, SessionError> {
-        let resource = permit.resource();
-        self.upstream_address = resource.address.clone();
-        let unreachable =
-            |e: String| SessionError::UpstreamUnreachable(format!("{}: {e}", resource.name));
-        if gw.pool.enabled() {
-            let params = backend::forwarded(&self.params).cloned().collect();
-            let key = Key::new(permit, params);
-            let kept = gw.pool.take(&key);
-            self.kept = Some(key);
-            if let Some(Kept::Postgres(up)) = kept {
-                crate::metrics::Metrics::inc(&gw.metrics.upstreams_reused_total);
-                return Ok(up);
-            }
-        }
-        let tcp = crate::upstream::connect(permit)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        let connector = gw.upstream_tls.connector(resource.tls);
-        let name = crate::tls::server_name(&resource.address);
-        let stream = backend::negotiate_tls(tcp, resource.tls, connector, name)
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
-        let role = permit.resource_role();
-        let login = Login {
-            user: &role.user,
-            password: role.secret.as_ref().map(|s| s.expose()),
-            database: &role.database,
-            params: &self.params,
-        };
-        backend::login(stream, &login).await.map_err(|e| match e {
-            BackendError::Io(e) => unreachable(e.to_string()),
-            other => SessionError::UpstreamRefused(format!("{}: {other}", resource.name)),
-        })
+    fn upstream_params(&self) -> &Vec<(String, String)> {
+        &self.params
     }
 
-    async fn accept(&mut self, up: &mut Upstream, _gw: &Gateway) -> Result<(), SessionError> {
+    async fn accept(
+        &mut self,
+        _: &Permit,
+        lease: &mut Lease<Upstream>,
+    ) -> Result<(), SessionError> {
+        let up = &lease.conn;
         let ext = self.framed.session_extensions();
         ext.insert(UpstreamParams(up.params.clone()));
         ext.insert(UpstreamKey {
-            address: self.upstream_address.clone(),
+            address: up.address.clone(),
             pid: up.pid,
             secret: up.secret,
         });
@@ -304,67 +271,29 @@ impl Frontend for PgFrontend<'_> {
             .map_err(|_| SessionError::Closed)
     }
 
-    async fn refuse(&mut self, hello: &Hello, error: &SessionError) {
-        let (code, message) = match error {
-            SessionError::Closed => return,
-            SessionError::AuthFailed(_) => (
-                sqlstate::INVALID_PASSWORD,
-                format!("password authentication failed for user \"{}\"", hello.user),
-            ),
-            SessionError::Denied(_) | SessionError::NoResourceRole => (
-                sqlstate::INVALID_AUTHORIZATION,
-                format!(
-                    "user \"{}\" may not use resource role \"{}\"",
-                    hello.user, hello.resource_role
-                ),
-            ),
-            SessionError::TlsRequired => (
-                sqlstate::INVALID_AUTHORIZATION,
-                "this gateway requires TLS (use sslmode=require)".into(),
-            ),
-            SessionError::UpstreamUnreachable(_) => (
-                sqlstate::CANNOT_CONNECT,
-                format!(
-                    "could not connect to the database behind resource role \"{}\"",
-                    hello.resource_role
-                ),
-            ),
-            SessionError::UpstreamRefused(_) => (
-                sqlstate::REJECTED_CONNECTION,
-                format!(
-                    "the database behind resource role \"{}\" refused the gateway's login; the monitoring log has the reason",
-                    hello.resource_role
-                ),
-            ),
-            SessionError::Timeout => (sqlstate::CONNECTION_FAILURE, "login timed out".into()),
-            SessionError::LogUnavailable => (
-                sqlstate::CANNOT_CONNECT_NOW,
-                "the gateway cannot write its monitoring log; new sessions are refused until it can".into(),
-            ),
-            SessionError::Protocol(m) => (
-                sqlstate::PROTOCOL_VIOLATION,
-                format!("protocol violation: {m}"),
-            ),
-        };
+    async fn refuse(&mut self, hello: &Hello, refusal: Refusal) {
+        let (code, message) = refusal_message(hello, refusal);
         send_fatal(&mut self.framed, code, &message).await;
     }
 
-    async fn relay(self, up: Upstream, link: RelayLink) -> RelayEnd {
+    async fn relay(self, lease: Lease<Upstream>, link: RelayLink) -> End {
         let (pid, secret) = self.framed.pid_and_secret_key();
         let parts = self.framed.into_parts();
+        let Lease { conn, key, .. } = lease;
         let Upstream {
             stream,
             leftover,
             params,
             pid: up_pid,
             secret: up_secret,
-        } = up;
+            address,
+        } = conn;
         let stop = link.stop_signal();
         let mut observer = super::EventSink::new(&link);
         let mut counters = Counters::default();
         let (first_in, first_out) = (&parts.read_buf[..], &leftover[..]);
         let (mut c, mut s) = sides::pair();
-        c.hold_goodbye = self.kept.is_some();
+        c.hold_goodbye = key.is_some();
         let (ended, upstream) = match (parts.io, stream) {
             // Plain TCP both ways: owned halves, no lock per read or write.
             (MaybeTls::Plain(client), Stream::Plain(upstream)) => {
@@ -409,11 +338,54 @@ impl Frontend for PgFrontend<'_> {
                 pid: up_pid,
                 secret: up_secret,
                 leftover: Default::default(),
+                address,
             };
-            let pool = &self.listener.gw.pool;
-            pool.release(self.kept, s.reusable(), Kept::Postgres(up))
-                .await;
+            let upstreams = &self.listener.gw.upstreams;
+            upstreams.release(key, s.reusable(), up).await;
         }
         observer.end_of(ended, &counters)
+    }
+}
+
+/// The SQLSTATE and message a refused client gets: one message shape for a bad password
+/// and one for "not allowed", revealing nothing about what exists.
+fn refusal_message(hello: &Hello, refusal: Refusal) -> (&'static str, String) {
+    let role = &hello.resource_role;
+    match refusal {
+        Refusal::BadCredentials => (
+            sqlstate::INVALID_PASSWORD,
+            format!("password authentication failed for user \"{}\"", hello.user),
+        ),
+        Refusal::NotAllowed | Refusal::NoResourceRole => (
+            sqlstate::INVALID_AUTHORIZATION,
+            format!(
+                "user \"{}\" may not use resource role \"{role}\"",
+                hello.user
+            ),
+        ),
+        Refusal::TlsRequired => (
+            sqlstate::INVALID_AUTHORIZATION,
+            "this gateway requires TLS (use sslmode=require)".into(),
+        ),
+        Refusal::UpstreamUnreachable => (
+            sqlstate::CANNOT_CONNECT,
+            format!("could not connect to the database behind resource role \"{role}\""),
+        ),
+        Refusal::UpstreamRefused => (
+            sqlstate::REJECTED_CONNECTION,
+            format!(
+                "the database behind resource role \"{role}\" refused the gateway's login; the monitoring log has the reason"
+            ),
+        ),
+        Refusal::Timeout => (sqlstate::CONNECTION_FAILURE, "login timed out".into()),
+        Refusal::LogUnavailable => (
+            sqlstate::CANNOT_CONNECT_NOW,
+            "the gateway cannot write its monitoring log; new sessions are refused until it can"
+                .into(),
+        ),
+        Refusal::Protocol(m) => (
+            sqlstate::PROTOCOL_VIOLATION,
+            format!("protocol violation: {m}"),
+        ),
     }
 }

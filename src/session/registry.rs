@@ -8,9 +8,9 @@ use dashmap::DashMap;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::access::{Identity, Permit, Snapshot, decide_native};
-use crate::audit::Common;
-use crate::model::Protocol;
+use crate::access::Permit;
+use crate::audit::{Channel, Common, EndedBy, Mode};
+use crate::snapshot::Snapshot;
 
 /// Why a live session is being ended from outside.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,10 +22,10 @@ pub enum EndReason {
 
 impl EndReason {
     /// `ended_by` in `session_ended`.
-    pub fn ended_by(&self) -> &'static str {
+    pub fn ended_by(&self) -> EndedBy {
         match self {
-            EndReason::Killed { .. } | EndReason::AccessLost(_) => "killed",
-            EndReason::Shutdown => "shutdown",
+            EndReason::Killed { .. } | EndReason::AccessLost(_) => EndedBy::Killed,
+            EndReason::Shutdown => EndedBy::Shutdown,
         }
     }
 
@@ -47,15 +47,20 @@ pub struct SessionView {
     pub user: String,
     pub resource_role: String,
     pub resource: String,
-    pub protocol: &'static str,
-    pub mode: &'static str,
+    pub protocol: Channel,
+    pub mode: Mode,
     pub client_addr: String,
     pub application_name: String,
     pub started_at: i64,
 }
 
-/// A registered session: what the API shows and how to tell it to end.
-type Entry = (SessionView, watch::Sender<Option<EndReason>>);
+/// A registered session: what the API shows, the permit it runs under (checked again on
+/// every change) and how to tell it to end.
+struct Entry {
+    view: SessionView,
+    permit: Permit,
+    end: watch::Sender<Option<EndReason>>,
+}
 
 pub struct LiveSession {
     view: SessionView,
@@ -79,22 +84,25 @@ impl Registry {
         &self,
         common: &Common,
         permit: &Permit,
-        protocol: Protocol,
     ) -> (LiveSession, watch::Receiver<Option<EndReason>>) {
-        let (tx, rx) = watch::channel(None);
+        let (end, rx) = watch::channel(None);
         let view = SessionView {
             id: common.session_id.clone(),
             user: permit.user().name.clone(),
             resource_role: permit.resource_role().name.clone(),
             resource: permit.resource().name.clone(),
-            protocol: protocol.as_str(),
-            mode: permit.mode().as_str(),
+            protocol: common.protocol,
+            mode: permit.mode().into(),
             client_addr: common.client_addr.clone(),
             application_name: common.application_name.clone(),
-            started_at: crate::store::now(),
+            started_at: crate::clock::now(),
         };
-        self.sessions
-            .insert(view.id.clone(), Arc::new((view.clone(), tx)));
+        let entry = Entry {
+            view: view.clone(),
+            permit: permit.clone(),
+            end,
+        };
+        self.sessions.insert(view.id.clone(), Arc::new(entry));
         let live = LiveSession {
             view,
             registry: Arc::clone(&self.sessions),
@@ -103,13 +111,17 @@ impl Registry {
     }
 
     pub fn list(&self) -> Vec<SessionView> {
-        let mut all: Vec<SessionView> = self.sessions.iter().map(|e| e.value().0.clone()).collect();
+        let mut all: Vec<SessionView> = self
+            .sessions
+            .iter()
+            .map(|e| e.value().view.clone())
+            .collect();
         all.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
         all
     }
 
     pub fn get(&self, id: &str) -> Option<SessionView> {
-        self.sessions.get(id).map(|e| e.value().0.clone())
+        self.sessions.get(id).map(|e| e.value().view.clone())
     }
 
     pub fn len(&self) -> usize {
@@ -125,7 +137,7 @@ impl Registry {
         let entry = self.sessions.get(id).map(|e| Arc::clone(e.value()));
         match entry {
             Some(e) => {
-                e.1.send_replace(Some(reason));
+                e.end.send_replace(Some(reason));
                 true
             }
             None => false,
@@ -139,7 +151,7 @@ impl Registry {
             .map(|e| Arc::clone(e.value()))
             .collect();
         for e in all {
-            e.1.send_replace(Some(reason.clone()));
+            e.end.send_replace(Some(reason.clone()));
         }
     }
 
@@ -152,19 +164,11 @@ impl Registry {
             .collect();
         let mut ended = 0;
         for e in all {
-            let (view, tx) = (&e.0, &e.1);
-            let identity = Identity {
-                user: view.user.clone(),
-                via_token: false,
-            };
-            let protocol = if view.protocol == "mysql" {
-                Protocol::Mysql
-            } else {
-                Protocol::Postgres
-            };
-            if let Err(denied) = decide_native(snapshot, &identity, &view.resource_role, protocol) {
+            if let Err(denied) = e.permit.recheck(snapshot) {
+                let view = &e.view;
                 tracing::info!(session_id = %view.id, user = %view.user, reason = %denied, "ending session: access withdrawn");
-                tx.send_replace(Some(EndReason::AccessLost(denied.to_string())));
+                e.end
+                    .send_replace(Some(EndReason::AccessLost(denied.to_string())));
                 ended += 1;
             }
         }

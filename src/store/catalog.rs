@@ -6,29 +6,21 @@ use sqlx::{Any, Row, Transaction};
 
 use super::users::parse;
 use super::{Result, Store, StoreError, conflict, now};
-use crate::model::{AccessModes, GroupView, Protocol, ResourceRoleView, ResourceView, TlsMode};
+use crate::model::{
+    AccessModes, GroupView, Resource, ResourceRole, ResourceRoleView, ResourceView, carries,
+};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ResourceRecord {
-    pub name: String,
-    pub protocol: Protocol,
-    pub address: String,
-    pub tls: TlsMode,
-    pub managed: bool,
-}
+/// A resource as written: the resource and whether the config file owns it.
+pub type ResourceRecord = ResourceView;
 
 /// A resource role as written. `secret: None` keeps the stored secret on update.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResourceRoleRecord {
-    pub name: String,
-    pub resource: String,
-    pub database: String,
-    pub user: String,
+    pub role: ResourceRole,
     pub secret: Option<String>,
-    pub allowed_groups: Vec<String>,
-    pub access_modes: AccessModes,
     pub managed: bool,
 }
+carries!(ResourceRoleRecord => role: ResourceRole);
 
 /// Fails with `Invalid` naming the first group that does not exist.
 pub(super) async fn require_groups(
@@ -130,10 +122,12 @@ impl Store {
         rows.into_iter()
             .map(|r| {
                 Ok(ResourceView {
-                    name: r.try_get(0)?,
-                    protocol: parse(r.try_get(1)?)?,
-                    address: r.try_get(2)?,
-                    tls: parse(r.try_get(3)?)?,
+                    resource: Resource {
+                        name: r.try_get(0)?,
+                        protocol: parse(r.try_get(1)?)?,
+                        address: r.try_get(2)?,
+                        tls: parse(r.try_get(3)?)?,
+                    },
                     managed: r.try_get::<i64, _>(4)? != 0,
                 })
             })
@@ -218,15 +212,17 @@ impl Store {
             .map(|r| {
                 let name: String = r.try_get(0)?;
                 let view = ResourceRoleView {
-                    allowed_groups: allowed.remove(&name).unwrap_or_default(),
-                    name,
-                    resource: r.try_get(1)?,
-                    database: r.try_get(2)?,
-                    user: r.try_get(3)?,
-                    access_modes: AccessModes {
-                        native: r.try_get::<i64, _>(5)? != 0,
-                        web: r.try_get::<i64, _>(6)? != 0,
-                        runbooks: r.try_get::<i64, _>(7)? != 0,
+                    role: ResourceRole {
+                        allowed_groups: allowed.remove(&name).unwrap_or_default(),
+                        name,
+                        resource: r.try_get(1)?,
+                        database: r.try_get(2)?,
+                        user: r.try_get(3)?,
+                        access_modes: AccessModes {
+                            native: r.try_get::<i64, _>(5)? != 0,
+                            web: r.try_get::<i64, _>(6)? != 0,
+                            runbooks: r.try_get::<i64, _>(7)? != 0,
+                        },
                     },
                     managed: r.try_get::<i64, _>(8)? != 0,
                 };

@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use super::{Result, Store};
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChangeRecord {
     pub id: String,
     pub ts: i64,

@@ -77,7 +77,7 @@ fn ended(e: &SessionEnd) -> Query<'_> {
     .bind(&e.application_name)
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SessionRecord {
     pub id: String,
     pub user: String,
@@ -116,8 +116,9 @@ pub struct SessionEnd {
 }
 
 /// Filters of `GET /api/sessions`; every field optional.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SessionFilter {
     pub user: Option<String>,
     pub resource_role: Option<String>,

@@ -1,12 +1,15 @@
-//! Reads the whole control plane into an `access::Snapshot`, opening sealed secrets.
+//! Reads the whole control plane into a `Snapshot`, opening sealed secrets.
 
 use std::sync::Arc;
 
 use sqlx::Row;
 
 use super::{Result, Store};
-use crate::access::{ResourceEntry, ResourceRoleEntry, Snapshot, TokenEntry, UserEntry, Verifiers};
 use crate::config::Secret;
+use crate::model::User;
+use crate::snapshot::{
+    ResourceEntry, ResourceRoleEntry, Snapshot, TokenEntry, UserEntry, Verifiers,
+};
 
 impl Store {
     pub async fn load_snapshot(&self) -> Result<Snapshot> {
@@ -30,12 +33,14 @@ impl Store {
                 }
             };
             let entry = UserEntry {
-                groups: memberships.remove(&name).unwrap_or_default(),
-                name: name.clone(),
-                email: r.try_get(1)?,
-                display_name: r.try_get(2)?,
-                status: super::users::parse(r.try_get(3)?)?,
-                role: super::users::parse(r.try_get(4)?)?,
+                user: User {
+                    groups: memberships.remove(&name).unwrap_or_default(),
+                    name: name.clone(),
+                    email: r.try_get(1)?,
+                    display_name: r.try_get(2)?,
+                    status: super::users::parse(r.try_get(3)?)?,
+                    role: super::users::parse(r.try_get(4)?)?,
+                },
                 verifiers: Verifiers {
                     scram: r.try_get(5)?,
                     mysql_native: open(6)?,
@@ -53,13 +58,10 @@ impl Store {
             .collect();
         for r in self.list_resources().await? {
             let entry = ResourceEntry {
-                name: r.name.clone(),
-                protocol: r.protocol,
-                address: r.address,
-                tls: r.tls,
+                resource: r.resource,
                 managed: r.managed,
             };
-            snap.resources.insert(r.name, Arc::new(entry));
+            snap.resources.insert(entry.name.clone(), Arc::new(entry));
         }
         for (v, sealed) in self.resource_role_rows().await? {
             let secret = match sealed {
@@ -69,16 +71,12 @@ impl Store {
                 None => None,
             };
             let entry = ResourceRoleEntry {
-                name: v.name.clone(),
-                resource: v.resource,
-                database: v.database,
-                user: v.user,
+                role: v.role,
                 secret,
-                allowed_groups: v.allowed_groups,
-                access_modes: v.access_modes,
                 managed: v.managed,
             };
-            snap.resource_roles.insert(v.name, Arc::new(entry));
+            snap.resource_roles
+                .insert(entry.name.clone(), Arc::new(entry));
         }
         let rows = sqlx::query("SELECT id, user_name, hash, expires_at, scram FROM tokens")
             .fetch_all(&self.pool)
@@ -91,7 +89,7 @@ impl Store {
                 scram: r
                     .try_get::<Option<String>, _>(4)?
                     .as_deref()
-                    .and_then(crate::auth::ScramVerifier::parse),
+                    .and_then(crate::snapshot::ScramVerifier::parse),
             };
             snap.tokens.insert(r.try_get(2)?, entry);
         }

@@ -113,7 +113,7 @@ pub(super) async fn user_scram_salt(
     .await?;
     for r in row {
         let text: String = r.try_get(0)?;
-        if let Some(v) = crate::auth::ScramVerifier::parse(&text) {
+        if let Some(v) = crate::snapshot::ScramVerifier::parse(&text) {
             return Ok(Some((v.salt, v.iterations)));
         }
     }

@@ -5,30 +5,21 @@ use std::collections::BTreeMap;
 use sqlx::{Any, Row, Transaction};
 
 use super::{Result, Store, StoreError, conflict, now};
-use crate::access::Verifiers;
-use crate::model::{Role, Status, UserView};
+use crate::model::{User, UserView, carries};
+use crate::snapshot::Verifiers;
 
-/// A user as written: everything but the password.
+/// A user as written: the user and whether the config file owns it (never the password).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserRecord {
-    pub name: String,
-    pub email: String,
-    pub display_name: String,
-    pub status: Status,
-    pub role: Role,
-    pub groups: Vec<String>,
+    pub user: User,
     pub managed: bool,
 }
+carries!(UserRecord => user: User);
 
 impl From<UserView> for UserRecord {
     fn from(v: UserView) -> Self {
         UserRecord {
-            name: v.name,
-            email: v.email,
-            display_name: v.display_name,
-            status: v.status,
-            role: v.role,
-            groups: v.groups,
+            user: v.user,
             managed: v.managed,
         }
     }
@@ -50,12 +41,14 @@ impl Store {
             .map(|r| {
                 let name: String = r.try_get(0)?;
                 Ok(UserView {
-                    groups: memberships.remove(&name).unwrap_or_default(),
-                    name,
-                    email: r.try_get(1)?,
-                    display_name: r.try_get(2)?,
-                    status: parse(r.try_get(3)?)?,
-                    role: parse(r.try_get(4)?)?,
+                    user: User {
+                        groups: memberships.remove(&name).unwrap_or_default(),
+                        name,
+                        email: r.try_get(1)?,
+                        display_name: r.try_get(2)?,
+                        status: parse(r.try_get(3)?)?,
+                        role: parse(r.try_get(4)?)?,
+                    },
                     has_password: r.try_get::<Option<String>, _>(5)?.is_some(),
                     managed: r.try_get::<i64, _>(6)? != 0,
                 })

@@ -106,11 +106,11 @@ pub async fn start(dir: &Dir) -> Running {
 /// Waits until the gateway keeps `n` upstream connections (`limits.idle_upstreams`).
 pub async fn kept_upstreams(running: &Running, n: usize) {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while running.gateway.pool.len() != n {
+    while running.gateway.upstreams.kept() != n {
         assert!(
             std::time::Instant::now() < until,
             "expected {n} kept upstream connections, not {}",
-            running.gateway.pool.len()
+            running.gateway.upstreams.kept()
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }

@@ -9,7 +9,6 @@ use sha2::{Digest, Sha256};
 use tokio::net::TcpStream;
 
 use super::packet::{self, Reader, caps};
-use crate::auth::constant_time_eq;
 use crate::tls::Stream;
 
 pub const NATIVE: &str = "mysql_native_password";
@@ -152,30 +151,6 @@ pub fn sha2_scramble(password: &str, nonce: &[u8]) -> Vec<u8> {
     )
 }
 
-/// Checks a native scramble against SHA1(SHA1(pw)).
-pub fn verify_native(verifier: &[u8], nonce: &[u8], response: &[u8]) -> bool {
-    if response.len() != 20 {
-        return false;
-    }
-    let mask = Sha1::new()
-        .chain_update(nonce)
-        .chain_update(verifier)
-        .finalize();
-    constant_time_eq(&Sha1::digest(xor(response, &mask)), verifier)
-}
-
-/// Checks a caching_sha2 fast-path scramble against SHA256(SHA256(pw)).
-pub fn verify_sha2(verifier: &[u8], nonce: &[u8], response: &[u8]) -> bool {
-    if response.len() != 32 {
-        return false;
-    }
-    let mask = Sha256::new()
-        .chain_update(verifier)
-        .chain_update(nonce)
-        .finalize();
-    constant_time_eq(&Sha256::digest(xor(response, &mask)), verifier)
-}
-
 /// The upstream's HandshakeV10.
 #[derive(Debug, Default)]
 pub struct ServerHello {
@@ -240,6 +215,8 @@ pub enum UpstreamError {
     NeedsTls,
     #[error("the resource requires TLS but the upstream does not offer it")]
     NoTls,
+    #[error("the resource's address has no usable TLS server name")]
+    NoServerName,
 }
 
 /// TLS towards the upstream: the connector and name to use, and whether a server that
@@ -415,26 +392,6 @@ mod tests {
         assert_eq!(cut.application_name(), "");
         cut.attrs[0] = 0xfc;
         assert_eq!(cut.application_name(), "");
-    }
-
-    #[test]
-    fn scrambles_verify_against_stored_verifiers() {
-        let nonce = [7u8; 20];
-        let native = crate::auth::mysql_native_verifier("pw");
-        assert!(verify_native(
-            &native,
-            &nonce,
-            &native_scramble("pw", &nonce)
-        ));
-        assert!(!verify_native(
-            &native,
-            &nonce,
-            &native_scramble("nope", &nonce)
-        ));
-        let sha2 = crate::auth::mysql_sha2_verifier("pw");
-        assert!(verify_sha2(&sha2, &nonce, &sha2_scramble("pw", &nonce)));
-        assert!(!verify_sha2(&sha2, &nonce, &sha2_scramble("nope", &nonce)));
-        assert!(!verify_native(&native, &nonce, b"short"));
     }
 
     #[test]

@@ -48,6 +48,24 @@ pub mod caps {
 
 /// Largest packet accepted before authentication.
 pub const MAX_LOGIN_PACKET: usize = 64 * 1024;
+
+/// MySQL error codes the gateway answers with (the server's own numbers).
+pub mod code {
+    /// ER_CON_COUNT_ERROR
+    pub const TOO_MANY_CONNECTIONS: u16 = 1040;
+    /// ER_DBACCESS_DENIED_ERROR
+    pub const DB_ACCESS_DENIED: u16 = 1044;
+    /// ER_ACCESS_DENIED_ERROR
+    pub const ACCESS_DENIED: u16 = 1045;
+    /// ER_NO_DB_ERROR
+    pub const NO_DB: u16 = 1046;
+    /// ER_UNKNOWN_ERROR
+    pub const UNKNOWN: u16 = 1105;
+    /// ER_SPECIFIC_ACCESS_DENIED_ERROR
+    pub const SPECIFIC_ACCESS_DENIED: u16 = 1227;
+    /// ER_SECURE_TRANSPORT_REQUIRED
+    pub const SECURE_TRANSPORT_REQUIRED: u16 = 3159;
+}
 pub const SERVER_MORE_RESULTS_EXISTS: u16 = 0x0008;
 pub const STATUS_AUTOCOMMIT: u16 = 0x0002;
 pub const STATUS_IN_TRANS: u16 = 0x0001;

@@ -1,7 +1,8 @@
 //! Logging in to the upstream PostgreSQL as the resource role's user, with
 //! postgres-protocol: optional SSLRequest/TLS per the resource's mode, StartupMessage with
 //! the client's parameters, then trust, cleartext, MD5 or SCRAM-SHA-256 — whatever the
-//! server asks. The socket stays ours for the relay.
+//! server asks. The socket stays ours for the relay. Also what the pool of kept
+//! connections needs: `DISCARD ALL`, Terminate.
 
 use bytes::BytesMut;
 use fallible_iterator::FallibleIterator;
@@ -13,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::model::TlsMode;
+use crate::protocol::{Credentials, TlsTarget};
 use crate::tls::Stream;
 
 /// What the relay needs after a successful upstream login.
@@ -25,6 +27,8 @@ pub struct Upstream {
     pub secret: i32,
     /// Bytes read past ReadyForQuery (none in practice; forwarded if any).
     pub leftover: BytesMut,
+    /// Where it is connected, for forwarding cancel requests.
+    pub address: String,
 }
 
 pub struct Login<'a> {
@@ -41,6 +45,8 @@ pub enum BackendError {
     Io(#[from] std::io::Error),
     #[error("the upstream does not offer TLS but the resource requires it")]
     TlsUnavailable,
+    #[error("TLS towards the upstream failed")]
+    Tls(#[source] Box<BackendError>),
     #[error("the upstream refused the login: {code} {message}")]
     Refused { code: String, message: String },
     #[error("the upstream asked for a password but the resource role has none")]
@@ -49,6 +55,103 @@ pub enum BackendError {
     Unsupported(&'static str),
     #[error("unexpected upstream message during login: {0}")]
     Protocol(String),
+}
+
+impl crate::protocol::Upstream for Upstream {
+    /// The client's startup parameters.
+    type Params = Vec<(String, String)>;
+    type Error = BackendError;
+
+    fn key_params(params: &Self::Params) -> Vec<(String, String)> {
+        forwarded(params).cloned().collect()
+    }
+
+    fn unreachable(error: &BackendError) -> bool {
+        matches!(error, BackendError::Io(_) | BackendError::Tls(_))
+    }
+
+    async fn login(
+        tcp: TcpStream,
+        tls: TlsTarget,
+        creds: &Credentials<'_>,
+        params: &Self::Params,
+    ) -> Result<Upstream, BackendError> {
+        let address = tcp.peer_addr()?.to_string();
+        let stream = negotiate_tls(tcp, tls.mode, tls.connector, tls.name)
+            .await
+            .map_err(|e| match e {
+                BackendError::Io(e) => BackendError::Io(e),
+                other => BackendError::Tls(Box::new(other)),
+            })?;
+        let login = Login {
+            user: creds.user,
+            password: creds.password,
+            database: creds.database,
+            params,
+        };
+        let mut up = self::login(stream, &login).await?;
+        up.address = address;
+        Ok(up)
+    }
+
+    async fn reset(&mut self, _database: &str) -> std::io::Result<()> {
+        let params = std::mem::take(&mut self.params);
+        self.params = discard_all(&mut self.stream, params).await?;
+        Ok(())
+    }
+
+    async fn goodbye(mut self) {
+        let mut out = BytesMut::new();
+        frontend::terminate(&mut out);
+        let _ = self.stream.write_all(&out).await;
+        let _ = self.stream.shutdown().await;
+    }
+
+    fn silent(&mut self) -> bool {
+        self.stream.silent()
+    }
+}
+
+/// `DISCARD ALL` (temporary tables, prepared statements, session settings, advisory locks,
+/// LISTEN: all gone); returns the parameters as they now are. Anything but the expected
+/// answer is an error, and the connection is not kept.
+async fn discard_all(
+    tcp: &mut Stream,
+    mut params: Vec<(String, String)>,
+) -> std::io::Result<Vec<(String, String)>> {
+    let mut out = BytesMut::new();
+    frontend::query("DISCARD ALL", &mut out)?;
+    tcp.write_all(&out).await?;
+    let mut buf = BytesMut::with_capacity(1024);
+    let mut discarded = false;
+    let unexpected =
+        |what: &str| std::io::Error::other(format!("unexpected {what} after DISCARD ALL"));
+    loop {
+        let msg = loop {
+            if let Some(msg) = Message::parse(&mut buf)? {
+                break msg;
+            }
+            if tcp.read_buf(&mut buf).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        };
+        match msg {
+            Message::CommandComplete(c) if c.tag()? == "DISCARD ALL" => discarded = true,
+            Message::ParameterStatus(p) => {
+                let (name, value) = (p.name()?.to_owned(), p.value()?.to_owned());
+                match params.iter_mut().find(|(n, _)| *n == name) {
+                    Some(kept) => kept.1 = value,
+                    None => params.push((name, value)),
+                }
+            }
+            Message::NoticeResponse(_) => {}
+            Message::ReadyForQuery(r) if discarded && r.status() == b'I' && buf.is_empty() => {
+                return Ok(params);
+            }
+            Message::ErrorResponse(_) => return Err(unexpected("error")),
+            _ => return Err(unexpected("message")),
+        }
+    }
 }
 
 /// Upgrades to TLS if the mode wants it and the server agrees.
@@ -187,6 +290,7 @@ pub async fn login(mut stream: Stream, req: &Login<'_>) -> Result<Upstream, Back
                     pid,
                     secret,
                     leftover: buf,
+                    address: String::new(),
                 });
             }
             _ => return Err(BackendError::Protocol("unexpected message".into())),

@@ -83,7 +83,7 @@ fn simple_query_with_rows() {
     let o = &s.out[0];
     assert_eq!(
         (&*o.statement, o.op, o.rows, o.error_code.clone()),
-        ("select * from t", "simple", 3, None)
+        ("select * from t", Op::Simple, 3, None)
     );
 }
 
@@ -132,7 +132,7 @@ fn extended_protocol_reports_each_execute_with_params() {
     );
     assert_eq!(
         (&*s.out[1].statement, s.out[1].op, s.out[1].rows),
-        ("select $1::int", "execute", 1)
+        ("select $1::int", Op::Execute, 1)
     );
     assert!(s.pending.lock().expect("lock").is_empty());
 }
@@ -155,7 +155,10 @@ fn an_error_skips_the_rest_of_the_pipeline_until_sync() {
     s.server(b'C', &cstr("SELECT 1"));
     s.server(b'Z', b"I");
     let ops: Vec<_> = s.out.iter().map(|o| (o.op, o.error_code.clone())).collect();
-    assert_eq!(ops, [("execute", Some("22012".into())), ("simple", None)]);
+    assert_eq!(
+        ops,
+        [(Op::Execute, Some("22012".into())), (Op::Simple, None)]
+    );
 }
 
 #[test]
@@ -165,7 +168,7 @@ fn a_failed_parse_is_reported() {
     s.client(b'S', b"");
     s.server(b'E', &error("42601"));
     s.server(b'Z', b"I");
-    assert_eq!(s.out[0].op, "parse");
+    assert_eq!(s.out[0].op, Op::Parse);
     assert_eq!(s.out[0].error_code.as_deref(), Some("42601"));
 }
 

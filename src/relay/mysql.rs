@@ -8,12 +8,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use super::packet::{Reader, SERVER_MORE_RESULTS_EXISTS, STATUS_IN_TRANS};
-use super::params::{Bound, decode};
-use crate::protocol::Outcome;
-use crate::protocol::Params;
-use crate::protocol::framer::My;
-use crate::relay::{ClientSide, ServerSide, Verdict};
+use super::framer::My;
+use super::{ClientSide, Outcome, Params, ServerSide, Verdict};
+use crate::audit::Op;
+use crate::protocol::mysql::packet::{self, Reader, SERVER_MORE_RESULTS_EXISTS, STATUS_IN_TRANS};
+use crate::protocol::mysql::params::{Bound, decode};
 
 const COM_QUIT: u8 = 0x01;
 const COM_INIT_DB: u8 = 0x02;
@@ -178,7 +177,7 @@ impl ClientSide for MyClient {
                 shared.queue.push_back(expect(Kind::ChangeUser, statement));
                 let mut payload = vec![COM_QUERY];
                 payload.extend_from_slice(CHANGE_USER_REFUSAL.as_bytes());
-                return Verdict::Replace(super::packet::frame(0, &payload));
+                return Verdict::Replace(packet::frame(0, &payload));
             }
             // No response: nothing to expect (the execute that follows is logged).
             COM_STMT_SEND_LONG_DATA => return Verdict::Pass,
@@ -199,7 +198,7 @@ impl ClientSide for MyClient {
                     let mut payload = vec![COM_QUERY];
                     payload.extend_from_slice(sql.as_bytes());
                     shared.queue.push_back(expect(Kind::Query, statement));
-                    return Verdict::Replace(super::packet::frame(0, &payload));
+                    return Verdict::Replace(packet::frame(0, &payload));
                 }
                 expect(Kind::Query, statement)
             }
@@ -340,10 +339,10 @@ impl ServerSide for MyServer {
         if done && let Some(e) = shared.queue.pop_front() {
             self.state = State::First;
             let op = match e.kind {
-                Kind::Query => "com_query",
-                Kind::ChangeUser => "change_user",
-                Kind::Execute => "stmt_execute",
-                Kind::Prepare if e.error_code.is_some() => "stmt_prepare",
+                Kind::Query => Op::ComQuery,
+                Kind::ChangeUser => Op::ChangeUser,
+                Kind::Execute => Op::StmtExecute,
+                Kind::Prepare if e.error_code.is_some() => Op::StmtPrepare,
                 Kind::Prepare | Kind::Other => return,
             };
             out.push(Outcome {

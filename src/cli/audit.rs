@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::cli::{AuditCmd, Output};
+use super::{AuditCmd, Output};
 use crate::config::Config;
 
 fn log_dir(dir: &Option<PathBuf>, config: &Option<PathBuf>) -> Result<PathBuf, String> {
@@ -36,7 +36,7 @@ pub fn run(cmd: &AuditCmd, output: Output) -> ExitCode {
 }
 
 fn verify(dir: &std::path::Path, output: Output) -> ExitCode {
-    let report = match super::verify_dir(dir) {
+    let report = match crate::audit::verify_dir(dir) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot read {}: {e}", dir.display());
@@ -75,7 +75,7 @@ fn verify(dir: &std::path::Path, output: Output) -> ExitCode {
 fn tail(dir: &std::path::Path) -> ExitCode {
     let mut current: Option<(PathBuf, std::io::BufReader<std::fs::File>)> = None;
     loop {
-        let newest = super::chain::log_files(dir)
+        let newest = crate::audit::chain::log_files(dir)
             .ok()
             .and_then(|f| f.last().cloned());
         if let Some(path) = newest

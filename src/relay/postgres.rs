@@ -8,7 +8,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-pub use crate::protocol::{Outcome, Params};
+use crate::audit::Op;
+pub use crate::relay::{Outcome, Params};
 
 /// A response the server owes the client, in order.
 #[derive(Debug)]
@@ -46,7 +47,7 @@ impl Running {
         }
     }
 
-    fn finish(self, op: &'static str) -> Outcome {
+    fn finish(self, op: Op) -> Outcome {
         Outcome {
             statement: self.statement,
             op,
@@ -179,7 +180,7 @@ fn bind_params(r: &mut Reader, types: &[u32]) -> Params {
         }
         let bytes = r.take(len as usize)?;
         params.push(Some(if binary {
-            super::params::binary(types.get(i).copied().unwrap_or(0), bytes)
+            crate::protocol::postgres::params::binary(types.get(i).copied().unwrap_or(0), bytes)
         } else {
             String::from_utf8_lossy(bytes).into_owned()
         }));
@@ -244,7 +245,7 @@ impl Backend {
                     Some(Expect::Execute(_)) => {
                         if let Some(Expect::Execute(mut r)) = q.pop_front() {
                             r.tag_rows = rows;
-                            out.push(r.finish("execute"));
+                            out.push(r.finish(Op::Execute));
                         }
                     }
                     _ => {}
@@ -265,9 +266,9 @@ impl Backend {
                     Some(_) => {
                         // The failed message's outcome; the rest up to Sync is skipped.
                         let failed = match q.pop_front() {
-                            Some(Expect::Parse(r)) => Some(("parse", r)),
-                            Some(Expect::Bind(r)) => Some(("bind", r)),
-                            Some(Expect::Execute(r)) => Some(("execute", r)),
+                            Some(Expect::Parse(r)) => Some((Op::Parse, r)),
+                            Some(Expect::Bind(r)) => Some((Op::Bind, r)),
+                            Some(Expect::Execute(r)) => Some((Op::Execute, r)),
                             _ => None,
                         };
                         if let Some((op, mut r)) = failed {
@@ -288,7 +289,7 @@ impl Backend {
                 while let Some(e) = q.pop_front() {
                     match e {
                         Expect::Query(r) => {
-                            out.push(r.finish("simple"));
+                            out.push(r.finish(Op::Simple));
                             break;
                         }
                         Expect::Sync => break,
@@ -370,13 +371,13 @@ impl<'a> Reader<'a> {
 }
 
 #[cfg(test)]
-#[path = "observe_tests.rs"]
+#[path = "postgres_tests.rs"]
 mod tests;
 
 /// The PostgreSQL observers for the shared relay.
 pub mod sides {
     use super::*;
-    use crate::protocol::framer::Pg;
+    use crate::relay::framer::Pg;
     use crate::relay::{ClientSide, ServerSide, Verdict};
 
     pub struct PgClient {
@@ -435,7 +436,7 @@ pub mod sides {
 
     impl ServerSide for PgServer {
         type Wire = Pg;
-        const LIMIT: usize = crate::protocol::framer::CAPTURE_LIMIT;
+        const LIMIT: usize = crate::relay::framer::CAPTURE_LIMIT;
         fn wants(h: &[u8]) -> bool {
             backend_wants(h[0])
         }
@@ -446,8 +447,8 @@ pub mod sides {
             self.be.fatal.clone()
         }
         fn goodbye(&self, message: &str) -> Option<Vec<u8>> {
-            let bytes = super::super::front::fatal_bytes(
-                super::super::front::sqlstate::ADMIN_SHUTDOWN,
+            let bytes = crate::protocol::postgres::front::fatal_bytes(
+                crate::protocol::postgres::front::sqlstate::ADMIN_SHUTDOWN,
                 message,
             );
             Some(bytes.to_vec())

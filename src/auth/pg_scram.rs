@@ -10,9 +10,9 @@ use pgwire::api::auth::mechanism::{AuthMechanism, AuthState};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::startup::{Authentication, PasswordMessageFamily};
 
-use crate::access::{Identity, Snapshot};
-use crate::auth::scram::{Candidate, ServerFirst, server_first};
-use crate::auth::{SCRAM_ITERATIONS, ScramVerifier};
+use super::scram::{Candidate, ServerFirst, server_first};
+use super::{Identity, SCRAM_ITERATIONS};
+use crate::snapshot::{ScramVerifier, Snapshot};
 
 pub struct TokenAwareScram {
     snapshot: Arc<Snapshot>,
@@ -31,47 +31,44 @@ impl TokenAwareScram {
 
     /// The salt the user's credentials share, and every credential as a candidate.
     fn candidates(&self) -> (Vec<u8>, usize, Vec<Candidate<Identity>>) {
-        let now = crate::store::now();
+        let now = crate::clock::now();
         let password = self
             .snapshot
             .users
             .get(&self.user)
             .and_then(|u| u.verifiers.scram.as_deref())
             .and_then(ScramVerifier::parse);
-        let tokens: Vec<&ScramVerifier> = self
+        let tokens: Vec<(&str, &ScramVerifier)> = self
             .snapshot
             .tokens
             .values()
             .filter(|t| t.user == self.user && t.expires_at.is_none_or(|e| e > now))
-            .filter_map(|t| t.scram.as_ref())
+            .filter_map(|t| Some((t.id.as_str(), t.scram.as_ref()?)))
             .collect();
         let Some((salt, iterations)) = password
             .as_ref()
-            .or(tokens.first().copied())
+            .or(tokens.first().map(|(_, v)| *v))
             .map(|v| (v.salt.clone(), v.iterations))
         else {
             return (decoy_salt(&self.user), SCRAM_ITERATIONS, vec![]);
         };
-        let identity = |via_token| Identity {
-            user: self.user.clone(),
-            via_token,
-        };
+        let identity = |token| Identity::proven(&self.user, token);
         let mut out: Vec<Candidate<Identity>> = password
             .into_iter()
             .map(|v| Candidate {
                 stored_key: v.stored_key,
                 server_key: v.server_key,
-                proves: identity(false),
+                proves: identity(None),
             })
             .collect();
-        for t in tokens
+        for (id, t) in tokens
             .into_iter()
-            .filter(|t| t.salt == salt && t.iterations == iterations)
+            .filter(|(_, t)| t.salt == salt && t.iterations == iterations)
         {
             out.push(Candidate {
                 stored_key: t.stored_key.clone(),
                 server_key: t.server_key.clone(),
-                proves: identity(true),
+                proves: identity(Some(id)),
             });
         }
         (salt, iterations, out)
