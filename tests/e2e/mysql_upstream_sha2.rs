@@ -4,9 +4,8 @@
 //! caching_sha2_password, SSLRequest + TLS, HandshakeResponse, AuthMoreData
 //! `perform_full_authentication` (0x04), then the password in clear inside TLS. Without
 //! TLS the gateway refuses to send it.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::my::{PASSWORD, mariadb};
 use common::tls::TestCert;

@@ -2,9 +2,8 @@
 //! (57P03) and loses nothing once the log is writable again; `"continue"` keeps serving and
 //! counts the lost events in `/metrics` and in the next event written. The fault: the next
 //! rotated file's name is taken by a directory.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,8 +1,7 @@
 //! Shutdown: live sessions get a grace period, then end with `ended_by: shutdown`; every
 //! event is written before the process is done, and the chain verifies.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,9 +1,8 @@
 //! mysql_async (the Rust driver) through the gateway: text and binary protocol, prepared
 //! statements with parameters, a transaction, multiple result sets and error codes; the
 //! monitoring log gets each statement with its decoded parameters.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::my::{MyEnv, PASSWORD};
 use mysql_async::prelude::*;

@@ -1,8 +1,7 @@
 //! PostgreSQL logins through the gateway: who gets in, who is refused with which
 //! SQLSTATE, what the monitoring log says, and that live sessions end when access goes.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,9 +1,8 @@
 //! A gateway killed with SIGKILL mid-session: the log it leaves verifies (a cut last line is
 //! reported as such), and the next start of the same instance gives the orphaned session
 //! its one `session_ended` and closes it in the session index.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -1,9 +1,8 @@
 //! `limits.idle_upstreams`: an upstream PostgreSQL connection its session left idle is
 //! reset and serves the next session of the same resource role and client parameters —
 //! with nothing of the previous session left in it — and everything else gets a fresh one.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

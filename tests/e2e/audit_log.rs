@@ -1,9 +1,8 @@
 //! The monitoring log is tamper-evident: editing, removing, inserting or swapping a line
 //! is detected and located, across rotated files; a crash-truncated tail is reported as
 //! such; `portcullis audit verify` says so and exits non-zero.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

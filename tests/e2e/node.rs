@@ -1,9 +1,8 @@
 //! Node.js drivers through the gateway to real servers: node-postgres (`pg`) and `mysql2`
 //! — parameters, named prepared statements, pipelined queries, transactions, errors,
 //! server-side prepared statements (binary protocol) — and what the log records of them.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

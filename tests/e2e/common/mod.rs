@@ -1,7 +1,7 @@
 //! Test helpers: a gateway started in-process on free ports with its own temp dir and
 //! store, an API client, and fresh PostgreSQL databases. Servers that are missing fail
 //! the test with a message saying how to start them.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code)]
 
 pub mod clients;
 pub mod cluster;

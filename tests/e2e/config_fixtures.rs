@@ -1,6 +1,5 @@
 //! Every bad config under tests/fixtures fails with its specific message; `# expect:`
 //! lines at the top of each file say what the error must contain.
-#![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 

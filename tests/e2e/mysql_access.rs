@@ -1,9 +1,8 @@
 //! MySQL through the gateway to a real MariaDB with the real mariadb CLI: logins (native
 //! and caching_sha2), refusals with 1045/1044/1046, statements and errors in the log,
 //! multi-statements, LOAD DATA LOCAL INFILE, large results, unicode.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::clients::python;
 use common::my::{MyEnv, PASSWORD, direct};

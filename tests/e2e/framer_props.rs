@@ -1,7 +1,6 @@
 //! Property tests of the relay framers: any split of a valid stream into reads yields the
 //! same frames as the whole stream (bodies cut at the capture limit the same way), and no
 //! byte sequence, however split, makes a framer panic.
-#![allow(clippy::unwrap_used)]
 
 use portcullis::relay::framer::{Framer, My, Pg, Wire};
 use proptest::prelude::*;

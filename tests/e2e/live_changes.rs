@@ -1,8 +1,7 @@
 //! Changes take effect live: reloads (SIGHUP, API) with good and broken files, and two
 //! instances sharing one PostgreSQL store seeing each other's changes within a second.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -2,9 +2,8 @@
 //! before the login (a user created `REQUIRE SSL` gets in), `disable` stays plain (and that
 //! user is refused, clearly), `require` against a server without TLS is refused; and
 //! `client_ed25519` when the upstream user is identified via ed25519.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::maria::Maria;
 use common::my::{PASSWORD, mariadb};

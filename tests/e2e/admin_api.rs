@@ -1,7 +1,6 @@
 //! Admin API end to end: a real gateway on a free port with a real SQLite store.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::{Dir, client, start, status};
 use serde_json::json;

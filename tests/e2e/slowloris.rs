@@ -1,9 +1,8 @@
 //! Slowloris: hundreds of connections that open and send nothing, or dribble one byte a
 //! second, neither exhaust the gateway nor stop real logins; each is cut at the login
 //! timeout, and the gateway keeps serving afterwards.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,8 +1,7 @@
 //! Secrets never leave: the upstream password and user passwords appear nowhere in the
 //! gateway's own output (at debug level), its monitoring log, its store file, or the API.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

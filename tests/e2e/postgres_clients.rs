@@ -1,9 +1,8 @@
 //! Real clients through the gateway to a real PostgreSQL: tokio-postgres, psql, pgbench
 //! and psycopg — simple and extended protocol, pipelining, transactions, COPY, LISTEN/
 //! NOTIFY, cancel, large results, unicode — and what the monitoring log records of it.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,8 +1,7 @@
 //! The gateway logs in upstream with SCRAM-SHA-256, MD5 and cleartext passwords against a
 //! private cluster that demands them, and reports a refused upstream login clearly.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::cluster::Cluster;
 use common::{Dir, start};

@@ -2,9 +2,8 @@
 //! protocols and the admin API; past the quota the user (or address) is locked out with
 //! the same message a wrong password gets, the log has the reason, and an admin can
 //! clear it.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::my::{MyEnv, PASSWORD};
 use common::status;

@@ -1,8 +1,7 @@
 //! The same store suite on the embedded SQLite and on PostgreSQL (a fresh database per
 //! run), through the one code path.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use portcullis::model::{
     AccessModes, Protocol, Resource, ResourceRole, Role, Status, TlsMode, User,

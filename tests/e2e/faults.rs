@@ -1,9 +1,8 @@
 //! Faults: the upstream dies mid-query and comes back; the store is unreachable at start
 //! (clear error, non-zero exit) and goes away during operation (live sessions continue,
 //! new logins use the last good snapshot, `/readyz` says not ready).
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,9 +2,8 @@
 //! (`COM_RESET_CONNECTION`, then back to the resource role's database) and serves the next
 //! session of the same resource role and client parameters, with nothing of the previous
 //! session left in it; a session that leaves a transaction open takes its upstream with it.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -2,9 +2,8 @@
 //! and MariaDB Connector/J (MySQL protocol). Metadata queries, batches, server-side
 //! prepared statements, transactions, cursors with a fetch size, errors, TLS with a
 //! personal access token — and what the monitoring log records of them.
-#![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::my::MyEnv;
 use common::pg::{PASSWORD, PgEnv};

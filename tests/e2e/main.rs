@@ -1,0 +1,30 @@
+//! End-to-end tests: the gateway in-process (or as its binary) against the real
+//! PostgreSQL, MariaDB and NATS of the machine, driven by real clients. One test binary,
+//! so the crate is linked once; modules by area.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod admin_api;
+mod audit_failure;
+mod audit_log;
+mod config_fixtures;
+mod crash;
+mod faults;
+mod framer_props;
+mod jdbc;
+mod live_changes;
+mod lockout;
+mod mysql_access;
+mod mysql_async_client;
+mod mysql_upstream;
+mod mysql_upstream_reuse;
+mod mysql_upstream_sha2;
+mod node;
+mod postgres_access;
+mod postgres_clients;
+mod postgres_upstream_auth;
+mod secrets;
+mod shutdown;
+mod slowloris;
+mod store;
+mod upstream_reuse;
