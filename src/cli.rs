@@ -77,21 +77,8 @@ pub enum Command {
     Sessions {
         #[command(subcommand)]
         action: Option<SessionsCmd>,
-        #[arg(long)]
-        user: Option<String>,
-        #[arg(long)]
-        resource_role: Option<String>,
-        /// native | web | runbooks
-        #[arg(long)]
-        mode: Option<String>,
-        /// live | ended
-        #[arg(long)]
-        status: Option<String>,
-        /// Only sessions started within this long, e.g. 1h, 7d.
-        #[arg(long)]
-        since: Option<String>,
-        #[arg(long, default_value_t = 100)]
-        limit: u32,
+        #[command(flatten)]
+        filter: SessionsFilter,
     },
     /// Users and client addresses locked out after repeated failed logins;
     /// `lockouts clear user NAME` or `lockouts clear address IP` lifts one (admin).
@@ -106,6 +93,26 @@ pub enum Command {
     },
     /// Ask the gateway to re-read its config file.
     Reload,
+}
+
+/// Which sessions `portcullis sessions` lists.
+#[derive(clap::Args, Debug)]
+pub struct SessionsFilter {
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub resource_role: Option<String>,
+    /// native | web | runbooks
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// live | ended
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only sessions started within this long, e.g. 1h, 7d.
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
 }
 
 #[derive(Subcommand, Debug)]

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod admin;
+pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;

@@ -4,13 +4,14 @@
 
 use axum::Json;
 use axum::extract::{Query, State};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ApiState, Caller, Failures};
 use crate::access::reachable_modes;
-use crate::model::{AccessMode, Role};
+use crate::api::Reach;
+use crate::model::Role;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(routes!(reach))
@@ -22,17 +23,6 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 pub struct Filter {
     user: Option<String>,
     resource_role: Option<String>,
-}
-
-/// One user who can reach one resource role.
-#[derive(Serialize, Deserialize, Debug, PartialEq, Eq, utoipa::ToSchema)]
-pub struct Reach {
-    pub user: String,
-    pub resource_role: String,
-    pub resource: String,
-    pub modes: Vec<AccessMode>,
-    /// The shared groups, or `["(admin)"]` when the admin role bypasses groups.
-    pub via: Vec<String>,
 }
 
 /// Who can reach what (readers: everyone; others: themselves).

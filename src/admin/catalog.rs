@@ -3,14 +3,12 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ApiState, Body, Caller, Failures, changed, not_managed};
-use crate::model::{
-    GroupView, Protocol, Resource, ResourceView, TlsMode, check_address, check_name,
-};
+use crate::api::{NewGroup, NewResource, ResourcePatch};
+use crate::model::{GroupView, Resource, ResourceView, TlsMode, check_address, check_name};
 use crate::store::ResourceRecord;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
@@ -19,12 +17,6 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(show_group, delete_group))
         .routes(routes!(list_resources, create_resource))
         .routes(routes!(show_resource, patch_resource, delete_resource))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewGroup {
-    name: String,
 }
 
 fn reader(caller: &Caller) -> Result<(), ApiError> {
@@ -116,23 +108,6 @@ async fn delete_group(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewResource {
-    name: String,
-    protocol: Protocol,
-    address: String,
-    tls: Option<TlsMode>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResourcePatch {
-    protocol: Option<Protocol>,
-    address: Option<String>,
-    tls: Option<TlsMode>,
 }
 
 /// Every resource (readers).

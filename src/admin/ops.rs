@@ -8,11 +8,12 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ApiState, Caller, Failures};
+use crate::api::Reloaded;
 use crate::store::ChangeRecord;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
@@ -150,14 +151,6 @@ async fn openapi() -> impl IntoResponse {
     static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let doc = DOC.get_or_init(|| super::openapi().to_pretty_json().unwrap_or_default());
     ([(header::CONTENT_TYPE, "application/json")], doc.as_str())
-}
-
-/// What a reload answers.
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Reloaded {
-    pub reloaded: bool,
-    /// The control-plane revision now in force.
-    pub revision: i64,
 }
 
 /// Re-reads the config file; a bad file keeps the old config (admin).

@@ -4,13 +4,13 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ApiState, Body, Caller, Failures, changed, not_managed};
 use crate::access::reachable_modes;
-use crate::model::{AccessModes, ResourceRole, ResourceRoleView, check_name};
+use crate::api::{Access, Grant, NewResourceRole, ResourceRolePatch};
+use crate::model::{ResourceRole, ResourceRoleView, check_name};
 use crate::store::ResourceRoleRecord;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
@@ -19,43 +19,6 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(show, patch, remove))
         .routes(routes!(show_access, set_access, grant))
         .routes(routes!(revoke))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewResourceRole {
-    name: String,
-    resource: String,
-    database: String,
-    user: String,
-    password: Option<String>,
-    #[serde(default)]
-    allowed_groups: Vec<String>,
-    access_modes: Option<AccessModes>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ResourceRolePatch {
-    resource: Option<String>,
-    database: Option<String>,
-    user: Option<String>,
-    password: Option<String>,
-    allowed_groups: Option<Vec<String>>,
-    access_modes: Option<AccessModes>,
-}
-
-/// The groups allowed to use a resource role.
-#[derive(Deserialize, serde::Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Access {
-    groups: Vec<String>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Grant {
-    group: String,
 }
 
 /// Readers see every resource role; a standard user those it can reach in some mode.

@@ -6,11 +6,11 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ApiState, Caller, Failures};
+use crate::api::SessionDetail;
 use crate::session::EndReason;
 use crate::store::{SessionFilter, SessionRecord};
 
@@ -41,14 +41,6 @@ async fn list(
         return Err(ApiError::invalid("status is `live` or `ended`"));
     }
     Ok(Json(s.control.store.list_sessions(&f).await?))
-}
-
-/// A session and its statements, read from the monitoring log.
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-pub struct SessionDetail {
-    #[serde(flatten)]
-    pub session: SessionRecord,
-    pub statements: Vec<serde_json::Value>,
 }
 
 /// One session (live or ended) with its statements.

@@ -3,11 +3,12 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ApiState, Body, Caller, Failures, changed};
+use crate::api::{CreatedToken, NewToken};
 use crate::config::parse_duration;
 use crate::model::TokenView;
 
@@ -15,25 +16,6 @@ pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(remove))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewToken {
-    user: Option<String>,
-    #[serde(default)]
-    name: String,
-    /// A duration like `30d`; none means the token does not expire.
-    expires: Option<String>,
-}
-
-/// A new token: its metadata and, this once, its value.
-#[derive(Serialize, Deserialize, utoipa::ToSchema)]
-pub struct CreatedToken {
-    #[serde(flatten)]
-    pub meta: TokenView,
-    /// Shown once; only its hash is stored.
-    pub token: String,
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

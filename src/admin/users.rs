@@ -4,11 +4,11 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ApiState, Body, Caller, Failures, changed, not_managed};
+use crate::api::{NewUser, UserPatch};
 use crate::model::{Role, Status, User, UserView, check_name};
 use crate::store::UserRecord;
 
@@ -17,36 +17,6 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(list, create))
         .routes(routes!(me))
         .routes(routes!(show, patch, remove))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewUser {
-    name: String,
-    #[serde(default)]
-    email: String,
-    #[serde(default)]
-    display_name: String,
-    /// Default `active`.
-    status: Option<Status>,
-    /// Default `standard`.
-    role: Option<Role>,
-    #[serde(default)]
-    groups: Vec<String>,
-    /// At least 8 characters; write-only.
-    password: Option<String>,
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UserPatch {
-    email: Option<String>,
-    display_name: Option<String>,
-    status: Option<Status>,
-    role: Option<Role>,
-    groups: Option<Vec<String>>,
-    /// A user may set its own password; everything else needs an admin.
-    password: Option<String>,
 }
 
 /// All users (readers), or just the caller.

@@ -6,6 +6,8 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 pub struct Client {
@@ -49,6 +51,31 @@ impl Client {
     }
     pub async fn delete(&self, path: &str) -> Result<Value, ClientError> {
         self.call(Method::DELETE, path, None).await
+    }
+
+    /// A typed call: `body` serialized, the answer read as `T` (the API contract's types,
+    /// `crate::api` and `crate::model`). An answer of another shape is an error that says so.
+    pub async fn typed<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let body = body
+            .map(serde_json::to_value)
+            .transpose()
+            .map_err(|e| ClientError::Decode(e.to_string()))?;
+        let value = self.call(method, path, body).await?;
+        serde_json::from_value(value).map_err(|e| {
+            ClientError::Decode(format!(
+                "the gateway's answer to {path} is not what this CLI expects ({e}); are the two the same version?"
+            ))
+        })
+    }
+
+    /// `GET` read as `T`.
+    pub async fn fetch<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.typed::<(), T>(Method::GET, path, None).await
     }
 
     /// One request; a non-2xx answer becomes `Api` with the server's `error` message.

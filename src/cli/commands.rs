@@ -1,12 +1,25 @@
-//! The remote commands: each is one or two admin API calls and a table.
+//! The remote commands: each is one or two admin API calls, read into the API contract's
+//! types (`crate::api`, `crate::model`), and shown as a table or JSON.
 
 use std::io::Read;
 
-use serde_json::{Value, json};
+use hyper::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use super::client::{Client, ClientError};
 use super::table::render;
 use super::*;
+use crate::api::{
+    Access, CreatedToken, Grant, NewGroup, NewResource, NewResourceRole, NewToken, NewUser, Reach,
+    Reloaded, ResourcePatch, ResourceRolePatch, SessionDetail, UserPatch,
+};
+use crate::lockout::LockView;
+use crate::model::{
+    AccessModes, GroupView, ResourceRoleView, ResourceView, Role, Status, TokenView, UserView,
+};
+use crate::store::{ChangeRecord, SessionRecord};
 
 const USER_COLS: &[&str] = &[
     "name",
@@ -27,20 +40,82 @@ const ROLE_COLS: &[&str] = &[
     "managed",
 ];
 const RESOURCE_COLS: &[&str] = &["name", "protocol", "address", "tls", "managed"];
+const GROUP_COLS: &[&str] = &["name", "members", "managed"];
+const SESSION_COLS: &[&str] = &[
+    "id",
+    "user",
+    "resource_role",
+    "protocol",
+    "mode",
+    "client_addr",
+    "started_at",
+    "ended_by",
+    "queries",
+];
+const STATEMENT_COLS: &[&str] = &[
+    "ts",
+    "op",
+    "duration_us",
+    "rows",
+    "status",
+    "error_code",
+    "statement",
+];
 
-fn modes(list: &str) -> Result<Value, ClientError> {
-    let mut m = json!({"native": false, "web": false, "runbooks": false});
+/// What a command prints: typed data as JSON values, and the table's columns.
+struct Shown {
+    value: Value,
+    cols: &'static [&'static str],
+}
+
+fn shown<T: Serialize>(data: &T, cols: &'static [&'static str]) -> Result<Shown, ClientError> {
+    let value = serde_json::to_value(data).map_err(|e| ClientError::Decode(e.to_string()))?;
+    Ok(Shown { value, cols })
+}
+
+fn deleted(name: &str) -> Result<Shown, ClientError> {
+    shown(&serde_json::json!({ "deleted": name }), &["deleted"])
+}
+
+/// One path segment, percent-encoded (a name or id from the command line never changes
+/// which path is called).
+pub fn seg(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn modes(list: &str) -> Result<AccessModes, ClientError> {
+    let mut m = AccessModes {
+        native: false,
+        web: false,
+        runbooks: false,
+    };
     for mode in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        match m.get_mut(mode) {
-            Some(v) => *v = Value::Bool(true),
-            None => {
+        match mode {
+            "native" => m.native = true,
+            "web" => m.web = true,
+            "runbooks" => m.runbooks = true,
+            other => {
                 return Err(ClientError::Decode(format!(
-                    "unknown access mode `{mode}`: use native, web, runbooks"
+                    "unknown access mode `{other}`: use native, web, runbooks"
                 )));
             }
         }
     }
     Ok(m)
+}
+
+fn parsed<T: std::str::FromStr<Err = String>>(what: &str, value: &str) -> Result<T, ClientError> {
+    value
+        .parse()
+        .map_err(|e| ClientError::Decode(format!("{what}: {e}")))
 }
 
 fn stdin_line() -> Result<String, ClientError> {
@@ -51,6 +126,15 @@ fn stdin_line() -> Result<String, ClientError> {
     Ok(s.trim_end_matches(['\r', '\n']).to_owned())
 }
 
+async fn send<B: Serialize, T: DeserializeOwned>(
+    c: &Client,
+    method: Method,
+    path: &str,
+    body: &B,
+) -> Result<T, ClientError> {
+    c.typed(method, path, Some(body)).await
+}
+
 /// Runs one remote command and returns what to print.
 pub async fn run_remote(cli: &Cli) -> Result<String, ClientError> {
     let token = cli.token.clone().or_else(|| {
@@ -59,242 +143,104 @@ pub async fn run_remote(cli: &Cli) -> Result<String, ClientError> {
             .map(|t| t.trim().to_owned())
     });
     let c = Client::new(&cli.server, token);
-    let (value, cols): (Value, &[&str]) = match &cli.command {
+    let out = match &cli.command {
         Command::Serve { .. } | Command::CheckConfig { .. } | Command::Audit(_) => {
             return Ok(String::new());
         }
-        Command::Sessions {
-            action,
-            user,
-            resource_role,
-            mode,
-            status,
-            since,
-            limit,
-        } => {
-            const COLS: &[&str] = &[
-                "id",
-                "user",
-                "resource_role",
-                "protocol",
-                "mode",
-                "client_addr",
-                "started_at",
-                "ended_by",
-                "queries",
-            ];
-            match action {
-                None => {
-                    let mut q = vec![format!("limit={limit}")];
-                    for (k, v) in [
-                        ("user", user),
-                        ("resource_role", resource_role),
-                        ("mode", mode),
-                        ("status", status),
-                    ] {
-                        if let Some(v) = v {
-                            q.push(format!("{k}={v}"));
-                        }
-                    }
-                    if let Some(since) = since {
-                        let d =
-                            crate::config::parse_duration(since).map_err(ClientError::Decode)?;
-                        q.push(format!(
-                            "since={}",
-                            crate::clock::now() - d.as_secs() as i64
-                        ));
-                    }
-                    (
-                        c.get(&format!("/api/sessions?{}", q.join("&"))).await?,
-                        COLS,
-                    )
-                }
-                Some(SessionsCmd::Show { id }) => {
-                    let detail = c.get(&format!("/api/sessions/{id}")).await?;
-                    if cli.output == Output::Table {
-                        let head = render(&detail, COLS);
-                        let statements = render(
-                            &detail["statements"],
-                            &[
-                                "ts",
-                                "op",
-                                "duration_us",
-                                "rows",
-                                "status",
-                                "error_code",
-                                "statement",
-                            ],
-                        );
-                        return Ok(format!("{head}\n{statements}"));
-                    }
-                    (detail, COLS)
-                }
-                Some(SessionsCmd::End { id }) => (
-                    deleted(c.delete(&format!("/api/sessions/{id}")).await?, id),
-                    &["deleted"],
-                ),
+        Command::Sessions { action, filter } => match action {
+            Some(SessionsCmd::Show { id }) => return session(&c, id, cli.output).await,
+            Some(SessionsCmd::End { id }) => {
+                c.delete(&format!("/api/sessions/{}", seg(id))).await?;
+                deleted(id)?
             }
-        }
+            None => sessions(&c, filter).await?,
+        },
         Command::User(cmd) => user(&c, cmd).await?,
-        Command::Group(cmd) => match cmd {
-            GroupCmd::List => (c.get("/api/groups").await?, &["name", "members", "managed"]),
-            GroupCmd::Show { name } => (
-                c.get(&format!("/api/groups/{name}")).await?,
-                &["name", "members", "managed"],
-            ),
-            GroupCmd::Add { name } => (
-                c.post("/api/groups", json!({"name": name})).await?,
-                &["name"],
-            ),
-            GroupCmd::Delete { name } => (
-                deleted(c.delete(&format!("/api/groups/{name}")).await?, name),
-                &["deleted"],
-            ),
-        },
-        Command::Resource(cmd) => match cmd {
-            ResourceCmd::List => (c.get("/api/resources").await?, RESOURCE_COLS),
-            ResourceCmd::Show { name } => (
-                c.get(&format!("/api/resources/{name}")).await?,
-                RESOURCE_COLS,
-            ),
-            ResourceCmd::Add {
-                name,
-                protocol,
-                address,
-                tls,
-            } => {
-                let body =
-                    json!({"name": name, "protocol": protocol, "address": address, "tls": tls});
-                (c.post("/api/resources", body).await?, RESOURCE_COLS)
-            }
-            ResourceCmd::Set { name, address, tls } => {
-                let body = json!({"address": address, "tls": tls});
-                (
-                    c.patch(&format!("/api/resources/{name}"), strip_nulls(body))
-                        .await?,
-                    RESOURCE_COLS,
-                )
-            }
-            ResourceCmd::Delete { name } => (
-                deleted(c.delete(&format!("/api/resources/{name}")).await?, name),
-                &["deleted"],
-            ),
-        },
+        Command::Group(cmd) => group(&c, cmd).await?,
+        Command::Resource(cmd) => resource(&c, cmd).await?,
         Command::ResourceRole(cmd) => resource_role(&c, cmd).await?,
-        Command::Access(cmd) => match cmd {
-            AccessCmd::Show {
-                resource_role,
-                user,
-            } => {
-                let mut q = vec![];
-                if let Some(r) = resource_role {
-                    q.push(format!("resource_role={r}"));
-                }
-                if let Some(u) = user {
-                    q.push(format!("user={u}"));
-                }
-                let path = format!("/api/access?{}", q.join("&"));
-                (
-                    c.get(&path).await?,
-                    &["resource_role", "user", "modes", "via"],
-                )
-            }
-            AccessCmd::Grant {
-                resource_role,
-                group,
-            } => {
-                let path = format!("/api/resource-roles/{resource_role}/access");
-                (c.post(&path, json!({"group": group})).await?, &["groups"])
-            }
-            AccessCmd::Revoke {
-                resource_role,
-                group,
-            } => {
-                let path = format!("/api/resource-roles/{resource_role}/access/{group}");
-                (c.delete(&path).await?, &["groups"])
-            }
-        },
-        Command::Token(cmd) => match cmd {
-            TokenCmd::Create {
-                user,
-                name,
-                expires,
-            } => {
-                let body = strip_nulls(json!({"user": user, "name": name, "expires": expires}));
-                (
-                    c.post("/api/tokens", body).await?,
-                    &["id", "user", "name", "expires_at", "token"],
-                )
-            }
-            TokenCmd::List { user } => {
-                let path = match user {
-                    Some(u) => format!("/api/tokens?user={u}"),
-                    None => "/api/tokens".into(),
-                };
-                (
-                    c.get(&path).await?,
-                    &[
-                        "id",
-                        "user",
-                        "name",
-                        "created_at",
-                        "expires_at",
-                        "last_used_at",
-                    ],
-                )
-            }
-            TokenCmd::Revoke { id } => (
-                deleted(c.delete(&format!("/api/tokens/{id}")).await?, id),
-                &["deleted"],
-            ),
-        },
-        Command::Lockouts { action: None } => (
-            c.get("/api/lockouts").await?,
+        Command::Access(cmd) => access(&c, cmd).await?,
+        Command::Token(cmd) => tokens(&c, cmd).await?,
+        Command::Lockouts { action: None } => shown(
+            &c.fetch::<Vec<LockView>>("/api/lockouts").await?,
             &["kind", "subject", "remaining_s"],
-        ),
+        )?,
         Command::Lockouts {
             action: Some(LockoutsCmd::Clear { kind, subject }),
-        } => (
-            deleted(
-                c.delete(&format!("/api/lockouts/{kind}/{subject}")).await?,
-                &format!("{kind} {subject}"),
-            ),
-            &["deleted"],
-        ),
-        Command::Changes { limit } => (
-            c.get(&format!("/api/changes?limit={limit}")).await?,
+        } => {
+            let path = format!("/api/lockouts/{}/{}", seg(kind), seg(subject));
+            c.delete(&path).await?;
+            deleted(&format!("{kind} {subject}"))?
+        }
+        Command::Changes { limit } => shown(
+            &c.fetch::<Vec<ChangeRecord>>(&format!("/api/changes?limit={limit}"))
+                .await?,
             &["ts", "actor", "action", "object"],
-        ),
-        Command::Reload => (
-            c.post("/api/config/reload", json!({})).await?,
-            &["reloaded", "revision"],
-        ),
+        )?,
+        Command::Reload => {
+            let r: Reloaded = send(&c, Method::POST, "/api/config/reload", &()).await?;
+            shown(&r, &["reloaded", "revision"])?
+        }
     };
-    Ok(match cli.output {
+    Ok(print(&out.value, out.cols, cli.output))
+}
+
+fn print(value: &Value, cols: &[&str], output: Output) -> String {
+    match output {
         Output::Json => format!(
             "{}\n",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
+            serde_json::to_string_pretty(value).unwrap_or_default()
         ),
-        Output::Table => render(&value, cols),
+        Output::Table => render(value, cols),
+    }
+}
+
+async fn sessions(c: &Client, f: &SessionsFilter) -> Result<Shown, ClientError> {
+    let mut q = vec![format!("limit={}", f.limit)];
+    for (k, v) in [
+        ("user", &f.user),
+        ("resource_role", &f.resource_role),
+        ("mode", &f.mode),
+        ("status", &f.status),
+    ] {
+        if let Some(v) = v {
+            q.push(format!("{k}={}", seg(v)));
+        }
+    }
+    if let Some(since) = &f.since {
+        let d = crate::config::parse_duration(since).map_err(ClientError::Decode)?;
+        q.push(format!(
+            "since={}",
+            crate::clock::now() - d.as_secs() as i64
+        ));
+    }
+    let list: Vec<SessionRecord> = c.fetch(&format!("/api/sessions?{}", q.join("&"))).await?;
+    shown(&list, SESSION_COLS)
+}
+
+async fn session(c: &Client, id: &str, output: Output) -> Result<String, ClientError> {
+    let detail: SessionDetail = c.fetch(&format!("/api/sessions/{}", seg(id))).await?;
+    let head = shown(&detail.session, SESSION_COLS)?;
+    let statements = shown(&detail.statements, STATEMENT_COLS)?;
+    Ok(match output {
+        Output::Table => format!(
+            "{}\n{}",
+            render(&head.value, SESSION_COLS),
+            render(&statements.value, STATEMENT_COLS)
+        ),
+        Output::Json => print(&shown(&detail, SESSION_COLS)?.value, SESSION_COLS, output),
     })
 }
 
-fn deleted(_: Value, name: &str) -> Value {
-    json!({ "deleted": name })
-}
-
-fn strip_nulls(mut v: Value) -> Value {
-    if let Value::Object(map) = &mut v {
-        map.retain(|_, v| !v.is_null());
-    }
-    v
-}
-
-async fn user(c: &Client, cmd: &UserCmd) -> Result<(Value, &'static [&'static str]), ClientError> {
-    let path = |n: &str| format!("/api/users/{n}");
-    Ok(match cmd {
-        UserCmd::List => (c.get("/api/users").await?, USER_COLS),
-        UserCmd::Show { name } => (c.get(&path(name)).await?, USER_COLS),
+async fn user(c: &Client, cmd: &UserCmd) -> Result<Shown, ClientError> {
+    let path = |n: &str| format!("/api/users/{}", seg(n));
+    let patch = async |name: &str, p: UserPatch| -> Result<Shown, ClientError> {
+        let v: UserView = send(c, Method::PATCH, &path(name), &p).await?;
+        shown(&v, USER_COLS)
+    };
+    match cmd {
+        UserCmd::List => shown(&c.fetch::<Vec<UserView>>("/api/users").await?, USER_COLS),
+        UserCmd::Show { name } => shown(&c.fetch::<UserView>(&path(name)).await?, USER_COLS),
         UserCmd::Add {
             name,
             email,
@@ -309,46 +255,141 @@ async fn user(c: &Client, cmd: &UserCmd) -> Result<(Value, &'static [&'static st
                 (_, true) => Some(stdin_line()?),
                 (p, false) => p.clone(),
             };
-            let body = strip_nulls(json!({
-                "name": name, "email": email, "display_name": display_name, "groups": groups,
-                "role": role, "status": status, "password": password,
-            }));
-            (c.post("/api/users", body).await?, USER_COLS)
+            let new = NewUser {
+                name: name.clone(),
+                email: email.clone(),
+                display_name: display_name.clone(),
+                status: Some(parsed::<Status>("--status", status)?),
+                role: Some(parsed::<Role>("--role", role)?),
+                groups: groups.clone(),
+                password,
+            };
+            let v: UserView = send(c, Method::POST, "/api/users", &new).await?;
+            shown(&v, USER_COLS)
         }
-        UserCmd::SetStatus { name, status } => (
-            c.patch(&path(name), json!({"status": status})).await?,
-            USER_COLS,
-        ),
-        UserCmd::SetGroups { name, groups } => (
-            c.patch(&path(name), json!({"groups": groups})).await?,
-            USER_COLS,
-        ),
-        UserCmd::SetRole { name, role } => (
-            c.patch(&path(name), json!({"role": role})).await?,
-            USER_COLS,
-        ),
+        UserCmd::SetStatus { name, status } => {
+            let status = Some(parsed::<Status>("status", status)?);
+            patch(
+                name,
+                UserPatch {
+                    status,
+                    ..UserPatch::default()
+                },
+            )
+            .await
+        }
+        UserCmd::SetGroups { name, groups } => {
+            let groups = Some(groups.clone());
+            patch(
+                name,
+                UserPatch {
+                    groups,
+                    ..UserPatch::default()
+                },
+            )
+            .await
+        }
+        UserCmd::SetRole { name, role } => {
+            let role = Some(parsed::<Role>("role", role)?);
+            patch(
+                name,
+                UserPatch {
+                    role,
+                    ..UserPatch::default()
+                },
+            )
+            .await
+        }
         UserCmd::Passwd { name, password } => {
-            let pw = match password {
+            let password = Some(match password {
                 Some(p) => p.clone(),
                 None => stdin_line()?,
-            };
-            (
-                c.patch(&path(name), json!({"password": pw})).await?,
-                USER_COLS,
+            });
+            patch(
+                name,
+                UserPatch {
+                    password,
+                    ..UserPatch::default()
+                },
             )
+            .await
         }
-        UserCmd::Delete { name } => (deleted(c.delete(&path(name)).await?, name), &["deleted"]),
-    })
+        UserCmd::Delete { name } => {
+            c.delete(&path(name)).await?;
+            deleted(name)
+        }
+    }
 }
 
-async fn resource_role(
-    c: &Client,
-    cmd: &ResourceRoleCmd,
-) -> Result<(Value, &'static [&'static str]), ClientError> {
-    let path = |n: &str| format!("/api/resource-roles/{n}");
-    Ok(match cmd {
-        ResourceRoleCmd::List => (c.get("/api/resource-roles").await?, ROLE_COLS),
-        ResourceRoleCmd::Show { name } => (c.get(&path(name)).await?, ROLE_COLS),
+async fn group(c: &Client, cmd: &GroupCmd) -> Result<Shown, ClientError> {
+    let path = |n: &str| format!("/api/groups/{}", seg(n));
+    match cmd {
+        GroupCmd::List => shown(&c.fetch::<Vec<GroupView>>("/api/groups").await?, GROUP_COLS),
+        GroupCmd::Show { name } => shown(&c.fetch::<GroupView>(&path(name)).await?, GROUP_COLS),
+        GroupCmd::Add { name } => {
+            let new = NewGroup { name: name.clone() };
+            let v: GroupView = send(c, Method::POST, "/api/groups", &new).await?;
+            shown(&v, &["name"])
+        }
+        GroupCmd::Delete { name } => {
+            c.delete(&path(name)).await?;
+            deleted(name)
+        }
+    }
+}
+
+async fn resource(c: &Client, cmd: &ResourceCmd) -> Result<Shown, ClientError> {
+    let path = |n: &str| format!("/api/resources/{}", seg(n));
+    match cmd {
+        ResourceCmd::List => shown(
+            &c.fetch::<Vec<ResourceView>>("/api/resources").await?,
+            RESOURCE_COLS,
+        ),
+        ResourceCmd::Show { name } => {
+            shown(&c.fetch::<ResourceView>(&path(name)).await?, RESOURCE_COLS)
+        }
+        ResourceCmd::Add {
+            name,
+            protocol,
+            address,
+            tls,
+        } => {
+            let new = NewResource {
+                name: name.clone(),
+                protocol: parsed("--protocol", protocol)?,
+                address: address.clone(),
+                tls: Some(parsed("--tls", tls)?),
+            };
+            let v: ResourceView = send(c, Method::POST, "/api/resources", &new).await?;
+            shown(&v, RESOURCE_COLS)
+        }
+        ResourceCmd::Set { name, address, tls } => {
+            let p = ResourcePatch {
+                protocol: None,
+                address: address.clone(),
+                tls: tls.as_deref().map(|t| parsed("--tls", t)).transpose()?,
+            };
+            let v: ResourceView = send(c, Method::PATCH, &path(name), &p).await?;
+            shown(&v, RESOURCE_COLS)
+        }
+        ResourceCmd::Delete { name } => {
+            c.delete(&path(name)).await?;
+            deleted(name)
+        }
+    }
+}
+
+async fn resource_role(c: &Client, cmd: &ResourceRoleCmd) -> Result<Shown, ClientError> {
+    let path = |n: &str| format!("/api/resource-roles/{}", seg(n));
+    match cmd {
+        ResourceRoleCmd::List => shown(
+            &c.fetch::<Vec<ResourceRoleView>>("/api/resource-roles")
+                .await?,
+            ROLE_COLS,
+        ),
+        ResourceRoleCmd::Show { name } => {
+            shown(&c.fetch::<ResourceRoleView>(&path(name)).await?, ROLE_COLS)
+        }
         ResourceRoleCmd::Add {
             name,
             resource,
@@ -365,11 +406,17 @@ async fn resource_role(
                 })?),
                 None => password.clone(),
             };
-            let body = strip_nulls(json!({
-                "name": name, "resource": resource, "database": database, "user": user,
-                "password": password, "allowed_groups": groups, "access_modes": modes(m)?,
-            }));
-            (c.post("/api/resource-roles", body).await?, ROLE_COLS)
+            let new = NewResourceRole {
+                name: name.clone(),
+                resource: resource.clone(),
+                database: database.clone(),
+                user: user.clone(),
+                password,
+                allowed_groups: groups.clone(),
+                access_modes: Some(modes(m)?),
+            };
+            let v: ResourceRoleView = send(c, Method::POST, "/api/resource-roles", &new).await?;
+            shown(&v, ROLE_COLS)
         }
         ResourceRoleCmd::Set {
             name,
@@ -378,14 +425,100 @@ async fn resource_role(
             password,
             modes: m,
         } => {
-            let m = m.as_deref().map(modes).transpose()?;
-            let body = strip_nulls(json!({
-                "database": database, "user": user, "password": password, "access_modes": m,
-            }));
-            (c.patch(&path(name), body).await?, ROLE_COLS)
+            let p = ResourceRolePatch {
+                database: database.clone(),
+                user: user.clone(),
+                password: password.clone(),
+                access_modes: m.as_deref().map(modes).transpose()?,
+                ..ResourceRolePatch::default()
+            };
+            let v: ResourceRoleView = send(c, Method::PATCH, &path(name), &p).await?;
+            shown(&v, ROLE_COLS)
         }
         ResourceRoleCmd::Delete { name } => {
-            (deleted(c.delete(&path(name)).await?, name), &["deleted"])
+            c.delete(&path(name)).await?;
+            deleted(name)
         }
-    })
+    }
+}
+
+async fn access(c: &Client, cmd: &AccessCmd) -> Result<Shown, ClientError> {
+    match cmd {
+        AccessCmd::Show {
+            resource_role,
+            user,
+        } => {
+            let mut q = vec![];
+            if let Some(r) = resource_role {
+                q.push(format!("resource_role={}", seg(r)));
+            }
+            if let Some(u) = user {
+                q.push(format!("user={}", seg(u)));
+            }
+            let reach: Vec<Reach> = c.fetch(&format!("/api/access?{}", q.join("&"))).await?;
+            shown(&reach, &["resource_role", "user", "modes", "via"])
+        }
+        AccessCmd::Grant {
+            resource_role,
+            group,
+        } => {
+            let path = format!("/api/resource-roles/{}/access", seg(resource_role));
+            let grant = Grant {
+                group: group.clone(),
+            };
+            let a: Access = send(c, Method::POST, &path, &grant).await?;
+            shown(&a, &["groups"])
+        }
+        AccessCmd::Revoke {
+            resource_role,
+            group,
+        } => {
+            let path = format!(
+                "/api/resource-roles/{}/access/{}",
+                seg(resource_role),
+                seg(group)
+            );
+            let a: Access = c.typed::<(), _>(Method::DELETE, &path, None).await?;
+            shown(&a, &["groups"])
+        }
+    }
+}
+
+async fn tokens(c: &Client, cmd: &TokenCmd) -> Result<Shown, ClientError> {
+    match cmd {
+        TokenCmd::Create {
+            user,
+            name,
+            expires,
+        } => {
+            let new = NewToken {
+                user: user.clone(),
+                name: name.clone(),
+                expires: expires.clone(),
+            };
+            let t: CreatedToken = send(c, Method::POST, "/api/tokens", &new).await?;
+            shown(&t, &["id", "user", "name", "expires_at", "token"])
+        }
+        TokenCmd::List { user } => {
+            let path = match user {
+                Some(u) => format!("/api/tokens?user={}", seg(u)),
+                None => "/api/tokens".into(),
+            };
+            shown(
+                &c.fetch::<Vec<TokenView>>(&path).await?,
+                &[
+                    "id",
+                    "user",
+                    "name",
+                    "created_at",
+                    "expires_at",
+                    "last_used_at",
+                ],
+            )
+        }
+        TokenCmd::Revoke { id } => {
+            c.delete(&format!("/api/tokens/{}", seg(id))).await?;
+            deleted(id)
+        }
+    }
 }

@@ -3,10 +3,11 @@
 //! so the crate is linked once; modules by area.
 #![allow(clippy::unwrap_used)]
 
-mod common;
 mod admin_api;
+mod architecture;
 mod audit_failure;
 mod audit_log;
+mod common;
 mod config_fixtures;
 mod crash;
 mod faults;

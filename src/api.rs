@@ -1,0 +1,145 @@
+//! The admin API's contract: the bodies each call takes and the answers that are not one
+//! of the vocabulary's views (`model`). The handlers (`admin`) and the command line
+//! (`cli`) both use these types, so the two cannot drift; the OpenAPI document is
+//! generated from them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{AccessMode, AccessModes, Protocol, Role, Status, TlsMode, TokenView};
+use crate::store::SessionRecord;
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub name: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub display_name: String,
+    /// Default `active`.
+    pub status: Option<Status>,
+    /// Default `standard`.
+    pub role: Option<Role>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// At least 8 characters; write-only.
+    pub password: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatch {
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    pub status: Option<Status>,
+    pub role: Option<Role>,
+    pub groups: Option<Vec<String>>,
+    /// A user may set its own password; everything else needs an admin.
+    pub password: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewGroup {
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewResource {
+    pub name: String,
+    pub protocol: Protocol,
+    pub address: String,
+    pub tls: Option<TlsMode>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcePatch {
+    pub protocol: Option<Protocol>,
+    pub address: Option<String>,
+    pub tls: Option<TlsMode>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewResourceRole {
+    pub name: String,
+    pub resource: String,
+    pub database: String,
+    pub user: String,
+    pub password: Option<String>,
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
+    pub access_modes: Option<AccessModes>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceRolePatch {
+    pub resource: Option<String>,
+    pub database: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub allowed_groups: Option<Vec<String>>,
+    pub access_modes: Option<AccessModes>,
+}
+
+/// The groups allowed to use a resource role.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Access {
+    pub groups: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    pub group: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    pub user: Option<String>,
+    #[serde(default)]
+    pub name: String,
+    /// A duration like `30d`; none means the token does not expire.
+    pub expires: Option<String>,
+}
+
+/// A new token: its metadata and, this once, its value.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub meta: TokenView,
+    /// Shown once; only its hash is stored.
+    pub token: String,
+}
+
+/// One user who can reach one resource role.
+#[derive(Serialize, Deserialize, Debug, PartialEq, Eq, utoipa::ToSchema)]
+pub struct Reach {
+    pub user: String,
+    pub resource_role: String,
+    pub resource: String,
+    pub modes: Vec<AccessMode>,
+    /// The shared groups, or `["(admin)"]` when the admin role bypasses groups.
+    pub via: Vec<String>,
+}
+
+/// What a reload answers.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Reloaded {
+    pub reloaded: bool,
+    /// The control-plane revision now in force.
+    pub revision: i64,
+}
+
+/// A session and its statements, read from the monitoring log.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SessionDetail {
+    #[serde(flatten)]
+    pub session: SessionRecord,
+    pub statements: Vec<serde_json::Value>,
+}
