@@ -26,7 +26,6 @@ pub use error::{ApiError, Failures};
 
 use crate::access::api::{self, Action};
 use crate::audit::{Channel, Common, Kind, Mode};
-use crate::auth::Identity;
 use crate::model::Status;
 use crate::session::Gateway;
 use crate::snapshot::UserEntry;
@@ -99,7 +98,7 @@ pub fn router(state: ApiState) -> Router {
 
 /// The authenticated caller, from `Authorization: Bearer TOKEN`.
 #[derive(Clone, Debug)]
-pub struct Caller(pub Arc<UserEntry>, pub Identity);
+pub struct Caller(pub Arc<UserEntry>);
 
 impl Caller {
     pub fn name(&self) -> &str {
@@ -165,7 +164,7 @@ impl FromRequestParts<ApiState> for Caller {
             return Err(ApiError::unauthorized("invalid or expired token"));
         };
         state.control.token_used(&identity);
-        Ok(Caller(user, identity))
+        Ok(Caller(user))
     }
 }
 

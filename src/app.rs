@@ -1,6 +1,7 @@
 //! Wires the gateway together: config → store → control plane → listeners (admin API,
 //! PostgreSQL, MySQL) → reload on SIGHUP → drain on SIGTERM/SIGINT.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::config::Config;
 use crate::control::ControlPlane;
 use crate::metrics::Metrics;
 use crate::seal::Sealer;
+use crate::session::mysql::MyListener;
 use crate::session::postgres::PgListener;
 use crate::session::{EndReason, Gateway, Registry};
 use crate::store::Store;
@@ -99,16 +101,76 @@ impl Running {
 /// Opens the store and the monitoring log and starts every configured listener.
 pub async fn start(config: Config) -> anyhow::Result<Running> {
     install_crypto();
-    let sealer = Sealer::load(config.store.key.as_ref(), &config.store.data_dir)?;
-    let store = Store::open(&config.store.url, sealer)
-        .await
-        .with_context(|| format!("cannot open the store at {}", redact_url(&config.store.url)))?;
     let listen = config.listen.clone();
     let server_tls = match &config.tls {
         Some(t) => Some(crate::tls::server_config(&t.cert, &t.key)?),
         None => None,
     };
-    let metrics = Arc::new(Metrics::default());
+    let (gateway, writer, index_task) = open(config).await?;
+    let control = Arc::clone(&gateway.control);
+    let (stop, stopped) = watch::channel(false);
+    let stopped_fut = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let mut listeners = JoinSet::new();
+    listeners.spawn(background(
+        Arc::clone(&gateway),
+        stopped_fut(stopped.clone()),
+    ));
+    let mut admin_addr = None;
+    if let Some(addr) = listen.admin {
+        let listener = bind(addr, "listen.admin").await?;
+        admin_addr = Some(listener.local_addr()?);
+        tracing::info!(addr = %listener.local_addr()?, "admin API listening");
+        let (api, shutdown) = (ApiState(Arc::clone(&gateway)), stopped_fut(stopped.clone()));
+        listeners.spawn(async move {
+            if let Err(e) = crate::admin::serve(listener, api, shutdown).await {
+                tracing::error!(error = %e, "admin API stopped");
+            }
+        });
+    }
+    let mut postgres_addr = None;
+    if let Some(addr) = listen.postgres {
+        let listener = bind(addr, "listen.postgres").await?;
+        postgres_addr = Some(listener.local_addr()?);
+        tracing::info!(addr = %listener.local_addr()?, tls = server_tls.is_some(), "PostgreSQL listener ready");
+        let acceptor = server_tls.clone().map(pgwire::tokio::TlsAcceptor::from);
+        let pg = Arc::new(PgListener::new(Arc::clone(&gateway), acceptor));
+        let stop = stopped_fut(stopped.clone());
+        listeners.spawn(crate::session::accept_loop(pg, listener, stop));
+    }
+    let mut mysql_addr = None;
+    if let Some(addr) = listen.mysql {
+        let listener = bind(addr, "listen.mysql").await?;
+        mysql_addr = Some(listener.local_addr()?);
+        tracing::info!(addr = %listener.local_addr()?, tls = server_tls.is_some(), "MySQL listener ready");
+        let acceptor = server_tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        let my = Arc::new(MyListener::new(Arc::clone(&gateway), acceptor));
+        let stop = stopped_fut(stopped.clone());
+        listeners.spawn(crate::session::accept_loop(my, listener, stop));
+    }
+    Ok(Running {
+        mysql_addr,
+        control,
+        gateway,
+        admin_addr,
+        postgres_addr,
+        stop,
+        index_task,
+        listeners,
+        writer,
+    })
+}
+
+/// The store, the monitoring log, the control plane, the session index (after ending the
+/// sessions a crash left open): the gateway every listener shares.
+async fn open(
+    config: Config,
+) -> anyhow::Result<(Arc<Gateway>, WriterHandle, tokio::task::JoinHandle<()>)> {
+    let sealer = Sealer::load(config.store.key.as_ref(), &config.store.data_dir)?;
+    let store = Store::open(&config.store.url, sealer)
+        .await
+        .with_context(|| format!("cannot open the store at {}", redact_url(&config.store.url)))?;
     let lost = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (recorder, writer) =
         crate::audit::spawn_writer(&config.audit, lost).with_context(|| {
@@ -139,90 +201,32 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         control: Arc::clone(&control),
         recorder,
         registry: Arc::new(Registry::default()),
-        metrics,
+        metrics: Arc::new(Metrics::default()),
         index,
         lockout: Arc::new(crate::lockout::Lockout::new(limits)),
         upstreams: Upstreams::new(limits),
         tasks: tokio_util::task::TaskTracker::new(),
     });
-    let api = ApiState(Arc::clone(&gateway));
-    let (stop, stopped) = watch::channel(false);
-    let stopped_fut = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let mut listeners = JoinSet::new();
-    let poller = control.spawn_poller();
-    let watcher = spawn_revalidator(&gateway);
-    let sweeper = {
-        let gw = Arc::clone(&gateway);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                gw.lockout.sweep();
-                gw.upstreams.sweep();
-            }
-        })
-    };
-    let stop_bg = stopped_fut(stopped.clone());
-    listeners.spawn(async move {
-        stop_bg.await;
-        poller.abort();
-        watcher.abort();
-        sweeper.abort();
-    });
+    Ok((gateway, writer, index_task))
+}
 
-    let mut admin_addr = None;
-    if let Some(addr) = listen.admin {
-        let listener = bind(addr, "listen.admin").await?;
-        admin_addr = Some(listener.local_addr()?);
-        tracing::info!(addr = %listener.local_addr()?, "admin API listening");
-        let shutdown = stopped_fut(stopped.clone());
-        listeners.spawn(async move {
-            if let Err(e) = crate::admin::serve(listener, api, shutdown).await {
-                tracing::error!(error = %e, "admin API stopped");
-            }
-        });
-    }
-    let mut postgres_addr = None;
-    if let Some(addr) = listen.postgres {
-        let listener = bind(addr, "listen.postgres").await?;
-        postgres_addr = Some(listener.local_addr()?);
-        tracing::info!(addr = %listener.local_addr()?, tls = server_tls.is_some(), "PostgreSQL listener ready");
-        let acceptor = server_tls.clone().map(pgwire::tokio::TlsAcceptor::from);
-        let pg = Arc::new(PgListener::new(Arc::clone(&gateway), acceptor));
-        listeners.spawn(crate::session::accept_loop(
-            pg,
-            listener,
-            stopped_fut(stopped.clone()),
-        ));
-    }
-    let mut mysql_addr = None;
-    if let Some(addr) = listen.mysql {
-        let listener = bind(addr, "listen.mysql").await?;
-        mysql_addr = Some(listener.local_addr()?);
-        tracing::info!(addr = %listener.local_addr()?, tls = server_tls.is_some(), "MySQL listener ready");
-        let acceptor = server_tls.clone().map(tokio_rustls::TlsAcceptor::from);
-        let my = Arc::new(crate::session::mysql::MyListener::new(
-            Arc::clone(&gateway),
-            acceptor,
-        ));
-        listeners.spawn(crate::session::accept_loop(
-            my,
-            listener,
-            stopped_fut(stopped.clone()),
-        ));
-    }
-    Ok(Running {
-        mysql_addr,
-        control,
-        gateway,
-        admin_addr,
-        postgres_addr,
-        stop,
-        index_task,
-        listeners,
-        writer,
-    })
+/// The gateway's own background work until `stop`: polling the store, ending sessions a
+/// change withdrew access from, sweeping expired lockouts and kept connections.
+async fn background(gateway: Arc<Gateway>, stop: impl Future<Output = ()>) {
+    let poller = gateway.control.spawn_poller();
+    let watcher = spawn_revalidator(&gateway);
+    let gw = Arc::clone(&gateway);
+    let sweeper = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            gw.lockout.sweep();
+            gw.upstreams.sweep();
+        }
+    });
+    stop.await;
+    poller.abort();
+    watcher.abort();
+    sweeper.abort();
 }
 
 async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {

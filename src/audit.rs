@@ -152,14 +152,20 @@ impl Recorder {
         }
     }
 
+    /// `record`, saying so in the gateway's log when the event could not be handed over (the
+    /// recorder has counted it lost).
+    pub async fn emit(&self, event: Event) {
+        if let Err(e) = self.record(event).await {
+            tracing::warn!(error = %e, "an event could not be handed to the monitoring log");
+        }
+    }
+
     /// From a context that cannot wait (a destructor): hands the event to a task.
     pub fn record_detached(&self, event: Event) {
         let this = self.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
-                handle.spawn(async move {
-                    let _ = this.record(event).await;
-                });
+                handle.spawn(async move { this.emit(event).await });
             }
             Err(_) => {
                 if self.tx.try_send(Msg::Event(event)).is_err() {

@@ -163,8 +163,8 @@ fn list(problems: &[Problem]) -> String {
 impl Config {
     /// Reads, overrides from the environment, and validates. Every problem is reported.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let raw = raw::read(path)?;
-        validate::validate(raw, path).map_err(|problems| ConfigError::Invalid {
+        let (raw, unknown) = raw::read(path)?;
+        validate::validate(raw, unknown, path).map_err(|problems| ConfigError::Invalid {
             path: path.display().to_string(),
             problems,
         })
@@ -172,8 +172,8 @@ impl Config {
 
     /// Validates TOML text as if read from `source` (no environment overrides).
     pub fn from_toml(text: &str, source: &Path) -> Result<Config, ConfigError> {
-        let raw = raw::parse(text)?;
-        validate::validate(raw, source).map_err(|problems| ConfigError::Invalid {
+        let (raw, unknown) = raw::parse(text)?;
+        validate::validate(raw, unknown, source).map_err(|problems| ConfigError::Invalid {
             path: source.display().to_string(),
             problems,
         })

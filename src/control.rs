@@ -121,12 +121,11 @@ impl ControlPlane {
                 before: change.before,
                 after: change.after,
             };
-            let _ = recorder
-                .record(crate::audit::Event {
-                    common: Arc::new(common),
-                    kind,
-                })
-                .await;
+            let event = crate::audit::Event {
+                common: Arc::new(common),
+                kind,
+            };
+            recorder.emit(event).await;
         }
         Ok(())
     }

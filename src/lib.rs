@@ -1,31 +1,47 @@
 //! Portcullis: a database access gateway.
 //!
-//! Data flow: a client connects to a protocol listener (`protocol::postgres`,
-//! `protocol::mysql`); `session` runs the one login sequence (handshake → authenticate →
-//! `access::decide` → `upstream` login → accept → `relay`); every step emits session events
-//! to `audit`. The control plane (`store`, `snapshot`, `admin`) keeps users, groups,
-//! resources and resource roles, and publishes an immutable snapshot that sessions read.
+//! A tour, bottom up (each layer imports only those below it; `tests/e2e/architecture.rs`
+//! holds the line):
+//!
+//! - `model` (the vocabulary: users, groups, resources, resource roles, access modes),
+//!   `clock`, `tls`, `config` (typed config, validation, secrets).
+//! - `protocol`: PostgreSQL and MySQL bytes ⇄ messages, both handshakes, the upstream
+//!   logins and the pool's resets — nothing of the gateway above it.
+//! - `snapshot` (what decisions read), `auth` (verifiers, tokens; the only maker of an
+//!   `Identity`), `access` (the pure decision; the only maker of a `Permit`; who may
+//!   kill what; what an API role allows).
+//! - `store` (SQLite or a shared PostgreSQL), `seal`, `bootstrap`, `control` (the live
+//!   config and snapshot, reload, polling), `audit` (the monitoring log: events, writer,
+//!   hash chain), `lockout`, `metrics`.
+//! - `relay` (the hot path: framing, observing, forwarding) and `upstream` (the one way to
+//!   reach a database, with kept connections).
+//! - `session`: the login sequence both protocols share (handshake → authenticate →
+//!   `access::decide` → admit → `upstream` login → accept → relay → end) and the life of
+//!   every session, native or not: exactly one `session_started` and `session_ended`.
+//! - `admin` (the HTTP API; its contract is `api`, its OpenAPI document generated from the
+//!   handlers), `cli` (the command line, a client of the same contract), `app` (wires it
+//!   all, shuts it down).
 
-pub mod access;
-pub mod admin;
+mod access;
+mod admin;
 pub mod api;
 pub mod app;
 pub mod audit;
 pub mod auth;
-pub mod bootstrap;
+mod bootstrap;
 pub mod cli;
-pub mod clock;
+mod clock;
 pub mod config;
-pub mod control;
-pub mod fsutil;
-pub mod lockout;
-pub mod metrics;
+mod control;
+mod fsutil;
+mod lockout;
+mod metrics;
 pub mod model;
 pub mod protocol;
 pub mod relay;
 pub mod seal;
-pub mod session;
-pub mod snapshot;
+mod session;
+mod snapshot;
 pub mod store;
 pub mod tls;
-pub mod upstream;
+mod upstream;

@@ -133,16 +133,13 @@ where
     K: Sink,
 {
     let Ends {
-        mut client_r,
-        mut client_w,
-        mut up_r,
-        mut up_w,
+        client_r,
+        client_w,
+        up_r,
+        up_w,
         client_first,
         upstream_first,
     } = ends;
-    let mut fe_framer = Framer::<C::Wire>::default();
-    let mut be_framer = Framer::<S::Wire>::with_limit(S::LIMIT);
-    let mut outcomes = Vec::new();
     // Whether the upstream's bytes so far end at a frame boundary (for `Verdict::Hold`).
     let server_boundary = AtomicBool::new(upstream_first.is_empty());
     let Counters {
@@ -150,130 +147,222 @@ where
         bytes_out,
         queries,
     } = counters;
+    let up = Upstream {
+        from: client_r,
+        to: up_w,
+        first: client_first,
+        observer: client,
+        server_boundary: &server_boundary,
+        bytes: bytes_in,
+    };
+    let down = Downstream {
+        from: up_r,
+        to: client_w,
+        first: upstream_first,
+        observer: server,
+        server_boundary: &server_boundary,
+        bytes: bytes_out,
+        queries,
+        sink,
+    };
+    tokio::select! {
+        ended = up.run() => ended,
+        ended = down.run(stop) => ended,
+    }
+}
 
-    let up = async {
-        let mut buf = vec![0u8; BUF_START];
-        let mut filled = false;
-        let mut chunk: &[u8] = client_first;
+/// A read buffer that starts small (idle sessions stay cheap) and grows once a read
+/// fills it.
+struct ReadBuf {
+    buf: Vec<u8>,
+    filled: bool,
+}
+
+impl ReadBuf {
+    fn new() -> ReadBuf {
+        ReadBuf {
+            buf: vec![0u8; BUF_START],
+            filled: false,
+        }
+    }
+
+    /// The buffer for the next read, grown if the last one filled it.
+    fn next(&mut self) -> &mut [u8] {
+        if self.filled && self.buf.len() < BUF {
+            self.buf.resize(BUF, 0);
+        }
+        &mut self.buf
+    }
+
+    fn got(&mut self, n: usize) -> &[u8] {
+        self.filled = n == self.buf.len();
+        &self.buf[..n]
+    }
+}
+
+/// Client → server: observe each client frame, forward the bytes as read (or what the
+/// observer says instead), stop at the client's goodbye.
+struct Upstream<'a, R, W, C> {
+    from: R,
+    to: W,
+    first: &'a [u8],
+    observer: &'a mut C,
+    server_boundary: &'a AtomicBool,
+    bytes: &'a mut u64,
+}
+
+/// What one client read asks of the relay, after its frames were observed.
+#[derive(Default)]
+struct ReadVerdict {
+    bye: bool,
+    blocked: Option<&'static str>,
+    replace: Option<Vec<u8>>,
+    /// The length of a goodbye to hold back (it must be the read's last frame).
+    hold: Option<usize>,
+}
+
+impl<R, W, C> Upstream<'_, R, W, C>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+    C: ClientSide,
+{
+    async fn run(mut self) -> Ended {
+        let mut framer = Framer::<C::Wire>::default();
+        let mut buf = ReadBuf::new();
+        let mut chunk: &[u8] = self.first;
         loop {
-            if !chunk.is_empty() {
-                let (mut bye, mut blocked, mut replace, mut hold) = (false, None, None, None);
-                let whole = chunk.len();
-                let fed = fe_framer.feed(chunk, C::wants, |h, body, _| {
-                    // A goodbye to hold must be the read's last frame (checked below).
-                    hold = None;
-                    match client.frame(h, body) {
-                        Verdict::Pass => {}
-                        Verdict::Bye => bye = true,
-                        Verdict::Hold => {
-                            bye = true;
-                            hold = <C::Wire as Wire>::body_len(h).ok().map(|b| h.len() + b);
-                        }
-                        Verdict::Block(why) => blocked = Some(why),
-                        // A rewrite is only safe when the read is exactly that one frame.
-                        Verdict::Replace(bytes) if h.len() + body.len() == whole => {
-                            replace = Some(bytes)
-                        }
-                        Verdict::Replace(_) => {
-                            blocked = Some("a rewritten command must arrive on its own")
-                        }
-                    }
-                });
-                if let Err(e) = fed {
-                    return Ended::Failed(format!("client sent a malformed frame: {e:?}"));
-                }
-                if let Some(why) = blocked {
-                    return Ended::Failed(why.to_owned());
-                }
-                *bytes_in += chunk.len() as u64;
-                // Held only if the goodbye is whole in this read and ends it.
-                let hold = hold.filter(|_| fe_framer.at_boundary());
-                if let Some(len) = hold
-                    && len <= whole
-                    && server_boundary.load(Ordering::Relaxed)
-                {
-                    let before = whole - len;
-                    if before > 0
-                        && let Err(e) = write(&mut up_w, &chunk[..before]).await
-                    {
-                        return Ended::Failed(format!("writing to the upstream: {e}"));
-                    }
-                    return Ended::Held;
-                }
-                let out = replace.as_deref().unwrap_or(chunk);
-                if let Err(e) = write(&mut up_w, out).await {
-                    return Ended::Failed(format!("writing to the upstream: {e}"));
-                }
-                if bye {
-                    return Ended::ClientTerminated;
-                }
+            if !chunk.is_empty()
+                && let Some(ended) = self.forward(&mut framer, chunk).await
+            {
+                return ended;
             }
-            if filled && buf.len() < BUF {
-                buf.resize(BUF, 0);
-            }
-            chunk = match client_r.read(&mut buf).await {
+            chunk = match self.from.read(buf.next()).await {
                 Ok(0) => return Ended::ClientClosed,
-                Ok(n) => {
-                    filled = n == buf.len();
-                    &buf[..n]
-                }
+                Ok(n) => buf.got(n),
                 Err(e) => return Ended::Failed(format!("reading from the client: {e}")),
             };
         }
-    };
+    }
 
-    let down = async {
-        let mut buf = vec![0u8; BUF_START];
-        let mut filled = false;
-        let mut chunk: &[u8] = upstream_first;
+    /// One read: observed, then forwarded (or held, replaced, refused). `Some` ends.
+    async fn forward(&mut self, framer: &mut Framer<C::Wire>, chunk: &[u8]) -> Option<Ended> {
+        let whole = chunk.len();
+        let mut v = ReadVerdict::default();
+        let observer = &mut *self.observer;
+        let fed = framer.feed(chunk, C::wants, |h, body, _| {
+            // A goodbye to hold must be the read's last frame (checked below).
+            v.hold = None;
+            match observer.frame(h, body) {
+                Verdict::Pass => {}
+                Verdict::Bye => v.bye = true,
+                Verdict::Hold => {
+                    v.bye = true;
+                    v.hold = <C::Wire as Wire>::body_len(h).ok().map(|b| h.len() + b);
+                }
+                Verdict::Block(why) => v.blocked = Some(why),
+                // A rewrite is only safe when the read is exactly that one frame.
+                Verdict::Replace(bytes) if h.len() + body.len() == whole => v.replace = Some(bytes),
+                Verdict::Replace(_) => {
+                    v.blocked = Some("a rewritten command must arrive on its own")
+                }
+            }
+        });
+        if let Err(e) = fed {
+            return Some(Ended::Failed(format!(
+                "client sent a malformed frame: {e:?}"
+            )));
+        }
+        if let Some(why) = v.blocked {
+            return Some(Ended::Failed(why.to_owned()));
+        }
+        *self.bytes += whole as u64;
+        // Held only if the goodbye is whole in this read, ends it, and the upstream is
+        // at a message boundary.
+        if let Some(len) = v.hold.filter(|_| framer.at_boundary())
+            && len <= whole
+            && self.server_boundary.load(Ordering::Relaxed)
+        {
+            let before = whole - len;
+            if before > 0
+                && let Err(e) = write(&mut self.to, &chunk[..before]).await
+            {
+                return Some(Ended::Failed(format!("writing to the upstream: {e}")));
+            }
+            return Some(Ended::Held);
+        }
+        let out = v.replace.as_deref().unwrap_or(chunk);
+        if let Err(e) = write(&mut self.to, out).await {
+            return Some(Ended::Failed(format!("writing to the upstream: {e}")));
+        }
+        v.bye.then_some(Ended::ClientTerminated)
+    }
+}
+
+/// Server → client: forward each read, observe its frames, hand finished statements to
+/// the sink; on a stop, say the protocol's goodbye at a frame boundary.
+struct Downstream<'a, R, W, S, K> {
+    from: R,
+    to: W,
+    first: &'a [u8],
+    observer: &'a mut S,
+    server_boundary: &'a AtomicBool,
+    bytes: &'a mut u64,
+    queries: &'a mut u64,
+    sink: &'a mut K,
+}
+
+impl<R, W, S, K> Downstream<'_, R, W, S, K>
+where
+    R: AsyncRead + Unpin + Send,
+    W: AsyncWrite + Unpin + Send,
+    S: ServerSide,
+    K: Sink,
+{
+    async fn run(mut self, stop: impl Future<Output = String> + Send) -> Ended {
+        let mut framer = Framer::<S::Wire>::with_limit(S::LIMIT);
+        let mut outcomes = Vec::new();
+        let mut buf = ReadBuf::new();
+        let mut chunk: &[u8] = self.first;
         tokio::pin!(stop);
         loop {
             if !chunk.is_empty() {
-                let fed = be_framer.feed(chunk, S::wants, |h, body, _| {
-                    server.frame(h, body, &mut outcomes);
+                let observer = &mut *self.observer;
+                let fed = framer.feed(chunk, S::wants, |h, body, _| {
+                    observer.frame(h, body, &mut outcomes);
                 });
                 if let Err(e) = fed {
                     return Ended::Failed(format!("upstream sent a malformed frame: {e:?}"));
                 }
-                server_boundary.store(be_framer.at_boundary(), Ordering::Relaxed);
-                *bytes_out += chunk.len() as u64;
-                if let Err(e) = write(&mut client_w, chunk).await {
+                self.server_boundary
+                    .store(framer.at_boundary(), Ordering::Relaxed);
+                *self.bytes += chunk.len() as u64;
+                if let Err(e) = write(&mut self.to, chunk).await {
                     return Ended::Failed(format!("writing to the client: {e}"));
                 }
                 for o in outcomes.drain(..) {
-                    *queries += 1;
-                    sink.outcome(o).await;
+                    *self.queries += 1;
+                    self.sink.outcome(o).await;
                 }
-            }
-            if filled && buf.len() < BUF {
-                buf.resize(BUF, 0);
             }
             let n = tokio::select! {
                 biased;
                 message = &mut stop => {
-                    if be_framer.at_boundary()
-                        && let Some(bytes) = server.goodbye(&message)
+                    if framer.at_boundary()
+                        && let Some(bytes) = self.observer.goodbye(&message)
                     {
-                        let _ = write(&mut client_w, &bytes).await;
+                        let _ = write(&mut self.to, &bytes).await;
                     }
                     return Ended::Stopped;
                 }
-                read = up_r.read(&mut buf) => read,
+                read = self.from.read(buf.next()) => read,
             };
             chunk = match n {
-                Ok(0) => return Ended::UpstreamClosed(server.fatal()),
-                Ok(n) => {
-                    filled = n == buf.len();
-                    &buf[..n]
-                }
+                Ok(0) => return Ended::UpstreamClosed(self.observer.fatal()),
+                Ok(n) => buf.got(n),
                 Err(e) => return Ended::Failed(format!("reading from the upstream: {e}")),
             };
         }
-    };
-
-    tokio::select! {
-        ended = up => ended,
-        ended = down => ended,
     }
 }
 

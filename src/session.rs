@@ -21,9 +21,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-pub use lifecycle::{Admitted, End, Session};
+pub use lifecycle::{Admitted, End};
 pub use listen::{Accept, accept_loop};
-pub use registry::{EndReason, LiveSession, Registry, SessionView};
+pub use registry::{EndReason, Registry};
 pub use sink::{EventSink, RelayLink};
 
 use crate::access::{Denied, Identity, Permit, decide_native};
@@ -52,9 +52,7 @@ impl Gateway {
     /// Hands an event to the monitoring log. A log that is gone (shutting down) or failing
     /// is counted by the recorder (`audit_events_lost`); it is said here too.
     pub async fn record(&self, common: Arc<Common>, kind: Kind) {
-        if let Err(e) = self.recorder.record(Event { common, kind }).await {
-            tracing::warn!(error = %e, "an event could not be handed to the monitoring log");
-        }
+        self.recorder.emit(Event { common, kind }).await;
     }
 }
 

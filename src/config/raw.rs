@@ -1,15 +1,15 @@
-//! The config as written: every leaf loose (strings), unknown keys rejected. `validate`
-//! turns this into the typed `Config`.
+//! The config as written: every leaf loose (strings). Unknown keys are collected with their
+//! paths (not stopped at), so `check-config` reports them beside every other problem;
+//! `validate` turns this into the typed `Config`.
 
 use std::path::Path;
 
 use serde::Deserialize;
 
-use super::{ConfigError, SecretSource};
+use super::{ConfigError, Problem, SecretSource};
 use crate::model::AccessModes;
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default)]
     pub listen: RawListen,
@@ -31,7 +31,6 @@ pub struct RawConfig {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawListen {
     pub postgres: Option<String>,
     pub mysql: Option<String>,
@@ -39,7 +38,6 @@ pub struct RawListen {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawTls {
     pub cert: Option<String>,
     pub key: Option<String>,
@@ -50,7 +48,6 @@ pub struct RawTls {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawStore {
     pub url: Option<String>,
     pub data_dir: Option<String>,
@@ -59,7 +56,6 @@ pub struct RawStore {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawAudit {
     pub dir: Option<String>,
     pub fsync: Option<String>,
@@ -69,7 +65,6 @@ pub struct RawAudit {
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub login_timeout: Option<String>,
     pub max_connections: Option<usize>,
@@ -81,13 +76,11 @@ pub struct RawLimits {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawGroup {
     pub name: String,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawUser {
     pub name: String,
     #[serde(default)]
@@ -102,7 +95,6 @@ pub struct RawUser {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawResource {
     pub name: String,
     pub protocol: String,
@@ -111,7 +103,6 @@ pub struct RawResource {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawResourceRole {
     pub name: String,
     pub resource: String,
@@ -123,8 +114,11 @@ pub struct RawResourceRole {
     pub access_modes: Option<AccessModes>,
 }
 
+/// The raw form and the unknown keys found in it.
+pub type Read = (RawConfig, Vec<Problem>);
+
 /// Reads the file and the `PORTCULLIS__…` environment into the raw form.
-pub fn read(path: &Path) -> Result<RawConfig, ConfigError> {
+pub fn read(path: &Path) -> Result<Read, ConfigError> {
     let fail = |message: String| ConfigError::Read {
         path: path.display().to_string(),
         message,
@@ -142,19 +136,44 @@ pub fn read(path: &Path) -> Result<RawConfig, ConfigError> {
         )
         .build()
         .map_err(|e| fail(e.to_string()))?;
-    built.try_deserialize().map_err(|e| fail(e.to_string()))
+    typed(built).map_err(fail)
 }
 
 /// Parses TOML text alone (no environment overrides): for tests and fuzzing.
-pub fn parse(text: &str) -> Result<RawConfig, ConfigError> {
+pub fn parse(text: &str) -> Result<Read, ConfigError> {
     let fail = |message: String| ConfigError::Read {
         path: "<text>".into(),
         message,
     };
-    config::Config::builder()
+    let built = config::Config::builder()
         .add_source(config::File::from_str(text, config::FileFormat::Toml))
         .build()
-        .map_err(|e| fail(e.to_string()))?
-        .try_deserialize()
-        .map_err(|e| fail(e.to_string()))
+        .map_err(|e| fail(e.to_string()))?;
+    typed(built).map_err(fail)
+}
+
+/// The raw form, noting every key it does not know (`users.0.nmae` → `users[0].nmae`).
+fn typed(built: config::Config) -> Result<Read, String> {
+    let tree: serde_json::Value = built.try_deserialize().map_err(|e| e.to_string())?;
+    let mut unknown = Vec::new();
+    let raw = serde_ignored::deserialize(tree, |path| {
+        let mut at = String::new();
+        for part in path.to_string().split('.') {
+            match part.parse::<usize>() {
+                Ok(i) => at.push_str(&format!("[{i}]")),
+                Err(_) if at.is_empty() => at.push_str(part),
+                Err(_) => {
+                    at.push('.');
+                    at.push_str(part);
+                }
+            }
+        }
+        let key = at.rsplit(['.', ']']).next().unwrap_or_default().to_owned();
+        unknown.push(Problem {
+            path: at,
+            message: format!("unknown field `{key}`"),
+        });
+    })
+    .map_err(|e| e.to_string())?;
+    Ok((raw, unknown))
 }

@@ -75,221 +75,27 @@ fn secret(p: &mut Problems, path: String, source: Option<SecretSource>) -> Optio
     resolved.map_err(|e| p.add(path, e)).ok()
 }
 
-pub fn validate(raw: RawConfig, source: &Path) -> Result<Config, Vec<Problem>> {
-    let mut p = Problems::default();
-
+pub fn validate(
+    raw: RawConfig,
+    unknown: Vec<Problem>,
+    source: &Path,
+) -> Result<Config, Vec<Problem>> {
+    let mut p = Problems(unknown);
     let listen = Listen {
         postgres: addr(&mut p, "listen.postgres", raw.listen.postgres),
         mysql: addr(&mut p, "listen.mysql", raw.listen.mysql),
         admin: addr(&mut p, "listen.admin", raw.listen.admin),
     };
-
-    let tls = raw.tls.and_then(|t| {
-        let file = |p: &mut Problems, key: &str, v: Option<String>| match v {
-            None => {
-                p.add(format!("tls.{key}"), "missing: a PEM file path is required");
-                None
-            }
-            Some(v) if !Path::new(&v).is_file() => {
-                p.add(format!("tls.{key}"), format!("file `{v}` does not exist"));
-                None
-            }
-            Some(v) => Some(PathBuf::from(v)),
-        };
-        let cert = file(&mut p, "cert", t.cert);
-        let key = file(&mut p, "key", t.key);
-        Some(TlsConfig {
-            cert: cert?,
-            key: key?,
-            require: t.require,
-            allow_cleartext: t.allow_cleartext,
-        })
-    });
-
-    let url = raw
-        .store
-        .url
-        .unwrap_or_else(|| "sqlite://data/portcullis.db".into());
-    if !(url.starts_with("sqlite:")
-        || url.starts_with("postgres://")
-        || url.starts_with("postgresql://"))
-    {
-        p.add(
-            "store.url",
-            format!("`{url}` is neither sqlite://… nor postgres://…"),
-        );
-    }
-    let store = StoreConfig {
-        url,
-        data_dir: PathBuf::from(raw.store.data_dir.unwrap_or_else(|| "data".into())),
-        key: raw.store.key,
-        poll_interval: duration_or(
-            &mut p,
-            "store.poll_interval",
-            raw.store.poll_interval,
-            Duration::from_millis(250),
-        ),
-    };
-
-    let fsync = match raw.audit.fsync.as_deref() {
-        None | Some("interval") => Fsync::Interval,
-        Some("always") => Fsync::Always,
-        Some("never") => Fsync::Never,
-        Some(other) => {
-            p.add(
-                "audit.fsync",
-                format!("`{other}` is not one of always, interval, never"),
-            );
-            Fsync::Interval
-        }
-    };
-    let on_failure = match raw.audit.on_failure.as_deref() {
-        None | Some("block") => OnFailure::Block,
-        Some("continue") => OnFailure::Continue,
-        Some(other) => {
-            p.add(
-                "audit.on_failure",
-                format!("`{other}` is not one of block, continue"),
-            );
-            OnFailure::Block
-        }
-    };
-    let audit = AuditConfig {
-        dir: PathBuf::from(raw.audit.dir.unwrap_or_else(|| "data/audit".into())),
-        fsync,
-        on_failure,
-        rotate_bytes: raw.audit.rotate_bytes.unwrap_or(64 << 20),
-        statements: raw.audit.statements.unwrap_or(true),
-    };
-    if audit.rotate_bytes < 4096 {
-        p.add("audit.rotate_bytes", "must be at least 4096");
-    }
-
-    let limits = Limits {
-        login_timeout: duration_or(
-            &mut p,
-            "limits.login_timeout",
-            raw.limits.login_timeout,
-            Duration::from_secs(10),
-        ),
-        max_connections: raw.limits.max_connections.unwrap_or(10_000),
-        failed_logins_per_user: raw.limits.failed_logins_per_user.unwrap_or(10),
-        failed_logins_per_address: raw.limits.failed_logins_per_address.unwrap_or(30),
-        lockout: duration_or(
-            &mut p,
-            "limits.lockout",
-            raw.limits.lockout,
-            Duration::from_secs(300),
-        ),
-        idle_upstreams: raw.limits.idle_upstreams.unwrap_or(0),
-        idle_upstream_timeout: duration_or(
-            &mut p,
-            "limits.idle_upstream_timeout",
-            raw.limits.idle_upstream_timeout,
-            Duration::from_secs(60),
-        ),
-    };
-    if limits.max_connections == 0 {
-        p.add("limits.max_connections", "must be at least 1");
-    }
-
-    let mut seen = HashSet::new();
-    let groups: Vec<GroupDecl> = raw
-        .groups
-        .into_iter()
-        .map(|g| GroupDecl { name: g.name })
-        .collect();
-    for (i, g) in groups.iter().enumerate() {
-        p.name(format!("groups[{i}].name"), &g.name);
-        p.unique(&mut seen, format!("groups[{i}].name"), &g.name);
-    }
+    let tls = raw.tls.and_then(|t| tls(&mut p, t));
+    let store = store(&mut p, raw.store);
+    let audit = audit(&mut p, raw.audit);
+    let limits = limits(&mut p, raw.limits);
+    let groups = groups(&mut p, raw.groups);
     let group_names: HashSet<&str> = groups.iter().map(|g| g.name.as_str()).collect();
-    let check_groups = |p: &mut Problems, path: String, list: &[String]| {
-        for (j, g) in list.iter().enumerate() {
-            if !group_names.contains(g.as_str()) {
-                p.add(
-                    format!("{path}[{j}]"),
-                    format!("group `{g}` is not declared in [[groups]]"),
-                );
-            }
-        }
-    };
-
-    let mut users = Vec::new();
-    let mut seen = HashSet::new();
-    for (i, u) in raw.users.iter().enumerate() {
-        let at = |k: &str| format!("users[{i}].{k}");
-        p.name(at("name"), &u.name);
-        p.unique(&mut seen, at("name"), &u.name);
-        check_groups(&mut p, at("groups"), &u.groups);
-        users.push(UserDecl {
-            user: User {
-                name: u.name.clone(),
-                email: u.email.clone(),
-                display_name: u.display_name.clone(),
-                status: enum_or(&mut p, &at("status"), u.status.clone(), Status::Active),
-                role: enum_or(&mut p, &at("role"), u.role.clone(), Role::Standard),
-                groups: u.groups.clone(),
-            },
-            password: secret(&mut p, at("password"), u.password.clone()),
-        });
-    }
-
-    let mut resources = Vec::new();
-    let mut seen = HashSet::new();
-    for (i, r) in raw.resources.iter().enumerate() {
-        let at = |k: &str| format!("resources[{i}].{k}");
-        p.name(at("name"), &r.name);
-        p.unique(&mut seen, at("name"), &r.name);
-        if let Err(e) = check_address(&r.address) {
-            p.add(at("address"), e);
-        }
-        resources.push(Resource {
-            name: r.name.clone(),
-            protocol: enum_or(
-                &mut p,
-                &at("protocol"),
-                Some(r.protocol.clone()),
-                Protocol::Postgres,
-            ),
-            address: r.address.clone(),
-            tls: enum_or(&mut p, &at("tls"), r.tls.clone(), TlsMode::Prefer),
-        });
-    }
+    let users = users(&mut p, &raw.users, &group_names);
+    let resources = resources(&mut p, &raw.resources);
     let resource_names: HashSet<&str> = resources.iter().map(|r| r.name.as_str()).collect();
-
-    let mut resource_roles = Vec::new();
-    let mut seen = HashSet::new();
-    for (i, r) in raw.resource_roles.iter().enumerate() {
-        let at = |k: &str| format!("resource_roles[{i}].{k}");
-        p.name(at("name"), &r.name);
-        p.unique(&mut seen, at("name"), &r.name);
-        if !resource_names.contains(r.resource.as_str()) {
-            p.add(
-                at("resource"),
-                format!("resource `{}` is not declared in [[resources]]", r.resource),
-            );
-        }
-        if r.database.is_empty() {
-            p.add(at("database"), "must not be empty");
-        }
-        if r.user.is_empty() {
-            p.add(at("user"), "must not be empty");
-        }
-        check_groups(&mut p, at("allowed_groups"), &r.allowed_groups);
-        resource_roles.push(ResourceRoleDecl {
-            role: ResourceRole {
-                name: r.name.clone(),
-                resource: r.resource.clone(),
-                database: r.database.clone(),
-                user: r.user.clone(),
-                allowed_groups: r.allowed_groups.clone(),
-                access_modes: r.access_modes.unwrap_or_default(),
-            },
-            password: secret(&mut p, at("password"), r.password.clone()),
-        });
-    }
-
+    let resource_roles = resource_roles(&mut p, &raw.resource_roles, &group_names, &resource_names);
     if !p.0.is_empty() {
         return Err(p.0);
     }
@@ -305,4 +111,228 @@ pub fn validate(raw: RawConfig, source: &Path) -> Result<Config, Vec<Problem>> {
         resources,
         resource_roles,
     })
+}
+
+fn tls(p: &mut Problems, t: super::raw::RawTls) -> Option<TlsConfig> {
+    let file = |p: &mut Problems, key: &str, v: Option<String>| match v {
+        None => {
+            p.add(format!("tls.{key}"), "missing: a PEM file path is required");
+            None
+        }
+        Some(v) if !Path::new(&v).is_file() => {
+            p.add(format!("tls.{key}"), format!("file `{v}` does not exist"));
+            None
+        }
+        Some(v) => Some(PathBuf::from(v)),
+    };
+    let cert = file(p, "cert", t.cert);
+    let key = file(p, "key", t.key);
+    Some(TlsConfig {
+        cert: cert?,
+        key: key?,
+        require: t.require,
+        allow_cleartext: t.allow_cleartext,
+    })
+}
+
+fn store(p: &mut Problems, raw: super::raw::RawStore) -> StoreConfig {
+    let url = raw
+        .url
+        .unwrap_or_else(|| "sqlite://data/portcullis.db".into());
+    if !(url.starts_with("sqlite:")
+        || url.starts_with("postgres://")
+        || url.starts_with("postgresql://"))
+    {
+        p.add(
+            "store.url",
+            format!("`{url}` is neither sqlite://… nor postgres://…"),
+        );
+    }
+    StoreConfig {
+        url,
+        data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| "data".into())),
+        key: raw.key,
+        poll_interval: duration_or(
+            p,
+            "store.poll_interval",
+            raw.poll_interval,
+            Duration::from_millis(250),
+        ),
+    }
+}
+
+fn audit(p: &mut Problems, raw: super::raw::RawAudit) -> AuditConfig {
+    let fsync = match raw.fsync.as_deref() {
+        None | Some("interval") => Fsync::Interval,
+        Some("always") => Fsync::Always,
+        Some("never") => Fsync::Never,
+        Some(other) => {
+            p.add(
+                "audit.fsync",
+                format!("`{other}` is not one of always, interval, never"),
+            );
+            Fsync::Interval
+        }
+    };
+    let on_failure = match raw.on_failure.as_deref() {
+        None | Some("block") => OnFailure::Block,
+        Some("continue") => OnFailure::Continue,
+        Some(other) => {
+            p.add(
+                "audit.on_failure",
+                format!("`{other}` is not one of block, continue"),
+            );
+            OnFailure::Block
+        }
+    };
+    let audit = AuditConfig {
+        dir: PathBuf::from(raw.dir.unwrap_or_else(|| "data/audit".into())),
+        fsync,
+        on_failure,
+        rotate_bytes: raw.rotate_bytes.unwrap_or(64 << 20),
+        statements: raw.statements.unwrap_or(true),
+    };
+    if audit.rotate_bytes < 4096 {
+        p.add("audit.rotate_bytes", "must be at least 4096");
+    }
+    audit
+}
+
+fn limits(p: &mut Problems, raw: super::raw::RawLimits) -> Limits {
+    let limits = Limits {
+        login_timeout: duration_or(
+            p,
+            "limits.login_timeout",
+            raw.login_timeout,
+            Duration::from_secs(10),
+        ),
+        max_connections: raw.max_connections.unwrap_or(10_000),
+        failed_logins_per_user: raw.failed_logins_per_user.unwrap_or(10),
+        failed_logins_per_address: raw.failed_logins_per_address.unwrap_or(30),
+        lockout: duration_or(p, "limits.lockout", raw.lockout, Duration::from_secs(300)),
+        idle_upstreams: raw.idle_upstreams.unwrap_or(0),
+        idle_upstream_timeout: duration_or(
+            p,
+            "limits.idle_upstream_timeout",
+            raw.idle_upstream_timeout,
+            Duration::from_secs(60),
+        ),
+    };
+    if limits.max_connections == 0 {
+        p.add("limits.max_connections", "must be at least 1");
+    }
+    limits
+}
+
+fn groups(p: &mut Problems, raw: Vec<super::raw::RawGroup>) -> Vec<GroupDecl> {
+    let groups: Vec<GroupDecl> = raw
+        .into_iter()
+        .map(|g| GroupDecl { name: g.name })
+        .collect();
+    let mut seen = HashSet::new();
+    for (i, g) in groups.iter().enumerate() {
+        p.name(format!("groups[{i}].name"), &g.name);
+        p.unique(&mut seen, format!("groups[{i}].name"), &g.name);
+    }
+    groups
+}
+
+/// Each group named in `list` must be declared.
+fn check_groups(p: &mut Problems, declared: &HashSet<&str>, path: String, list: &[String]) {
+    for (j, g) in list.iter().enumerate() {
+        if !declared.contains(g.as_str()) {
+            p.add(
+                format!("{path}[{j}]"),
+                format!("group `{g}` is not declared in [[groups]]"),
+            );
+        }
+    }
+}
+
+fn users(p: &mut Problems, raw: &[super::raw::RawUser], groups: &HashSet<&str>) -> Vec<UserDecl> {
+    let mut users = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, u) in raw.iter().enumerate() {
+        let at = |k: &str| format!("users[{i}].{k}");
+        p.name(at("name"), &u.name);
+        p.unique(&mut seen, at("name"), &u.name);
+        check_groups(p, groups, at("groups"), &u.groups);
+        users.push(UserDecl {
+            user: User {
+                name: u.name.clone(),
+                email: u.email.clone(),
+                display_name: u.display_name.clone(),
+                status: enum_or(p, &at("status"), u.status.clone(), Status::Active),
+                role: enum_or(p, &at("role"), u.role.clone(), Role::Standard),
+                groups: u.groups.clone(),
+            },
+            password: secret(p, at("password"), u.password.clone()),
+        });
+    }
+    users
+}
+
+fn resources(p: &mut Problems, raw: &[super::raw::RawResource]) -> Vec<ResourceDecl> {
+    let mut resources = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, r) in raw.iter().enumerate() {
+        let at = |k: &str| format!("resources[{i}].{k}");
+        p.name(at("name"), &r.name);
+        p.unique(&mut seen, at("name"), &r.name);
+        if let Err(e) = check_address(&r.address) {
+            p.add(at("address"), e);
+        }
+        resources.push(Resource {
+            name: r.name.clone(),
+            protocol: enum_or(
+                p,
+                &at("protocol"),
+                Some(r.protocol.clone()),
+                Protocol::Postgres,
+            ),
+            address: r.address.clone(),
+            tls: enum_or(p, &at("tls"), r.tls.clone(), TlsMode::Prefer),
+        });
+    }
+    resources
+}
+
+fn resource_roles(
+    p: &mut Problems,
+    raw: &[super::raw::RawResourceRole],
+    groups: &HashSet<&str>,
+    resources: &HashSet<&str>,
+) -> Vec<ResourceRoleDecl> {
+    let mut roles = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, r) in raw.iter().enumerate() {
+        let at = |k: &str| format!("resource_roles[{i}].{k}");
+        p.name(at("name"), &r.name);
+        p.unique(&mut seen, at("name"), &r.name);
+        if !resources.contains(r.resource.as_str()) {
+            p.add(
+                at("resource"),
+                format!("resource `{}` is not declared in [[resources]]", r.resource),
+            );
+        }
+        if r.database.is_empty() {
+            p.add(at("database"), "must not be empty");
+        }
+        if r.user.is_empty() {
+            p.add(at("user"), "must not be empty");
+        }
+        check_groups(p, groups, at("allowed_groups"), &r.allowed_groups);
+        roles.push(ResourceRoleDecl {
+            role: ResourceRole {
+                name: r.name.clone(),
+                resource: r.resource.clone(),
+                database: r.database.clone(),
+                user: r.user.clone(),
+                allowed_groups: r.allowed_groups.clone(),
+                access_modes: r.access_modes.unwrap_or_default(),
+            },
+            password: secret(p, at("password"), r.password.clone()),
+        });
+    }
+    roles
 }

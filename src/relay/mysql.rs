@@ -82,6 +82,11 @@ pub struct MyClient {
 
 pub struct MyServer {
     shared: Arc<Mutex<Shared>>,
+    m: Machine,
+}
+
+/// Where the server's answer to the command at the front of the queue stands.
+struct Machine {
     state: State,
     /// The last packet was 0xFFFFFF long: the next one continues it.
     continuing: bool,
@@ -89,13 +94,90 @@ pub struct MyServer {
     status: u16,
 }
 
+impl Machine {
+    /// The first packet of a response: OK, ERR, LOCAL INFILE, a prepare's answer, or a
+    /// result set's column count. True when the response is complete.
+    fn first(&mut self, shared: &mut Shared, body: &[u8]) -> bool {
+        let mut r = Reader(body);
+        let Some(front) = shared.queue.front_mut() else {
+            return false;
+        };
+        match body.first().copied() {
+            Some(0x00) if matches!(front.kind, Kind::Prepare) => {
+                r.u8();
+                let id = r.u32().unwrap_or(0);
+                let columns = r.u16().unwrap_or(0) as u64;
+                let params = r.u16().unwrap_or(0) as u64;
+                let prepared = Prepared {
+                    statement: Arc::clone(&front.statement),
+                    params: Bound {
+                        count: params as usize,
+                        types: Vec::new(),
+                    },
+                };
+                shared.prepared.insert(id, prepared);
+                let skip = if params > 0 { params + 1 } else { 0 }
+                    + if columns > 0 { columns + 1 } else { 0 };
+                if skip > 0 {
+                    self.state = State::Skip(skip);
+                }
+                skip == 0
+            }
+            Some(0x00) => {
+                r.u8();
+                front.rows += r.lenenc().unwrap_or(0);
+                r.lenenc();
+                self.status = r.u16().unwrap_or(0);
+                self.status & SERVER_MORE_RESULTS_EXISTS == 0
+            }
+            Some(0xFF) => {
+                r.u8();
+                front.error_code = Some(r.u16().unwrap_or(0).to_string());
+                true
+            }
+            Some(0xFB) => false, // LOCAL INFILE: the client sends the file, then OK/ERR
+            _ => {
+                self.state = State::Columns(r.lenenc().unwrap_or(0));
+                false
+            }
+        }
+    }
+
+    /// A row, or the EOF / ERR that ends the rows. True when the response is complete.
+    fn row(&mut self, shared: &mut Shared, body: &[u8], len: usize) -> bool {
+        let mut r = Reader(body);
+        let Some(front) = shared.queue.front_mut() else {
+            return false;
+        };
+        match body.first().copied() {
+            Some(0xFE) if len < 9 => {
+                r.u8();
+                r.u16();
+                self.status = r.u16().unwrap_or(0);
+                self.state = State::First;
+                self.status & SERVER_MORE_RESULTS_EXISTS == 0
+            }
+            Some(0xFF) => {
+                r.u8();
+                front.error_code = Some(r.u16().unwrap_or(0).to_string());
+                self.state = State::First;
+                true
+            }
+            _ => {
+                front.rows += 1;
+                false
+            }
+        }
+    }
+}
+
 impl MyServer {
     /// The upstream is outside any transaction with nothing outstanding: safe to reset
     /// and hand to another session.
     pub fn reusable(&self) -> bool {
-        matches!(self.state, State::First)
-            && !self.continuing
-            && self.status & STATUS_IN_TRANS == 0
+        matches!(self.m.state, State::First)
+            && !self.m.continuing
+            && self.m.status & STATUS_IN_TRANS == 0
             && self.shared.lock().is_ok_and(|s| s.queue.is_empty())
     }
 }
@@ -111,11 +193,33 @@ pub fn pair(kill_target: KillTarget) -> (MyClient, MyServer) {
         },
         MyServer {
             shared,
-            state: State::First,
-            continuing: false,
-            status: 0,
+            m: Machine {
+                state: State::First,
+                continuing: false,
+                status: 0,
+            },
         },
     )
+}
+
+/// The `query` event of a completed command, for the commands that have one.
+fn finished(e: Expect) -> Option<Outcome> {
+    let op = match e.kind {
+        Kind::Query => Op::ComQuery,
+        Kind::ChangeUser => Op::ChangeUser,
+        Kind::Execute => Op::StmtExecute,
+        Kind::Prepare if e.error_code.is_some() => Op::StmtPrepare,
+        Kind::Prepare | Kind::Other => return None,
+    };
+    Some(Outcome {
+        statement: e.statement,
+        op,
+        params: e.params,
+        duration_us: e.started.elapsed().as_micros() as u64,
+        rows: e.rows,
+        error_code: e.error_code,
+        application_name: None,
+    })
 }
 
 /// `KILL [QUERY | CONNECTION] n` → (query only, n).
@@ -239,96 +343,30 @@ impl ServerSide for MyServer {
         let len = h
             .first()
             .map_or(0, |_| u32::from_le_bytes([h[0], h[1], h[2], 0]) as usize);
-        let continued = std::mem::replace(&mut self.continuing, len == 0xFF_FFFF);
+        let continued = std::mem::replace(&mut self.m.continuing, len == 0xFF_FFFF);
         if continued {
             return;
         }
         let Ok(mut shared) = self.shared.lock() else {
             return;
         };
-        let Some(front) = shared.queue.front_mut() else {
+        if shared.queue.is_empty() {
             return;
-        };
-        let mut r = Reader(body);
-        let first = body.first().copied();
-        let done = match self.state {
-            State::First => match first {
-                Some(0x00) if matches!(front.kind, Kind::Prepare) => {
-                    r.u8();
-                    let id = r.u32().unwrap_or(0);
-                    let columns = r.u16().unwrap_or(0) as u64;
-                    let params = r.u16().unwrap_or(0) as u64;
-                    let statement = Arc::clone(&front.statement);
-                    let bound = Bound {
-                        count: params as usize,
-                        types: Vec::new(),
-                    };
-                    shared.prepared.insert(
-                        id,
-                        Prepared {
-                            statement,
-                            params: bound,
-                        },
-                    );
-                    let skip = if params > 0 { params + 1 } else { 0 }
-                        + if columns > 0 { columns + 1 } else { 0 };
-                    if skip > 0 {
-                        self.state = State::Skip(skip);
-                        false
-                    } else {
-                        true
-                    }
-                }
-                Some(0x00) => {
-                    r.u8();
-                    front.rows += r.lenenc().unwrap_or(0);
-                    r.lenenc();
-                    let status = r.u16().unwrap_or(0);
-                    self.status = status;
-                    status & SERVER_MORE_RESULTS_EXISTS == 0
-                }
-                Some(0xFF) => {
-                    r.u8();
-                    front.error_code = Some(r.u16().unwrap_or(0).to_string());
-                    true
-                }
-                Some(0xFB) => false, // LOCAL INFILE: the client sends the file, then OK/ERR
-                _ => {
-                    self.state = State::Columns(r.lenenc().unwrap_or(0));
-                    false
-                }
-            },
+        }
+        let done = match self.m.state {
+            State::First => self.m.first(&mut shared, body),
             State::Columns(0) => {
                 // The EOF after the column definitions.
-                self.state = State::Rows;
+                self.m.state = State::Rows;
                 false
             }
             State::Columns(n) => {
-                self.state = State::Columns(n - 1);
+                self.m.state = State::Columns(n - 1);
                 false
             }
-            State::Rows => match first {
-                Some(0xFE) if len < 9 => {
-                    r.u8();
-                    r.u16();
-                    let status = r.u16().unwrap_or(0);
-                    self.status = status;
-                    self.state = State::First;
-                    status & SERVER_MORE_RESULTS_EXISTS == 0
-                }
-                Some(0xFF) => {
-                    r.u8();
-                    front.error_code = Some(r.u16().unwrap_or(0).to_string());
-                    self.state = State::First;
-                    true
-                }
-                _ => {
-                    front.rows += 1;
-                    false
-                }
-            },
+            State::Rows => self.m.row(&mut shared, body, len),
             State::Skip(n) => {
-                self.state = if n <= 1 {
+                self.m.state = if n <= 1 {
                     State::First
                 } else {
                     State::Skip(n - 1)
@@ -337,23 +375,8 @@ impl ServerSide for MyServer {
             }
         };
         if done && let Some(e) = shared.queue.pop_front() {
-            self.state = State::First;
-            let op = match e.kind {
-                Kind::Query => Op::ComQuery,
-                Kind::ChangeUser => Op::ChangeUser,
-                Kind::Execute => Op::StmtExecute,
-                Kind::Prepare if e.error_code.is_some() => Op::StmtPrepare,
-                Kind::Prepare | Kind::Other => return,
-            };
-            out.push(Outcome {
-                statement: e.statement,
-                op,
-                params: e.params,
-                duration_us: e.started.elapsed().as_micros() as u64,
-                rows: e.rows,
-                error_code: e.error_code,
-                application_name: None,
-            });
+            self.m.state = State::First;
+            out.extend(finished(e));
         }
     }
 

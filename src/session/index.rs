@@ -123,7 +123,7 @@ pub async fn close_orphans(
                 error: Some(error.clone()),
             },
         };
-        let _ = recorder.record(event).await;
+        recorder.emit(event).await;
         store
             .session_ended(&SessionEnd {
                 id: s.id.clone(),

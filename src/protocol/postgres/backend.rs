@@ -201,10 +201,9 @@ pub async fn login(mut stream: Stream, req: &Login<'_>) -> Result<Upstream, Back
     stream.flush().await?;
 
     let mut buf = BytesMut::with_capacity(8192);
-    let mut scram: Option<ScramSha256> = None;
+    let mut auth = Auth { req, scram: None };
     let mut server_params = Vec::new();
     let (mut pid, mut secret) = (0, 0);
-    let password = || req.password.ok_or(BackendError::NoPassword);
     loop {
         let msg = loop {
             if let Some(msg) = Message::parse(&mut buf)? {
@@ -218,71 +217,15 @@ pub async fn login(mut stream: Stream, req: &Login<'_>) -> Result<Upstream, Back
         };
         out.clear();
         match msg {
-            Message::AuthenticationOk => continue,
-            Message::AuthenticationCleartextPassword => {
-                frontend::password_message(password()?.as_bytes(), &mut out)?;
-            }
-            Message::AuthenticationMd5Password(body) => {
-                let hash = md5_hash(req.user.as_bytes(), password()?.as_bytes(), body.salt());
-                frontend::password_message(hash.as_bytes(), &mut out)?;
-            }
-            Message::AuthenticationSasl(body) => {
-                let mut mechanisms = body.mechanisms();
-                let mut offered = false;
-                while let Some(m) = mechanisms.next()? {
-                    offered |= m == SCRAM_SHA_256;
-                }
-                if !offered {
-                    return Err(BackendError::Unsupported("SASL without SCRAM-SHA-256"));
-                }
-                let s = ScramSha256::new(password()?.as_bytes(), ChannelBinding::unsupported());
-                frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut out)?;
-                scram = Some(s);
-            }
-            Message::AuthenticationSaslContinue(body) => {
-                let s = scram
-                    .as_mut()
-                    .ok_or_else(|| BackendError::Protocol("SASL continue without SASL".into()))?;
-                s.update(body.data())?;
-                frontend::sasl_response(s.message(), &mut out)?;
-            }
-            Message::AuthenticationSaslFinal(body) => {
-                let s = scram
-                    .as_mut()
-                    .ok_or_else(|| BackendError::Protocol("SASL final without SASL".into()))?;
-                s.finish(body.data())?;
-                continue;
-            }
-            Message::AuthenticationGss
-            | Message::AuthenticationSspi
-            | Message::AuthenticationGssContinue(_) => {
-                return Err(BackendError::Unsupported("GSSAPI/SSPI"));
-            }
-            Message::AuthenticationKerberosV5 | Message::AuthenticationScmCredential => {
-                return Err(BackendError::Unsupported("Kerberos/SCM"));
-            }
             Message::ParameterStatus(body) => {
                 server_params.push((body.name()?.to_owned(), body.value()?.to_owned()));
-                continue;
             }
             Message::BackendKeyData(body) => {
                 pid = body.process_id();
                 secret = body.secret_key();
-                continue;
             }
-            Message::NoticeResponse(_) => continue,
-            Message::ErrorResponse(body) => {
-                let (mut code, mut message) = (String::new(), String::new());
-                let mut fields = body.fields();
-                while let Some(f) = fields.next()? {
-                    match f.type_() {
-                        b'C' => code = String::from_utf8_lossy(f.value_bytes()).into_owned(),
-                        b'M' => message = String::from_utf8_lossy(f.value_bytes()).into_owned(),
-                        _ => {}
-                    }
-                }
-                return Err(BackendError::Refused { code, message });
-            }
+            Message::NoticeResponse(_) => {}
+            Message::ErrorResponse(body) => return Err(refused(&body)?),
             Message::ReadyForQuery(_) => {
                 return Ok(Upstream {
                     stream,
@@ -293,11 +236,98 @@ pub async fn login(mut stream: Stream, req: &Login<'_>) -> Result<Upstream, Back
                     address: String::new(),
                 });
             }
+            other => {
+                auth.answer(other, &mut out)?;
+                if !out.is_empty() {
+                    stream.write_all(&out).await?;
+                    stream.flush().await?;
+                }
+            }
+        }
+    }
+}
+
+/// The authentication exchange: what to send for each request the server makes.
+struct Auth<'a> {
+    req: &'a Login<'a>,
+    scram: Option<ScramSha256>,
+}
+
+impl Auth<'_> {
+    fn password(&self) -> Result<&[u8], BackendError> {
+        self.req
+            .password
+            .map(str::as_bytes)
+            .ok_or(BackendError::NoPassword)
+    }
+
+    /// Writes the answer to `msg` into `out` (nothing when none is due).
+    fn answer(&mut self, msg: Message, out: &mut BytesMut) -> Result<(), BackendError> {
+        match msg {
+            Message::AuthenticationOk => {}
+            Message::AuthenticationCleartextPassword => {
+                frontend::password_message(self.password()?, out)?;
+            }
+            Message::AuthenticationMd5Password(body) => {
+                let hash = md5_hash(self.req.user.as_bytes(), self.password()?, body.salt());
+                frontend::password_message(hash.as_bytes(), out)?;
+            }
+            Message::AuthenticationSasl(body) => {
+                let mut mechanisms = body.mechanisms();
+                let mut offered = false;
+                while let Some(m) = mechanisms.next()? {
+                    offered |= m == SCRAM_SHA_256;
+                }
+                if !offered {
+                    return Err(BackendError::Unsupported("SASL without SCRAM-SHA-256"));
+                }
+                let s = ScramSha256::new(self.password()?, ChannelBinding::unsupported());
+                frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), out)?;
+                self.scram = Some(s);
+            }
+            Message::AuthenticationSaslContinue(body) => {
+                let s = self
+                    .scram
+                    .as_mut()
+                    .ok_or_else(|| BackendError::Protocol("SASL continue without SASL".into()))?;
+                s.update(body.data())?;
+                frontend::sasl_response(s.message(), out)?;
+            }
+            Message::AuthenticationSaslFinal(body) => {
+                let s = self
+                    .scram
+                    .as_mut()
+                    .ok_or_else(|| BackendError::Protocol("SASL final without SASL".into()))?;
+                s.finish(body.data())?;
+            }
+            Message::AuthenticationGss
+            | Message::AuthenticationSspi
+            | Message::AuthenticationGssContinue(_) => {
+                return Err(BackendError::Unsupported("GSSAPI/SSPI"));
+            }
+            Message::AuthenticationKerberosV5 | Message::AuthenticationScmCredential => {
+                return Err(BackendError::Unsupported("Kerberos/SCM"));
+            }
             _ => return Err(BackendError::Protocol("unexpected message".into())),
         }
-        stream.write_all(&out).await?;
-        stream.flush().await?;
+        Ok(())
     }
+}
+
+/// The server's refusal: its SQLSTATE and message.
+fn refused(
+    body: &postgres_protocol::message::backend::ErrorResponseBody,
+) -> Result<BackendError, BackendError> {
+    let (mut code, mut message) = (String::new(), String::new());
+    let mut fields = body.fields();
+    while let Some(f) = fields.next()? {
+        match f.type_() {
+            b'C' => code = String::from_utf8_lossy(f.value_bytes()).into_owned(),
+            b'M' => message = String::from_utf8_lossy(f.value_bytes()).into_owned(),
+            _ => {}
+        }
+    }
+    Ok(BackendError::Refused { code, message })
 }
 
 /// Sends a CancelRequest for (`pid`, `secret`) to the upstream at `address`.
