@@ -106,7 +106,7 @@ fn statement<C: ClientSide, S: ServerSide>(
     out: &mut Vec<Outcome>,
 ) -> usize {
     let _ = fe.feed(client, C::wants, |h, body, _| {
-        black_box(c.frame(h, body));
+        black_box(c.frame(h, body, None));
     });
     let _ = be.feed(server, S::wants, |h, body, _| s.frame(h, body, out));
     let n = out.len();
@@ -193,6 +193,7 @@ fn event(cr: &mut Criterion) {
         rows: 1,
         status: portcullis::audit::Status::Ok,
         error_code: None,
+        cut: None,
     };
     let common = br#"{"session_id":"0b6c1f3e-8d1e-4c55-9b1a-2f8f9b3c7d11","user":"alice","groups":["eng"],"resource_role":"bench","resource":"pg","protocol":"postgres","mode":"native","client_addr":"127.0.0.1:52144","application_name":"pgbench","tls":false}"#;
     let (mut buf, mut ts, mut line, mut clock) =

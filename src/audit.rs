@@ -18,7 +18,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 pub use chain::{VerifyReport, verify_dir};
-pub use fields::{Channel, EndedBy, Mode, Op, Status};
+pub use fields::{Channel, Cut, EndedBy, Mode, Op, Status};
 pub use writer::{WriterHandle, spawn_writer};
 
 /// Fields every event of a session carries.
@@ -84,6 +84,10 @@ pub enum Kind {
         status: Status,
         #[serde(skip_serializing_if = "Option::is_none")]
         error_code: Option<String>,
+        /// The statement was cut (`statement_truncated`, `statement_length`,
+        /// `statement_sha256`).
+        #[serde(flatten, serialize_with = "fields::cut_fields")]
+        cut: Option<Arc<Cut>>,
     },
     SessionEnded {
         duration_ms: u64,

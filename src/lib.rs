@@ -42,6 +42,7 @@ pub mod relay;
 pub mod seal;
 mod session;
 mod snapshot;
+mod sql;
 pub mod store;
 pub mod tls;
 mod upstream;

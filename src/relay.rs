@@ -36,6 +36,8 @@ pub struct Outcome {
     /// The session's application name as the server reported it during this statement
     /// (PostgreSQL `SET application_name`: pgjdbc sets it that way after login).
     pub application_name: Option<Arc<str>>,
+    /// The statement was too long to keep whole: its full length and hash.
+    pub cut: Option<Arc<framer::Cut>>,
 }
 
 /// What the relay does with a client frame.
@@ -46,7 +48,8 @@ pub enum Verdict {
     Bye,
     /// Never forward this; end the session with the reason.
     Block(&'static str),
-    /// Forward these bytes instead of the frame (only when the frame is a whole read).
+    /// Forward these bytes instead of the frame (which must lie whole in one read;
+    /// otherwise the session ends, as for `Block`).
     Replace(Vec<u8>),
     /// The client said goodbye; keep it from the upstream, which stays open for another
     /// session (`Ended::Held`), when the goodbye ends the read and the upstream is at a
@@ -58,8 +61,8 @@ pub enum Verdict {
 pub trait ClientSide: Send {
     type Wire: Wire;
     fn wants(header: &[u8]) -> bool;
-    /// One client frame.
-    fn frame(&mut self, header: &[u8], body: &[u8]) -> Verdict;
+    /// One client frame (`cut`: its statement was too long to keep whole).
+    fn frame(&mut self, header: &[u8], body: &[u8], cut: Option<&framer::Cut>) -> Verdict;
 }
 
 /// Server → client observation.
@@ -69,6 +72,9 @@ pub trait ServerSide: Send {
     const LIMIT: usize;
     fn wants(header: &[u8]) -> bool;
     fn frame(&mut self, header: &[u8], body: &[u8], out: &mut Vec<Outcome>);
+    /// Statements complete without an answer the server never got to send (the relay
+    /// ended first): their outcomes.
+    fn drain(&mut self, _out: &mut Vec<Outcome>) {}
     /// The error code of a fatal server error, if one was seen.
     fn fatal(&self) -> Option<String>;
     /// Bytes telling the client the session ends, when the protocol has them.
@@ -165,10 +171,17 @@ where
         queries,
         sink,
     };
-    tokio::select! {
+    let ended = tokio::select! {
         ended = up.run() => ended,
         ended = down.run(stop) => ended,
+    };
+    let mut outcomes = Vec::new();
+    server.drain(&mut outcomes);
+    for o in outcomes {
+        *queries += 1;
+        sink.outcome(o).await;
     }
+    ended
 }
 
 /// A read buffer that starts small (idle sessions stay cheap) and grows once a read
@@ -216,9 +229,33 @@ struct Upstream<'a, R, W, C> {
 struct ReadVerdict {
     bye: bool,
     blocked: Option<&'static str>,
-    replace: Option<Vec<u8>>,
+    /// Frames to forward as other bytes: (start, end) in the read, and the bytes.
+    replace: Vec<(usize, usize, Vec<u8>)>,
     /// The length of a goodbye to hold back (it must be the read's last frame).
     hold: Option<usize>,
+}
+
+/// Where a frame lies in `chunk`, when its header and whole body do.
+fn span_in(chunk: &[u8], header: &[u8], body: &[u8]) -> Option<(usize, usize)> {
+    let base = chunk.as_ptr() as usize;
+    let start = (header.as_ptr() as usize).checked_sub(base)?;
+    let contiguous =
+        body.is_empty() || body.as_ptr() as usize == header.as_ptr() as usize + header.len();
+    let end = start + header.len() + body.len();
+    (contiguous && end <= chunk.len()).then_some((start, end))
+}
+
+/// The read with the replaced frames spliced in.
+fn spliced(chunk: &[u8], replace: &[(usize, usize, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(chunk.len());
+    let mut at = 0;
+    for (start, end, bytes) in replace {
+        out.extend_from_slice(&chunk[at..*start]);
+        out.extend_from_slice(bytes);
+        at = *end;
+    }
+    out.extend_from_slice(&chunk[at..]);
+    out
 }
 
 impl<R, W, C> Upstream<'_, R, W, C>
@@ -250,10 +287,10 @@ where
         let whole = chunk.len();
         let mut v = ReadVerdict::default();
         let observer = &mut *self.observer;
-        let fed = framer.feed(chunk, C::wants, |h, body, _| {
+        let fed = framer.feed(chunk, C::wants, |h, body, cut| {
             // A goodbye to hold must be the read's last frame (checked below).
             v.hold = None;
-            match observer.frame(h, body) {
+            match observer.frame(h, body, cut) {
                 Verdict::Pass => {}
                 Verdict::Bye => v.bye = true,
                 Verdict::Hold => {
@@ -261,11 +298,11 @@ where
                     v.hold = <C::Wire as Wire>::body_len(h).ok().map(|b| h.len() + b);
                 }
                 Verdict::Block(why) => v.blocked = Some(why),
-                // A rewrite is only safe when the read is exactly that one frame.
-                Verdict::Replace(bytes) if h.len() + body.len() == whole => v.replace = Some(bytes),
-                Verdict::Replace(_) => {
-                    v.blocked = Some("a rewritten command must arrive on its own")
-                }
+                // A rewrite needs the whole frame in this read (and none of it cut).
+                Verdict::Replace(bytes) => match span_in(chunk, h, body) {
+                    Some((start, end)) if cut.is_none() => v.replace.push((start, end, bytes)),
+                    _ => v.blocked = Some("a command the gateway must rewrite arrived split"),
+                },
             }
         });
         if let Err(e) = fed {
@@ -281,6 +318,7 @@ where
         // at a message boundary.
         if let Some(len) = v.hold.filter(|_| framer.at_boundary())
             && len <= whole
+            && v.replace.is_empty()
             && self.server_boundary.load(Ordering::Relaxed)
         {
             let before = whole - len;
@@ -291,7 +329,13 @@ where
             }
             return Some(Ended::Held);
         }
-        let out = v.replace.as_deref().unwrap_or(chunk);
+        let replaced;
+        let out = if v.replace.is_empty() {
+            chunk
+        } else {
+            replaced = spliced(chunk, &v.replace);
+            &replaced
+        };
         if let Err(e) = write(&mut self.to, out).await {
             return Some(Ended::Failed(format!("writing to the upstream: {e}")));
         }

@@ -18,6 +18,7 @@ pub fn kind_json(kind: &Kind, out: &mut Vec<u8>) -> std::io::Result<()> {
         rows,
         status,
         error_code,
+        cut,
     } = kind
     else {
         return serde_json::to_writer(out, kind).map_err(std::io::Error::other);
@@ -48,6 +49,12 @@ pub fn kind_json(kind: &Kind, out: &mut Vec<u8>) -> std::io::Result<()> {
     if let Some(code) = error_code {
         out.extend_from_slice(b",\"error_code\":");
         string(out, code);
+    }
+    if let Some(c) = cut {
+        out.extend_from_slice(b",\"statement_truncated\":true,\"statement_length\":");
+        number(out, c.len);
+        out.extend_from_slice(b",\"statement_sha256\":");
+        string(out, &hex::encode(c.sha256));
     }
     out.push(b'}');
     Ok(())
@@ -156,6 +163,7 @@ mod tests {
                 crate::audit::Status::Ok
             },
             error_code: code,
+            cut: None,
         }
     }
 
@@ -182,6 +190,26 @@ mod tests {
                 String::from_utf8_lossy(&serde)
             );
         }
+    }
+
+    #[test]
+    fn a_cut_statement_is_marked_with_its_length_and_hash() {
+        let mut kind = query("select 'x", None, None);
+        if let Kind::Query { cut, .. } = &mut kind {
+            *cut = Some(Arc::new(crate::audit::Cut {
+                len: 2_000_000,
+                sha256: [0xab; 32],
+            }));
+        }
+        let (ours, serde) = both(&kind);
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&serde)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&ours).unwrap();
+        assert_eq!(v["statement_truncated"], true);
+        assert_eq!(v["statement_length"], 2_000_000);
+        assert_eq!(v["statement_sha256"], "ab".repeat(32));
     }
 
     #[test]

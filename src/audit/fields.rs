@@ -36,12 +36,32 @@ string_enum!(
         StmtPrepare => "stmt_prepare",
         StmtExecute => "stmt_execute",
         ChangeUser => "change_user",
+        FunctionCall => "function_call",
+        InitDb => "init_db",
+        FieldList => "field_list",
+        ProcessKill => "process_kill",
+        Statistics => "statistics",
+        SetOption => "set_option",
+        ResetConnection => "reset_connection",
+        StmtReset => "stmt_reset",
+        StmtFetch => "stmt_fetch",
+        StmtClose => "stmt_close",
+        StmtSendLongData => "stmt_send_long_data",
+        Command => "command",
     }
 );
 string_enum!(
     /// How a statement ended.
     Status { Ok => "ok", Error => "error" }
 );
+
+/// A statement too long to keep whole in the log (over 1 MiB): its full length and the
+/// SHA-256 of its full text, so the cut is visible and the full text provable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cut {
+    pub len: u64,
+    pub sha256: [u8; 32],
+}
 
 // The enums come from `string_enum!`, which takes no per-variant `#[default]`.
 #[allow(clippy::derivable_impls)]
@@ -75,4 +95,20 @@ impl From<AccessMode> for Mode {
             AccessMode::Runbooks => Mode::Runbooks,
         }
     }
+}
+
+/// `statement_truncated: true`, the full length and the hex SHA-256, when cut; nothing
+/// otherwise.
+pub fn cut_fields<S: serde::Serializer>(
+    cut: &Option<std::sync::Arc<Cut>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(None)?;
+    if let Some(c) = cut {
+        map.serialize_entry("statement_truncated", &true)?;
+        map.serialize_entry("statement_length", &c.len)?;
+        map.serialize_entry("statement_sha256", &hex::encode(c.sha256))?;
+    }
+    map.end()
 }

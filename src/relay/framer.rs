@@ -7,6 +7,8 @@
 
 use std::marker::PhantomData;
 
+use sha2::{Digest, Sha256};
+
 /// Longest body kept for observation by default; longer ones are reported truncated.
 pub const CAPTURE_LIMIT: usize = 1 << 20;
 
@@ -21,6 +23,77 @@ pub trait Wire {
     const HEADER: usize;
     /// The body length `header` (exactly `HEADER` bytes) declares.
     fn body_len(header: &[u8]) -> Result<usize, FrameError>;
+    /// Where a statement's text lies in the body of a frame with this header, for the
+    /// length and hash of one too long to keep whole.
+    fn text_window(header: &[u8]) -> TextWindow;
+}
+
+/// A statement text inside a body: after `skip_nuls` NUL-terminated strings and
+/// `skip_bytes` bytes, up to the next NUL (`nul_ends`) or the end of the body.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TextWindow {
+    pub skip_nuls: u8,
+    pub skip_bytes: u8,
+    pub nul_ends: bool,
+}
+
+pub use crate::audit::Cut;
+
+/// Hashes a statement's text as the bytes of its frame pass.
+#[derive(Debug)]
+struct TextHash {
+    window: TextWindow,
+    done: bool,
+    len: u64,
+    hasher: Sha256,
+}
+
+impl TextHash {
+    fn new(window: TextWindow) -> TextHash {
+        TextHash {
+            window,
+            done: false,
+            len: 0,
+            hasher: Sha256::new(),
+        }
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() && !self.done {
+            let w = &mut self.window;
+            if w.skip_nuls > 0 {
+                match data.iter().position(|&b| b == 0) {
+                    Some(i) => {
+                        w.skip_nuls -= 1;
+                        data = &data[i + 1..];
+                    }
+                    None => return,
+                }
+            } else if w.skip_bytes > 0 {
+                let n = data.len().min(usize::from(w.skip_bytes));
+                w.skip_bytes -= n as u8;
+                data = &data[n..];
+            } else {
+                let end = if w.nul_ends {
+                    data.iter().position(|&b| b == 0)
+                } else {
+                    None
+                };
+                let text = &data[..end.unwrap_or(data.len())];
+                self.hasher.update(text);
+                self.len += text.len() as u64;
+                self.done = end.is_some();
+                return;
+            }
+        }
+    }
+
+    fn finish(self) -> Cut {
+        Cut {
+            len: self.len,
+            sha256: self.hasher.finalize().into(),
+        }
+    }
 }
 
 /// PostgreSQL after startup: `Byte1 tag, Int32 length-including-itself`.
@@ -29,6 +102,16 @@ pub struct Pg;
 
 impl Wire for Pg {
     const HEADER: usize = 5;
+    fn text_window(h: &[u8]) -> TextWindow {
+        // Query: the text; Parse: a statement name, then the text.
+        let skip_nuls = u8::from(h.first() == Some(&b'P'));
+        TextWindow {
+            skip_nuls,
+            skip_bytes: 0,
+            nul_ends: true,
+        }
+    }
+
     fn body_len(h: &[u8]) -> Result<usize, FrameError> {
         let len = match h {
             [_, a, b, c, d] => i32::from_be_bytes([*a, *b, *c, *d]),
@@ -47,6 +130,15 @@ pub struct My;
 
 impl Wire for My {
     const HEADER: usize = 4;
+    fn text_window(_: &[u8]) -> TextWindow {
+        // A command byte, then the text to the end of the packet.
+        TextWindow {
+            skip_nuls: 0,
+            skip_bytes: 1,
+            nul_ends: false,
+        }
+    }
+
     fn body_len(h: &[u8]) -> Result<usize, FrameError> {
         match h {
             [a, b, c, _] => Ok(u32::from_le_bytes([*a, *b, *c, 0]) as usize),
@@ -61,11 +153,11 @@ pub struct Framer<W: Wire> {
     header_len: usize,
     /// Body bytes still to come for the current frame.
     remaining: usize,
-    /// The current frame's declared body length.
-    declared: usize,
     capturing: bool,
     body: Vec<u8>,
     limit: usize,
+    /// The statement text of a wanted body longer than `limit`, hashed as it passes.
+    text: Option<TextHash>,
     wire: PhantomData<W>,
 }
 
@@ -82,10 +174,10 @@ impl<W: Wire> Framer<W> {
             header: [0; 5],
             header_len: 0,
             remaining: 0,
-            declared: 0,
             capturing: false,
             body: Vec::new(),
             limit,
+            text: None,
             wire: PhantomData,
         }
     }
@@ -96,13 +188,14 @@ impl<W: Wire> Framer<W> {
     }
 
     /// Feeds one read. `wants(header)` says whether the body is needed; `on_frame(header,
-    /// body, truncated)` is called once per completed frame (with an empty body when not
-    /// wanted; a wanted body beyond the limit is cut and reported truncated).
+    /// body, cut)` is called once per completed frame (with an empty body when not wanted;
+    /// a wanted body beyond the limit is cut, with the full statement text's length and
+    /// hash in `cut`).
     pub fn feed(
         &mut self,
         mut data: &[u8],
         wants: impl Fn(&[u8]) -> bool,
-        mut on_frame: impl FnMut(&[u8], &[u8], bool),
+        mut on_frame: impl FnMut(&[u8], &[u8], Option<&Cut>),
     ) -> Result<(), FrameError> {
         let h = W::HEADER;
         while !data.is_empty() {
@@ -114,12 +207,14 @@ impl<W: Wire> Framer<W> {
                 if data.len() >= body_len {
                     let (body, rest) = data.split_at(body_len);
                     let want = wants(header);
-                    let kept = if want {
-                        &body[..body.len().min(self.limit)]
+                    if want && body.len() > self.limit {
+                        let mut text = TextHash::new(W::text_window(header));
+                        text.update(body);
+                        let cut = text.finish();
+                        on_frame(header, &body[..self.limit], Some(&cut));
                     } else {
-                        &[]
-                    };
-                    on_frame(header, kept, want && body.len() > self.limit);
+                        on_frame(header, if want { body } else { &[] }, None);
+                    }
                     data = rest;
                     continue;
                 }
@@ -140,7 +235,7 @@ impl<W: Wire> Framer<W> {
                 let body_len = W::body_len(&header[..h])?;
                 self.header_len = 0;
                 if body_len == 0 {
-                    on_frame(&header[..h], &[], false);
+                    on_frame(&header[..h], &[], None);
                     continue;
                 }
                 self.start(body_len, wants(&header[..h]));
@@ -151,13 +246,16 @@ impl<W: Wire> Framer<W> {
             if self.capturing {
                 let room = self.limit.saturating_sub(self.body.len());
                 self.body.extend_from_slice(&data[..take.min(room)]);
+                if let Some(text) = &mut self.text {
+                    text.update(&data[..take]);
+                }
             }
             self.remaining -= take;
             data = &data[take..];
             if self.remaining == 0 {
-                let truncated = self.capturing && self.declared > self.limit;
+                let cut = self.text.take().map(TextHash::finish);
                 let header = self.header;
-                on_frame(&header[..h], &self.body, truncated);
+                on_frame(&header[..h], &self.body, cut.as_ref());
                 self.body.clear();
                 self.capturing = false;
             }
@@ -167,9 +265,10 @@ impl<W: Wire> Framer<W> {
 
     fn start(&mut self, body_len: usize, capture: bool) {
         self.remaining = body_len;
-        self.declared = body_len;
         self.capturing = capture;
         self.header_len = 0;
+        self.text = (capture && body_len > self.limit)
+            .then(|| TextHash::new(W::text_window(&self.header[..W::HEADER])));
     }
 }
 
@@ -239,11 +338,46 @@ mod tests {
                 .feed(
                     chunk,
                     |_| true,
-                    |h, b, trunc| seen = Some((h[0], b.len(), trunc)),
+                    |h, b, cut| seen = Some((h[0], b.len(), cut.cloned())),
                 )
                 .expect("valid");
         }
-        assert_eq!(seen, Some((b'Q', CAPTURE_LIMIT, true)));
+        let cut = Cut {
+            len: body.len() as u64,
+            sha256: Sha256::digest(&body).into(),
+        };
+        assert_eq!(seen, Some((b'Q', CAPTURE_LIMIT, Some(cut))));
+    }
+
+    #[test]
+    fn a_cut_statement_is_measured_and_hashed_whole_however_it_arrives() {
+        let text = vec![b'x'; CAPTURE_LIMIT * 2 + 3];
+        let mut parse = b"stmt\0".to_vec();
+        parse.extend(&text);
+        parse.extend(b"\0\0\x01\0\0\0\x17");
+        let stream = frame(b'P', &parse);
+        let want = Cut {
+            len: text.len() as u64,
+            sha256: Sha256::digest(&text).into(),
+        };
+        for size in [stream.len(), 7, 65536, 1 << 20] {
+            let mut framer = Framer::<Pg>::default();
+            let mut seen = None;
+            for chunk in stream.chunks(size) {
+                framer
+                    .feed(
+                        chunk,
+                        |_| true,
+                        |_, b, cut| seen = Some((b.len(), cut.cloned())),
+                    )
+                    .expect("valid");
+            }
+            assert_eq!(
+                seen,
+                Some((CAPTURE_LIMIT, Some(want.clone()))),
+                "reads of {size}"
+            );
+        }
     }
 }
 
@@ -263,15 +397,19 @@ mod mysql_tests {
             let mut f = Framer::<My>::with_limit(16);
             let mut out = vec![];
             for part in [&stream[..split], &stream[split..]] {
-                f.feed(part, |_| true, |h, b, t| out.push((h[3], b.to_vec(), t)))
-                    .expect("valid");
+                f.feed(
+                    part,
+                    |_| true,
+                    |h, b, t| out.push((h[3], b.to_vec(), t.cloned())),
+                )
+                .expect("valid");
             }
             out
         };
         let whole = frames(0);
         assert_eq!(whole.len(), 3);
         assert_eq!(whole[2].1.len(), 16, "bodies are cut at the limit");
-        assert!(whole[2].2);
+        assert_eq!(whole[2].2.as_ref().map(|c| c.len), Some(299));
         for split in 0..stream.len() {
             assert_eq!(frames(split), whole, "split at {split}");
         }

@@ -1,32 +1,78 @@
 //! What the monitoring log needs from a relayed PostgreSQL session, read from frames the
-//! `Framer` reports: the client's `Query`/`Parse`/`Bind`/`Execute`/`Describe`/`Close`/
-//! `Sync` queue up expected responses; the server's responses complete them in order
-//! (the protocol guarantees it), producing one `Outcome` per simple `Query` and per
-//! `Execute` (and per failed `Parse`/`Bind`). DataRows are counted, never decoded.
+//! `Framer` reports. The client's `Query`/`Parse`/`Bind`/`Execute`/`Describe`/`Close`/
+//! `Sync`/`FunctionCall` queue up expected responses; the server's responses complete
+//! them in order (the protocol guarantees it), producing one `Outcome` per simple `Query`,
+//! per `Execute` and per `FunctionCall` (and per failed `Parse`/`Bind`).
+//!
+//! What a name means is what the *server* accepted: a `Parse` names its statement only
+//! once the server answers `ParseComplete` (a rejected `Parse` — say a duplicate name —
+//! leaves the earlier statement in force, and so does this observer), a `Bind` makes its
+//! portal at `BindComplete`, a `Close` removes at `CloseComplete`, portals end with their
+//! transaction and a simple `Query` destroys the unnamed statement. So an `Execute` is
+//! logged with the text the server runs, however the client pipelines. DataRows are
+//! counted, never decoded.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use super::framer::Cut;
 use crate::audit::Op;
 pub use crate::relay::{Outcome, Params};
 
+/// A statement the client named: its text and the parameter types it declared (0:
+/// unspecified), and the cut if the text was too long to keep whole.
+#[derive(Clone, Debug, Default)]
+struct Prepared {
+    text: Arc<str>,
+    types: Arc<[u32]>,
+    cut: Option<Arc<Cut>>,
+}
+
+/// A portal: the statement text it runs and its bound parameters.
+#[derive(Clone, Debug)]
+struct Portal {
+    text: Arc<str>,
+    params: Params,
+    cut: Option<Arc<Cut>>,
+}
+
 /// A response the server owes the client, in order.
 #[derive(Debug)]
-pub enum Expect {
+enum Expect {
+    /// A simple `Query` or a `FunctionCall`: complete at ReadyForQuery.
     Query(Running),
-    Parse(Running),
-    Bind(Running),
-    Execute(Running),
+    Parse {
+        name: Box<str>,
+        prepared: Prepared,
+        run: Running,
+    },
+    Bind {
+        portal: Box<str>,
+        statement: Box<str>,
+        /// The Bind's parameter formats and values, decoded once the server accepts it
+        /// (by the types of the statement it accepted).
+        values: Box<[u8]>,
+        started: Instant,
+    },
+    Execute {
+        portal: Box<str>,
+        run: Running,
+    },
     Describe,
-    Close,
+    Close {
+        statement: bool,
+        name: Box<str>,
+    },
     Sync,
 }
 
 #[derive(Debug)]
-pub struct Running {
+struct Running {
+    op: Op,
     statement: Arc<str>,
     params: Params,
+    cut: Option<Arc<Cut>>,
     started: Instant,
     /// DataRows seen.
     rows: u64,
@@ -36,10 +82,12 @@ pub struct Running {
 }
 
 impl Running {
-    fn new(statement: Arc<str>, params: Params) -> Running {
+    fn new(op: Op, statement: Arc<str>, params: Params, cut: Option<Arc<Cut>>) -> Running {
         Running {
+            op,
             statement,
             params,
+            cut,
             started: Instant::now(),
             rows: 0,
             tag_rows: None,
@@ -47,43 +95,57 @@ impl Running {
         }
     }
 
-    fn finish(self, op: Op) -> Outcome {
+    fn finish(self) -> Outcome {
         Outcome {
             statement: self.statement,
-            op,
+            op: self.op,
             params: self.params,
             duration_us: self.started.elapsed().as_micros() as u64,
             rows: self.tag_rows.unwrap_or(self.rows),
             error_code: self.error_code,
             application_name: None,
+            cut: self.cut,
         }
     }
 }
 
-/// The queue shared by the two directions of one session.
-pub type Pending = Arc<Mutex<VecDeque<Expect>>>;
+/// What both directions of one session share: the expected responses, and the
+/// statements and portals as the server accepted them.
+#[derive(Debug, Default)]
+pub struct Shared {
+    queue: VecDeque<Expect>,
+    statements: HashMap<Box<str>, Prepared>,
+    portals: HashMap<Box<str>, Portal>,
+}
+
+impl Shared {
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// The portal an `Execute` names, as the server has it.
+    fn portal(&self, name: &str) -> Portal {
+        self.portals.get(name).cloned().unwrap_or(Portal {
+            text: Arc::from(""),
+            params: None,
+            cut: None,
+        })
+    }
+}
+
+pub type Pending = Arc<Mutex<Shared>>;
 
 pub fn pending() -> Pending {
     Arc::default()
 }
 
-/// Client → server: remembers prepared statements and portals, queues expectations.
+/// Client → server: queues expectations. Names are resolved on the server side.
 #[derive(Debug, Default)]
-pub struct Frontend {
-    statements: HashMap<String, Prepared>,
-    portals: HashMap<String, (Arc<str>, Params)>,
-}
-
-/// A Parse: the statement text and the parameter types it named (0: unnamed).
-#[derive(Debug, Default)]
-struct Prepared {
-    text: Arc<str>,
-    types: Box<[u32]>,
-}
+pub struct Frontend;
 
 /// Frontend tags whose body we read.
 pub fn frontend_wants(tag: u8) -> bool {
-    matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'C')
+    matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'C' | b'F')
 }
 
 /// Backend tags whose body we read.
@@ -93,72 +155,67 @@ pub fn backend_wants(tag: u8) -> bool {
 
 impl Frontend {
     /// One client frame. Returns true on `Terminate`.
-    pub fn on_frame(&mut self, tag: u8, body: &[u8], pending: &Pending) -> bool {
+    pub fn on_frame(&mut self, tag: u8, body: &[u8], cut: Option<&Cut>, pending: &Pending) -> bool {
         let mut r = Reader(body);
+        let cut = || cut.map(|c| Arc::new(c.clone()));
         let expect = match tag {
-            b'Q' => Expect::Query(Running::new(r.text(), None)),
+            b'Q' => Expect::Query(Running::new(Op::Simple, r.text(), None, cut())),
             b'P' => {
-                let name = r.cstr().unwrap_or_default().to_owned();
+                let name = Box::from(r.cstr().unwrap_or_default());
                 let text = r.text();
                 let n = r.i16().unwrap_or(0).max(0);
-                let types = (0..n).map_while(|_| r.i32()).map(|t| t as u32).collect();
+                let types: Arc<[u32]> = (0..n).map_while(|_| r.i32()).map(|t| t as u32).collect();
+                let run = Running::new(Op::Parse, Arc::clone(&text), None, cut());
                 let prepared = Prepared {
-                    text: Arc::clone(&text),
+                    text,
                     types,
+                    cut: cut(),
                 };
-                self.statements.insert(name, prepared);
-                Expect::Parse(Running::new(text, None))
-            }
-            b'B' => {
-                let portal = r.cstr().unwrap_or_default();
-                let stmt = r.cstr().unwrap_or_default();
-                let (text, params) = match self.statements.get(stmt) {
-                    Some(p) => (Arc::clone(&p.text), bind_params(&mut r, &p.types)),
-                    None => (Arc::from(""), bind_params(&mut r, &[])),
-                };
-                let bound = (Arc::clone(&text), params.clone());
-                // The same portal (usually the unnamed one) again: no new key.
-                match self.portals.get_mut(portal) {
-                    Some(slot) => *slot = bound,
-                    None => {
-                        self.portals.insert(portal.to_owned(), bound);
-                    }
+                Expect::Parse {
+                    name,
+                    prepared,
+                    run,
                 }
-                Expect::Bind(Running::new(text, params))
             }
-            b'E' => {
-                let portal = r.cstr().unwrap_or_default();
-                let (text, params) = self
-                    .portals
-                    .get(portal)
-                    .cloned()
-                    .unwrap_or_else(|| (Arc::from(""), None));
-                Expect::Execute(Running::new(text, params))
-            }
+            b'B' => Expect::Bind {
+                portal: Box::from(r.cstr().unwrap_or_default()),
+                statement: Box::from(r.cstr().unwrap_or_default()),
+                values: Box::from(r.0),
+                started: Instant::now(),
+            },
+            b'E' => Expect::Execute {
+                portal: Box::from(r.cstr().unwrap_or_default()),
+                run: Running::new(Op::Execute, Arc::from(""), None, None),
+            },
             b'D' => Expect::Describe,
-            b'C' => {
-                let kind = r.u8();
-                let name = r.cstr().unwrap_or_default();
-                match kind {
-                    Some(b'S') => drop(self.statements.remove(name)),
-                    _ => drop(self.portals.remove(name)),
-                };
-                Expect::Close
-            }
+            b'C' => Expect::Close {
+                statement: r.u8() == Some(b'S'),
+                name: Box::from(r.cstr().unwrap_or_default()),
+            },
             b'S' => Expect::Sync,
-            b'F' => Expect::Query(Running::new(Arc::from("<function call>"), None)),
+            b'F' => function_call(&mut r),
             b'X' => return true,
             _ => return false,
         };
         if let Ok(mut q) = pending.lock() {
-            q.push_back(expect);
+            q.queue.push_back(expect);
         }
         false
     }
 }
 
-/// Bind: formats, then values; text-format values as sent, binary ones in text form when
-/// the Parse named their type (`params::binary`).
+/// FunctionCall: Int32 function OID, Int16 n formats, formats, Int16 n args, args
+/// (Int32 length, bytes), Int16 result format. Logged as the function and its arguments.
+fn function_call(r: &mut Reader) -> Expect {
+    let oid = r.i32().unwrap_or(0) as u32;
+    let params = bind_params(r, &[]);
+    let text = Arc::from(format!("<function call: oid {oid}>").as_str());
+    Expect::Query(Running::new(Op::FunctionCall, text, params, None))
+}
+
+/// Bind values (after portal and statement names): formats, then values; text-format
+/// values as sent, binary ones in text form when the Parse named their type
+/// (`params::binary`).
 fn bind_params(r: &mut Reader, types: &[u32]) -> Params {
     let nformats = r.i16()?;
     let mut formats = Vec::with_capacity(nformats.max(0) as usize);
@@ -225,80 +282,165 @@ impl Backend {
 
     #[inline(always)]
     fn complete(&mut self, tag: u8, body: &[u8], pending: &Pending, out: &mut Vec<Outcome>) {
-        let Ok(mut q) = pending.lock() else { return };
+        let Ok(mut guard) = pending.lock() else {
+            return;
+        };
+        let s = &mut *guard;
         let rows = std::mem::take(&mut self.rows);
         if rows > 0
-            && let Some(Expect::Query(r) | Expect::Execute(r)) = q.front_mut()
+            && let Some(Expect::Query(r) | Expect::Execute { run: r, .. }) = s.queue.front_mut()
         {
             r.rows += rows;
         }
         match tag {
             b'C' | b'I' | b's' => {
                 let rows = if tag == b'C' { tag_rows(body) } else { None };
-                match q.front_mut() {
+                match s.queue.front_mut() {
                     // A multi-statement Query sums its statements' rows.
                     Some(Expect::Query(r)) => {
                         if let Some(n) = rows {
                             r.tag_rows = Some(r.tag_rows.unwrap_or(0) + n);
                         }
                     }
-                    Some(Expect::Execute(_)) => {
-                        if let Some(Expect::Execute(mut r)) = q.pop_front() {
-                            r.tag_rows = rows;
-                            out.push(r.finish(Op::Execute));
+                    Some(Expect::Execute { .. }) => {
+                        if let Some(Expect::Execute { portal, mut run }) = s.queue.pop_front() {
+                            run.tag_rows = rows;
+                            out.push(resolved(s, &portal, run).finish());
                         }
                     }
                     _ => {}
                 }
             }
-            b'1' => pop_if(&mut q, |e| matches!(e, Expect::Parse(_))),
-            b'2' => pop_if(&mut q, |e| matches!(e, Expect::Bind(_))),
-            b'3' => pop_if(&mut q, |e| matches!(e, Expect::Close)),
-            b'T' | b'n' => pop_if(&mut q, |e| matches!(e, Expect::Describe)),
-            b'E' => {
-                let (severity, code) = error_fields(body);
-                if severity.as_deref() == Some("FATAL") || severity.as_deref() == Some("PANIC") {
-                    self.fatal = code.clone().or(Some(String::new()));
-                }
-                match q.front_mut() {
-                    Some(Expect::Query(r)) => r.error_code = code,
-                    Some(Expect::Sync) | None => {}
-                    Some(_) => {
-                        // The failed message's outcome; the rest up to Sync is skipped.
-                        let failed = match q.pop_front() {
-                            Some(Expect::Parse(r)) => Some((Op::Parse, r)),
-                            Some(Expect::Bind(r)) => Some((Op::Bind, r)),
-                            Some(Expect::Execute(r)) => Some((Op::Execute, r)),
-                            _ => None,
-                        };
-                        if let Some((op, mut r)) = failed {
-                            r.error_code = code;
-                            out.push(r.finish(op));
-                        }
-                        while q
-                            .front()
-                            .is_some_and(|e| !matches!(e, Expect::Sync | Expect::Query(_)))
-                        {
-                            q.pop_front();
-                        }
+            b'1' => accept_parse(s),
+            b'2' => accept_bind(s),
+            b'3' => {
+                if let Some(Expect::Close { .. }) = s.queue.front()
+                    && let Some(Expect::Close { statement, name }) = s.queue.pop_front()
+                {
+                    if statement {
+                        s.statements.remove(&name);
+                    } else {
+                        s.portals.remove(&name);
                     }
                 }
             }
+            b'T' | b'n' => pop_if(&mut s.queue, |e| matches!(e, Expect::Describe)),
+            b'E' => self.error(s, body, out),
             b'Z' => {
                 self.ready = body.first().copied().unwrap_or(0);
-                while let Some(e) = q.pop_front() {
-                    match e {
-                        Expect::Query(r) => {
-                            out.push(r.finish(Op::Simple));
-                            break;
-                        }
-                        Expect::Sync => break,
-                        _ => {}
-                    }
-                }
+                ready(s, self.ready, out);
             }
             _ => {}
         }
+    }
+
+    /// An ErrorResponse: the failed message's outcome; the rest up to Sync is skipped
+    /// (never run, never named).
+    fn error(&mut self, s: &mut Shared, body: &[u8], out: &mut Vec<Outcome>) {
+        let (severity, code) = error_fields(body);
+        if severity.as_deref() == Some("FATAL") || severity.as_deref() == Some("PANIC") {
+            self.fatal = code.clone().or(Some(String::new()));
+        }
+        match s.queue.front_mut() {
+            Some(Expect::Query(r)) => r.error_code = code,
+            Some(Expect::Sync) | None => {}
+            Some(_) => {
+                let failed = match s.queue.pop_front() {
+                    Some(Expect::Parse { run, .. }) => Some(run),
+                    Some(Expect::Bind {
+                        portal: _,
+                        statement,
+                        values,
+                        started,
+                    }) => Some(bind_failure(s, &statement, &values, started)),
+                    Some(Expect::Execute { portal, run }) => Some(resolved(s, &portal, run)),
+                    _ => None,
+                };
+                if let Some(mut r) = failed {
+                    r.error_code = code;
+                    out.push(r.finish());
+                }
+                while s
+                    .queue
+                    .front()
+                    .is_some_and(|e| !matches!(e, Expect::Sync | Expect::Query(_)))
+                {
+                    s.queue.pop_front();
+                }
+            }
+        }
+    }
+}
+
+/// ParseComplete: the statement is now known by its name (the unnamed one replaced).
+fn accept_parse(s: &mut Shared) {
+    if let Some(Expect::Parse { .. }) = s.queue.front()
+        && let Some(Expect::Parse { name, prepared, .. }) = s.queue.pop_front()
+    {
+        s.statements.insert(name, prepared);
+    }
+}
+
+/// BindComplete: the portal now runs the statement the server has under that name, with
+/// these values.
+fn accept_bind(s: &mut Shared) {
+    if let Some(Expect::Bind { .. }) = s.queue.front()
+        && let Some(Expect::Bind {
+            portal,
+            statement,
+            values,
+            ..
+        }) = s.queue.pop_front()
+    {
+        let prepared = s.statements.get(&statement).cloned().unwrap_or_default();
+        let params = bind_params(&mut Reader(&values), &prepared.types);
+        let bound = Portal {
+            text: prepared.text,
+            params,
+            cut: prepared.cut,
+        };
+        s.portals.insert(portal, bound);
+    }
+}
+
+/// A failed Bind's outcome: the statement it named, as the server has it.
+fn bind_failure(s: &Shared, statement: &str, values: &[u8], started: Instant) -> Running {
+    let prepared = s.statements.get(statement).cloned().unwrap_or_default();
+    let params = bind_params(&mut Reader(values), &prepared.types);
+    let mut run = Running::new(Op::Bind, prepared.text, params, prepared.cut);
+    run.started = started;
+    run
+}
+
+/// An Execute's outcome with the portal's statement and parameters.
+fn resolved(s: &Shared, portal: &str, mut run: Running) -> Running {
+    let p = s.portal(portal);
+    run.statement = p.text;
+    run.params = p.params;
+    run.cut = p.cut;
+    run
+}
+
+/// ReadyForQuery: a simple Query (or FunctionCall) is complete, or a Sync is answered.
+/// Outside a transaction no portal survives; a simple Query destroys the unnamed
+/// statement.
+fn ready(s: &mut Shared, status: u8, out: &mut Vec<Outcome>) {
+    while let Some(e) = s.queue.pop_front() {
+        match e {
+            Expect::Query(r) => {
+                if r.op == Op::Simple {
+                    s.statements.remove("");
+                    s.portals.remove("");
+                }
+                out.push(r.finish());
+                break;
+            }
+            Expect::Sync => break,
+            _ => {}
+        }
+    }
+    if status == b'I' {
+        s.portals.clear();
     }
 }
 
@@ -380,11 +522,72 @@ pub mod sides {
     use crate::relay::framer::Pg;
     use crate::relay::{ClientSide, ServerSide, Verdict};
 
+    /// Whether this session may signal (`pg_terminate_backend`, `pg_cancel_backend`) the
+    /// backend with this pid: one of its user's own sessions on the same resource (admins:
+    /// anyone's there).
+    pub type SignalTarget = Box<dyn Fn(i32) -> bool + Send>;
+
     pub struct PgClient {
         pub fe: Frontend,
         pub pending: Pending,
         /// Answer Terminate with `Verdict::Hold` (the upstream may serve another session).
         pub hold_goodbye: bool,
+        pub may_signal: SignalTarget,
+    }
+
+    /// The built-in functions' OIDs, for fast-path FunctionCalls.
+    const PG_CANCEL_BACKEND: u32 = 2171;
+    const PG_TERMINATE_BACKEND: u32 = 2096;
+
+    impl PgClient {
+        /// Why a `Query`, `Parse` or `FunctionCall` may not reach the server, if it may
+        /// not: it signals a backend that is not the caller's to signal, or one the gateway
+        /// cannot identify.
+        fn refused(&self, tag: u8, body: &[u8]) -> Option<&'static str> {
+            let mut r = Reader(body);
+            let text = match tag {
+                b'Q' => r.text(),
+                b'P' => {
+                    r.cstr();
+                    r.text()
+                }
+                b'F' => {
+                    let oid = r.i32().unwrap_or(0) as u32;
+                    return matches!(oid, PG_CANCEL_BACKEND | PG_TERMINATE_BACKEND).then_some(
+                        "pg_terminate_backend and pg_cancel_backend are not allowed as fast-path calls through the gateway",
+                    );
+                }
+                _ => return None,
+            };
+            match crate::sql::pg_signals(&text) {
+                Ok(signals) => signals.iter().find_map(|s| match s {
+                    crate::sql::Signal::Own => None,
+                    crate::sql::Signal::Pid(pid) => (!(self.may_signal)(*pid))
+                        .then_some("that backend is not one of your sessions on this resource"),
+                }),
+                Err(why) => Some(why),
+            }
+        }
+    }
+
+    /// What goes to the server instead of a refused message: a statement that fails with
+    /// 42501 and the reason (for a `Parse`, when it is executed; the pipeline stays in step).
+    fn refusal(tag: u8, body: &[u8], why: &str) -> Vec<u8> {
+        let sql = format!(
+            "DO $portcullis$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = 'refused by the gateway: {}'; END$portcullis$",
+            why.replace(['\'', '$'], "")
+        );
+        let mut out = bytes::BytesMut::new();
+        let written = if tag == b'P' {
+            let name = Reader(body).cstr().unwrap_or_default();
+            postgres_protocol::message::frontend::parse(name, &sql, std::iter::empty(), &mut out)
+        } else {
+            postgres_protocol::message::frontend::query(&sql, &mut out)
+        };
+        match written {
+            Ok(()) => out.to_vec(),
+            Err(_) => Vec::new(),
+        }
     }
 
     pub struct PgServer {
@@ -397,9 +600,10 @@ pub mod sides {
         let pending = pending();
         (
             PgClient {
-                fe: Frontend::default(),
+                fe: Frontend,
                 pending: Arc::clone(&pending),
                 hold_goodbye: false,
+                may_signal: Box::new(|_| false),
             },
             PgServer {
                 be: Backend::default(),
@@ -413,9 +617,13 @@ pub mod sides {
         fn wants(h: &[u8]) -> bool {
             frontend_wants(h[0])
         }
-        fn frame(&mut self, h: &[u8], body: &[u8]) -> Verdict {
-            if !self.fe.on_frame(h[0], body, &self.pending) {
-                Verdict::Pass
+        fn frame(&mut self, h: &[u8], body: &[u8], cut: Option<&Cut>) -> Verdict {
+            let refused = self.refused(h[0], body);
+            if !self.fe.on_frame(h[0], body, cut, &self.pending) {
+                match refused {
+                    Some(why) => Verdict::Replace(refusal(h[0], body, why)),
+                    None => Verdict::Pass,
+                }
             } else if self.hold_goodbye {
                 Verdict::Hold
             } else {
@@ -430,7 +638,7 @@ pub mod sides {
         pub fn reusable(&self) -> bool {
             self.be.ready == b'I'
                 && self.be.fatal.is_none()
-                && self.pending.lock().is_ok_and(|q| q.is_empty())
+                && self.pending.lock().is_ok_and(|q| q.is_idle())
         }
     }
 

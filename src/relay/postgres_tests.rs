@@ -54,14 +54,14 @@ struct Session {
 impl Session {
     fn new() -> Session {
         Session {
-            fe: Frontend::default(),
+            fe: Frontend,
             be: Backend::default(),
             pending: pending(),
             out: vec![],
         }
     }
     fn client(&mut self, tag: u8, body: &[u8]) {
-        self.fe.on_frame(tag, body, &self.pending);
+        self.fe.on_frame(tag, body, None, &self.pending);
     }
     fn server(&mut self, tag: u8, body: &[u8]) {
         self.be.on_frame(tag, body, &self.pending, &mut self.out);
@@ -134,7 +134,7 @@ fn extended_protocol_reports_each_execute_with_params() {
         (&*s.out[1].statement, s.out[1].op, s.out[1].rows),
         ("select $1::int", Op::Execute, 1)
     );
-    assert!(s.pending.lock().expect("lock").is_empty());
+    assert!(s.pending.lock().expect("lock").is_idle());
 }
 
 #[test]
@@ -195,4 +195,102 @@ fn garbage_bodies_do_not_panic() {
         s.server(tag, &[0xff]);
         s.server(tag, &[]);
     }
+}
+
+fn execute(portal: &str) -> Vec<u8> {
+    let mut b = cstr(portal);
+    b.extend(0i32.to_be_bytes());
+    b
+}
+
+#[test]
+fn a_rejected_parse_does_not_rename_the_statement_the_server_keeps() {
+    let mut s = Session::new();
+    // s1 = DELETE, accepted.
+    s.client(b'P', &parse("s1", "DELETE FROM t"));
+    s.client(b'S', b"");
+    s.server(b'1', b"");
+    s.server(b'Z', b"I");
+    // s1 = SELECT 1, rejected (42P05 duplicate prepared statement), then, after the Sync,
+    // Bind/Execute s1 in the same pipeline: the server runs the DELETE.
+    s.client(b'P', &parse("s1", "SELECT 1"));
+    s.client(b'S', b"");
+    s.client(b'B', &bind("", "s1", &[]));
+    s.client(b'E', &execute(""));
+    s.client(b'S', b"");
+    s.server(b'E', &error("42P05"));
+    s.server(b'Z', b"I");
+    s.server(b'2', b"");
+    s.server(b'C', &cstr("DELETE 3"));
+    s.server(b'Z', b"I");
+    let seen: Vec<_> = s
+        .out
+        .iter()
+        .map(|o| (o.op, &*o.statement, o.error_code.clone()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Op::Parse, "SELECT 1", Some("42P05".to_string())),
+            (Op::Execute, "DELETE FROM t", None),
+        ]
+    );
+    assert_eq!(s.out[1].rows, 3);
+}
+
+#[test]
+fn the_unnamed_statement_and_portals_follow_the_server() {
+    let mut s = Session::new();
+    s.client(b'P', &parse("", "SELECT 2"));
+    s.client(b'B', &bind("p", "", &[]));
+    s.client(b'S', b"");
+    s.server(b'1', b"");
+    s.server(b'2', b"");
+    s.server(b'Z', b"T");
+    // A failing re-Parse of the unnamed statement inside the pipeline skips to Sync: the
+    // portal p (bound before, in the transaction) still runs SELECT 2.
+    s.client(b'P', &parse("", "SELEC 3"));
+    s.client(b'S', b"");
+    s.client(b'E', &execute("p"));
+    s.client(b'S', b"");
+    s.server(b'E', &error("42601"));
+    s.server(b'Z', b"E");
+    s.server(b'D', b"");
+    s.server(b'C', &cstr("SELECT 1"));
+    s.server(b'Z', b"T");
+    assert_eq!(s.out[1].op, Op::Execute);
+    assert_eq!(&*s.out[1].statement, "SELECT 2");
+    // Close, then an Execute of the closed portal finds nothing.
+    let mut close = vec![b'P'];
+    close.extend(cstr("p"));
+    s.client(b'C', &close);
+    s.client(b'S', b"");
+    s.server(b'3', b"");
+    s.server(b'Z', b"I");
+    s.client(b'E', &execute("p"));
+    s.client(b'S', b"");
+    s.server(b'E', &error("34000"));
+    s.server(b'Z', b"I");
+    assert_eq!(&*s.out[2].statement, "");
+    assert_eq!(s.out[2].error_code.as_deref(), Some("34000"));
+}
+
+#[test]
+fn a_function_call_is_logged_with_its_oid_and_arguments() {
+    let mut s = Session::new();
+    let mut f = 1234i32.to_be_bytes().to_vec();
+    f.extend(0i16.to_be_bytes());
+    f.extend(1i16.to_be_bytes());
+    f.extend(2i32.to_be_bytes());
+    f.extend(b"42");
+    f.extend(0i16.to_be_bytes());
+    s.client(b'F', &f);
+    s.server(b'V', b"");
+    s.server(b'Z', b"I");
+    assert_eq!(s.out[0].op, Op::FunctionCall);
+    assert_eq!(&*s.out[0].statement, "<function call: oid 1234>");
+    assert_eq!(
+        s.out[0].params.as_deref(),
+        Some(&[Some("42".to_string())][..])
+    );
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use dashmap::DashMap;
 use futures::StreamExt;
 use pgwire::api::ClientInfo;
 use pgwire::api::auth::driver::{AuthDriver, AuthOutcome};
@@ -17,7 +18,7 @@ use pgwire::tokio::server::MaybeTls;
 use tokio::net::TcpStream;
 
 use super::{End, Frontend, Gateway, Hello, Refusal, RelayLink, SessionError};
-use crate::access::{Identity, Permit};
+use crate::access::{Identity, KillParty, Permit};
 use crate::model::Protocol;
 use crate::protocol::postgres::backend;
 use crate::protocol::postgres::front::{
@@ -35,6 +36,9 @@ pub struct PgListener {
     pub tls: Option<pgwire::tokio::TlsAcceptor>,
     pub driver: Arc<AuthDriver<ProxyParams, Identity>>,
     pub cancel: Arc<CancelKeys>,
+    /// Live sessions by upstream backend pid: whose they are, for `pg_terminate_backend`
+    /// and `pg_cancel_backend` (`access::may_kill`).
+    conns: Arc<DashMap<i32, KillParty>>,
 }
 
 impl PgListener {
@@ -47,6 +51,7 @@ impl PgListener {
             tls,
             driver: Arc::new(driver),
             cancel,
+            conns: Arc::default(),
         }
     }
 }
@@ -79,6 +84,7 @@ impl super::Accept for PgListener {
             allow_cleartext: config.tls.as_ref().is_some_and(|t| t.allow_cleartext),
             params: Vec::new(),
             final_message: None,
+            me: None,
         };
         super::run(&self.gw, fe, Protocol::Postgres, addr).await;
     }
@@ -108,6 +114,8 @@ struct PgFrontend<'a> {
     allow_cleartext: bool,
     params: Vec<(String, String)>,
     final_message: Option<Authentication>,
+    /// This session as a backend signal sees it, and its upstream pid.
+    me: Option<(i32, KillParty)>,
 }
 
 /// Cleartext password checks for pgwire, against the snapshot.
@@ -252,10 +260,17 @@ impl Frontend for PgFrontend<'_> {
 
     async fn accept(
         &mut self,
-        _: &Permit,
+        permit: &Permit,
         lease: &mut Lease<Upstream>,
     ) -> Result<(), SessionError> {
         let up = &lease.conn;
+        let party = KillParty {
+            user: permit.user().name.clone(),
+            resource: permit.resource().name.clone(),
+            admin: permit.user().role == crate::model::Role::Admin,
+        };
+        self.listener.conns.insert(up.pid, party.clone());
+        self.me = Some((up.pid, party));
         let ext = self.framed.session_extensions();
         ext.insert(UpstreamParams(up.params.clone()));
         ext.insert(UpstreamKey {
@@ -278,6 +293,7 @@ impl Frontend for PgFrontend<'_> {
 
     async fn relay(self, lease: Lease<Upstream>, link: RelayLink) -> End {
         let (pid, secret) = self.framed.pid_and_secret_key();
+        let may_signal = self.signal_target();
         let parts = self.framed.into_parts();
         let Lease { conn, key, .. } = lease;
         let Upstream {
@@ -294,6 +310,7 @@ impl Frontend for PgFrontend<'_> {
         let (first_in, first_out) = (&parts.read_buf[..], &leftover[..]);
         let (mut c, mut s) = sides::pair();
         c.hold_goodbye = key.is_some();
+        c.may_signal = may_signal;
         let (ended, upstream) = match (parts.io, stream) {
             // Plain TCP both ways: owned halves, no lock per read or write.
             (MaybeTls::Plain(client), Stream::Plain(upstream)) => {
@@ -328,6 +345,9 @@ impl Frontend for PgFrontend<'_> {
             }
         };
         self.listener.cancel.remove(pid, &secret);
+        if let Some((up_pid, _)) = &self.me {
+            self.listener.conns.remove(up_pid);
+        }
         if ended == relay::Ended::Held
             && let Some(stream) = upstream
         {
@@ -344,6 +364,20 @@ impl Frontend for PgFrontend<'_> {
             upstreams.release(key, s.reusable(), up).await;
         }
         observer.end_of(ended, &counters)
+    }
+}
+
+impl PgFrontend<'_> {
+    /// Which backend pids this session may signal.
+    fn signal_target(&self) -> crate::relay::postgres::sides::SignalTarget {
+        let conns = Arc::clone(&self.listener.conns);
+        let me = self.me.as_ref().map(|(_, party)| party.clone());
+        Box::new(move |pid| {
+            let (Some(me), Some(target)) = (me.as_ref(), conns.get(&pid)) else {
+                return false;
+            };
+            crate::access::may_kill(me, &target)
+        })
     }
 }
 

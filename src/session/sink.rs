@@ -121,6 +121,7 @@ impl Sink for EventSink<'_> {
                 rows: o.rows,
                 status,
                 error_code: o.error_code,
+                cut: o.cut,
             },
         };
         if self.link.recorder.record(event).await.is_err() {

@@ -129,3 +129,104 @@ pub async fn psql(conn: &str, args: &[&str]) -> (bool, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// A PostgreSQL client that speaks the wire protocol by hand (SCRAM login through
+/// postgres-protocol), for sequences drivers do not send: pipelines with a rejected Parse,
+/// FunctionCalls, oversized messages.
+pub struct RawPg {
+    stream: tokio::net::TcpStream,
+    buf: bytes::BytesMut,
+}
+
+/// A backend message as the tests look at it: the tag and the body.
+pub type Msg = (u8, Vec<u8>);
+
+impl RawPg {
+    pub async fn connect(port: u16, user: &str, password: &str, db: &str) -> RawPg {
+        use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
+        use postgres_protocol::message::frontend;
+        use tokio::io::AsyncWriteExt;
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let mut raw = RawPg {
+            stream,
+            buf: bytes::BytesMut::new(),
+        };
+        let mut out = bytes::BytesMut::new();
+        frontend::startup_message([("user", user), ("database", db)], &mut out).unwrap();
+        raw.stream.write_all(&out).await.unwrap();
+        let mut scram = None;
+        loop {
+            let (tag, body) = raw.next().await;
+            out.clear();
+            match (tag, body.get(..4)) {
+                (b'R', Some([0, 0, 0, 10])) => {
+                    let s = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
+                    frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut out).unwrap();
+                    scram = Some(s);
+                }
+                (b'R', Some([0, 0, 0, 11])) => {
+                    let s = scram.as_mut().unwrap();
+                    s.update(&body[4..]).unwrap();
+                    frontend::sasl_response(s.message(), &mut out).unwrap();
+                }
+                (b'Z', _) => return raw,
+                (b'E', _) => panic!("login refused: {}", String::from_utf8_lossy(&body)),
+                _ => continue,
+            }
+            raw.stream.write_all(&out).await.unwrap();
+        }
+    }
+
+    /// The next backend message.
+    pub async fn next(&mut self) -> Msg {
+        use tokio::io::AsyncReadExt;
+        loop {
+            if self.buf.len() >= 5 {
+                let len = i32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]);
+                let total = 1 + len as usize;
+                if self.buf.len() >= total {
+                    let msg = self.buf.split_to(total);
+                    return (msg[0], msg[5..].to_vec());
+                }
+            }
+            let n = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                self.stream.read_buf(&mut self.buf),
+            )
+            .await
+            .expect("the gateway answered within 10 s")
+            .unwrap();
+            assert!(n > 0, "the gateway closed the connection");
+        }
+    }
+
+    /// Sends raw frontend bytes.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Messages up to and including the next ReadyForQuery.
+    pub async fn until_ready(&mut self) -> Vec<Msg> {
+        let mut out = Vec::new();
+        loop {
+            let m = self.next().await;
+            let ready = m.0 == b'Z';
+            out.push(m);
+            if ready {
+                return out;
+            }
+        }
+    }
+
+    /// The SQLSTATE of an ErrorResponse body.
+    pub fn sqlstate(body: &[u8]) -> String {
+        let mut fields = body.split(|b| *b == 0);
+        fields
+            .find_map(|f| f.strip_prefix(b"C"))
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .unwrap_or_default()
+    }
+}
