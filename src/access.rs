@@ -8,7 +8,9 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use crate::auth::Identity;
-use crate::model::{AccessMode, Protocol, Role, Status};
+use crate::model::{
+    AccessMode, DEFAULT_FORWARD_OPTIONS, NEVER_FORWARDED, Protocol, ResourceRole, Role, Status,
+};
 use crate::snapshot::{ResourceEntry, ResourceRoleEntry, Snapshot, UserEntry};
 
 pub mod api;
@@ -73,6 +75,8 @@ pub enum Denied {
         wanted: Protocol,
         resource: Protocol,
     },
+    /// A startup parameter (or `options` setting) the resource role does not forward.
+    StartupParameter(String),
 }
 
 impl fmt::Display for Denied {
@@ -88,6 +92,10 @@ impl fmt::Display for Denied {
             Denied::WrongProtocol { wanted, resource } => {
                 write!(f, "resource role is on a {resource} resource, not {wanted}")
             }
+            Denied::StartupParameter(name) => write!(
+                f,
+                "startup parameter `{name}` is not forwarded by this resource role"
+            ),
         }
     }
 }
@@ -175,6 +183,25 @@ pub fn reachable_modes(snapshot: &Snapshot, user: &str, resource_role: &str) -> 
         .into_iter()
         .filter(|m| check(snapshot, user, resource_role, *m).is_ok())
         .collect()
+}
+
+/// The client's startup settings a session may carry upstream: each must be in the
+/// resource role's `forward_options` (or the default list), compared without case as
+/// PostgreSQL does, and never `role` or `session_authorization`.
+pub fn startup_settings(role: &ResourceRole, settings: &[(String, String)]) -> Result<(), Denied> {
+    for (name, _) in settings {
+        let listed = match &role.forward_options {
+            Some(list) => list.iter().any(|n| n.eq_ignore_ascii_case(name)),
+            None => DEFAULT_FORWARD_OPTIONS
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(name)),
+        };
+        let never = NEVER_FORWARDED.iter().any(|n| n.eq_ignore_ascii_case(name));
+        if !listed || never {
+            return Err(Denied::StartupParameter(name.clone()));
+        }
+    }
+    Ok(())
 }
 
 /// One side of a `KILL`: whose session it is, on which resource.

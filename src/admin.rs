@@ -26,6 +26,7 @@ pub use error::{ApiError, Failures};
 
 use crate::access::api::{self, Action};
 use crate::audit::{Channel, Common, Kind, Mode};
+use crate::auth::Identity;
 use crate::model::Status;
 use crate::session::Gateway;
 use crate::snapshot::UserEntry;
@@ -98,7 +99,7 @@ pub fn router(state: ApiState) -> Router {
 
 /// The authenticated caller, from `Authorization: Bearer TOKEN`.
 #[derive(Clone, Debug)]
-pub struct Caller(pub Arc<UserEntry>);
+pub struct Caller(pub Arc<UserEntry>, pub Identity);
 
 impl Caller {
     pub fn name(&self) -> &str {
@@ -115,6 +116,10 @@ impl Caller {
         } else {
             Err(ApiError::forbidden("this requires the admin role"))
         }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.allows(Action::Change)
     }
 
     /// Admins and auditors read everything.
@@ -164,7 +169,7 @@ impl FromRequestParts<ApiState> for Caller {
             return Err(ApiError::unauthorized("invalid or expired token"));
         };
         state.control.token_used(&identity);
-        Ok(Caller(user))
+        Ok(Caller(user, identity))
     }
 }
 

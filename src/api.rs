@@ -34,8 +34,12 @@ pub struct UserPatch {
     pub status: Option<Status>,
     pub role: Option<Role>,
     pub groups: Option<Vec<String>>,
-    /// A user may set its own password; everything else needs an admin.
+    /// A user may set its own password (with `current_password`); everything else needs
+    /// an admin.
     pub password: Option<String>,
+    /// The password being replaced, when a user sets its own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_password: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -72,6 +76,8 @@ pub struct NewResourceRole {
     #[serde(default)]
     pub allowed_groups: Vec<String>,
     pub access_modes: Option<AccessModes>,
+    /// PostgreSQL startup parameters clients may send; absent: the default safe list.
+    pub forward_options: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -83,6 +89,22 @@ pub struct ResourceRolePatch {
     pub password: Option<String>,
     pub allowed_groups: Option<Vec<String>>,
     pub access_modes: Option<AccessModes>,
+    /// `null` back to the default list; a list replaces it.
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub forward_options: Option<Option<Vec<String>>>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// The groups allowed to use a resource role.

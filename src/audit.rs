@@ -73,6 +73,10 @@ pub enum Kind {
     SessionStarted {
         upstream_user: String,
         database: String,
+        /// The client's startup settings forwarded upstream (PostgreSQL parameters and
+        /// `options` settings).
+        #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        parameters: std::collections::BTreeMap<String, String>,
     },
     Query {
         statement: Arc<str>,

@@ -112,6 +112,11 @@ pub fn verify_cleartext(snapshot: &Snapshot, user: &str, presented: &str) -> Opt
     constant_time_eq(&derived.stored_key, &v.stored_key).then(|| Identity::proven(user, None))
 }
 
+/// Whether `presented` is `user`'s password (never a token).
+pub fn verify_password(snapshot: &Snapshot, user: &str, presented: &str) -> bool {
+    !looks_like_token(presented) && verify_cleartext(snapshot, user, presented).is_some()
+}
+
 /// The owner of an unexpired token (API bearer tokens, tokens as passwords). Whether the
 /// owner may do anything is `access`'s question.
 pub fn verify_token(snapshot: &Snapshot, presented: &str) -> Option<Identity> {

@@ -11,6 +11,9 @@ use crate::store::{ResourceRecord, ResourceRoleRecord, Result, Store, UserRecord
 
 pub const BOOTSTRAP_TOKEN_FILE: &str = "bootstrap-token";
 
+/// The bootstrap token works for a day: long enough to create real admin credentials.
+const BOOTSTRAP_TOKEN_LIFETIME: i64 = 24 * 3600;
+
 pub async fn apply(store: &Store, config: &Config) -> Result<()> {
     first_start(store, config).await?;
     for g in &config.groups {
@@ -93,11 +96,14 @@ async fn first_start(store: &Store, config: &Config) -> Result<()> {
         managed: false,
     };
     store.create_user(&admin, None).await?;
-    let (_, token) = store.create_token("admin", "bootstrap", None).await?;
+    let expires = crate::clock::now() + BOOTSTRAP_TOKEN_LIFETIME;
+    let (_, token) = store
+        .create_token("admin", "bootstrap", Some(expires))
+        .await?;
     let path = config.store.data_dir.join(BOOTSTRAP_TOKEN_FILE);
     crate::fsutil::write_private(&path, format!("{token}\n").as_bytes()).map_err(|e| {
         crate::store::StoreError::Invalid(format!("cannot write {}: {e}", path.display()))
     })?;
-    tracing::warn!(path = %path.display(), "first start: created user `admin`; its one-time bootstrap token is in this file (mode 0600) — use it, then delete the file");
+    tracing::warn!(path = %path.display(), "first start: created user `admin`; its bootstrap token is in this file (mode 0600) and expires in 24 hours — use it to create your own admin credentials (`portcullis user passwd admin`, `portcullis token create`), then delete the file");
     Ok(())
 }

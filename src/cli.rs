@@ -154,11 +154,14 @@ pub enum UserCmd {
         name: String,
         role: String,
     },
-    /// Set a new password (read from stdin unless --password).
+    /// Set a new password (read from stdin unless --password). Your own password needs
+    /// --current-password unless you are an admin.
     Passwd {
         name: String,
         #[arg(long)]
         password: Option<String>,
+        #[arg(long)]
+        current_password: Option<String>,
     },
     Delete {
         name: String,
@@ -226,6 +229,9 @@ pub enum ResourceRoleCmd {
         /// Comma-separated: native,web,runbooks.
         #[arg(long, default_value = "native")]
         modes: String,
+        /// A PostgreSQL startup parameter clients may send (repeat; default: a safe list).
+        #[arg(long = "forward-option")]
+        forward_options: Vec<String>,
     },
     Set {
         name: String,
@@ -237,6 +243,9 @@ pub enum ResourceRoleCmd {
         password: Option<String>,
         #[arg(long)]
         modes: Option<String>,
+        /// Replace the forwarded startup parameters (repeat).
+        #[arg(long = "forward-option")]
+        forward_options: Vec<String>,
     },
     Delete {
         name: String,

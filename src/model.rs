@@ -158,6 +158,42 @@ pub struct ResourceRole {
     #[serde(default)]
     pub allowed_groups: Vec<String>,
     pub access_modes: AccessModes,
+    /// PostgreSQL startup parameters (and `options` settings) a client may send through
+    /// this role; absent: `DEFAULT_FORWARD_OPTIONS`. `role` and `session_authorization`
+    /// never pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward_options: Option<Vec<String>>,
+}
+
+/// The startup parameters a resource role forwards unless it says otherwise: what drivers
+/// send to set up a session's formatting and timeouts, nothing that changes who it is.
+pub const DEFAULT_FORWARD_OPTIONS: &[&str] = &[
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "IntervalStyle",
+    "TimeZone",
+    "extra_float_digits",
+    "search_path",
+    "statement_timeout",
+    "lock_timeout",
+    "idle_in_transaction_session_timeout",
+];
+
+/// Settings no resource role forwards: they would run the session as someone else.
+pub const NEVER_FORWARDED: &[&str] = &["role", "session_authorization"];
+
+/// A `forward_options` list may not name what `NEVER_FORWARDED` holds.
+pub fn check_forward_options(list: &[String]) -> Result<(), String> {
+    match list
+        .iter()
+        .find(|n| NEVER_FORWARDED.iter().any(|x| x.eq_ignore_ascii_case(n)))
+    {
+        Some(n) => Err(format!(
+            "`{n}` cannot be forwarded: it would run the session as another database role"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Derefs a wrapper (a view, a record, an entry) to the entity it carries, so `view.name`

@@ -110,6 +110,9 @@ pub enum SessionError {
 pub enum Refusal {
     BadCredentials,
     NotAllowed,
+    /// A startup parameter the resource role does not forward (said only after the user
+    /// proved who they are and may use the role).
+    Parameter(String),
     NoResourceRole,
     TlsRequired,
     UpstreamUnreachable,
@@ -139,6 +142,9 @@ impl SessionError {
         Some(match self {
             SessionError::Closed => return None,
             SessionError::AuthFailed(_) => Refusal::BadCredentials,
+            SessionError::Denied(Denied::StartupParameter(name)) => {
+                Refusal::Parameter(name.clone())
+            }
             SessionError::Denied(_) => Refusal::NotAllowed,
             SessionError::NoResourceRole => Refusal::NoResourceRole,
             SessionError::TlsRequired => Refusal::TlsRequired,
@@ -181,6 +187,11 @@ pub trait Frontend: Send + Sized {
     ) -> impl Future<Output = Result<Identity, SessionError>> + Send;
     /// What the client contributes to the upstream login.
     fn upstream_params(&self) -> &<Self::Upstream as crate::protocol::Upstream>::Params;
+    /// The startup settings the client asks to carry upstream, checked against the
+    /// permit's resource role (`access::startup_settings`); `session_started` records them.
+    fn settings(&self, _permit: &Permit) -> Result<Vec<(String, String)>, SessionError> {
+        Ok(Vec::new())
+    }
     /// Tells the client it is in.
     fn accept(
         &mut self,
@@ -214,7 +225,7 @@ pub async fn run<F: Frontend>(
         login(gw, &mut fe, protocol, client.ip(), &mut common, &mut hello),
     )
     .await;
-    let (admitted, upstream) = match login.unwrap_or(Err(SessionError::Timeout)) {
+    let (admitted, upstream, settings) = match login.unwrap_or(Err(SessionError::Timeout)) {
         Ok(Some(ok)) => ok,
         Ok(None) => return,
         Err(e) => {
@@ -225,12 +236,12 @@ pub async fn run<F: Frontend>(
             return;
         }
     };
-    let session = admitted.start().await;
+    let session = admitted.start(settings).await;
     let end = fe.relay(upstream, session.link()).await;
     session.finish(end).await;
 }
 
-type LoggedIn<U> = (Admitted, Lease<U>);
+type LoggedIn<U> = (Admitted, Lease<U>, Vec<(String, String)>);
 
 async fn login<F: Frontend>(
     gw: &Arc<Gateway>,
@@ -264,13 +275,14 @@ async fn login<F: Frontend>(
     };
     gw.control.token_used(&identity);
     let permit = decide_native(&snapshot, &identity, &hello.resource_role, protocol)?;
+    let settings = fe.settings(&permit)?;
     let admitted = gw.admit(common.clone(), permit)?;
     let mut upstream = gw
         .upstreams
         .login::<F::Upstream>(admitted.permit(), fe.upstream_params(), &gw.metrics)
         .await?;
     fe.accept(admitted.permit(), &mut upstream).await?;
-    Ok(Some((admitted, upstream)))
+    Ok(Some((admitted, upstream, settings)))
 }
 
 /// The monitoring log gets the real reason of a refusal.

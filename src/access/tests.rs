@@ -57,6 +57,7 @@ fn snapshot(modes: AccessModes) -> Snapshot {
                 // `deleted-team` was granted, then the group was deleted.
                 allowed_groups: vec!["engineering".into(), "deleted-team".into()],
                 access_modes: modes,
+                forward_options: None,
             },
             secret: None,
             managed: false,

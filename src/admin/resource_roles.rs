@@ -26,6 +26,11 @@ fn visible(s: &ApiState, caller: &Caller, name: &str) -> bool {
     caller.is_reader() || !reachable_modes(&s.control.snapshot(), caller.name(), name).is_empty()
 }
 
+/// `forward_options` may not name what would run a session as someone else.
+fn check_forward_options(list: Option<&[String]>) -> Result<(), ApiError> {
+    crate::model::check_forward_options(list.unwrap_or_default()).map_err(ApiError::invalid)
+}
+
 /// What the caller may see of a resource role: the upstream user's name is for admins and
 /// auditors only (clients never learn it).
 fn shown(caller: &Caller, mut view: ResourceRoleView) -> ResourceRoleView {
@@ -95,6 +100,7 @@ async fn create(
 ) -> Result<(StatusCode, Json<ResourceRoleView>), ApiError> {
     caller.require_admin()?;
     check_name(&new.name).map_err(ApiError::invalid)?;
+    check_forward_options(new.forward_options.as_deref())?;
     if new.database.is_empty() || new.user.is_empty() {
         return Err(ApiError::invalid("database and user must not be empty"));
     }
@@ -106,6 +112,7 @@ async fn create(
             user: new.user,
             allowed_groups: new.allowed_groups,
             access_modes: new.access_modes.unwrap_or_default(),
+            forward_options: new.forward_options,
         },
         secret: new.password,
         managed: false,
@@ -156,6 +163,9 @@ async fn patch(
     Path(name): Path<String>,
     Body(p): Body<ResourceRolePatch>,
 ) -> Result<Json<ResourceRoleView>, ApiError> {
+    if let Some(f) = &p.forward_options {
+        check_forward_options(f.as_deref())?;
+    }
     let view = update(&s, &caller, &name, "resource_role.update", |r| {
         r.secret = p.password;
         let r = &mut r.role;
@@ -166,6 +176,9 @@ async fn patch(
             .allowed_groups
             .unwrap_or(std::mem::take(&mut r.allowed_groups));
         r.access_modes = p.access_modes.unwrap_or(r.access_modes);
+        if let Some(f) = p.forward_options {
+            r.forward_options = f;
+        }
     })
     .await?;
     Ok(Json(view))

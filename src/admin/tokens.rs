@@ -56,13 +56,14 @@ async fn create(
     if user != caller.name() {
         caller.require_admin()?;
     }
-    let expires_at = match &new.expires {
+    let asked = match &new.expires {
         Some(d) => {
             let d = parse_duration(d).map_err(ApiError::invalid)?;
             Some(crate::clock::now() + d.as_secs() as i64)
         }
         None => None,
     };
+    let expires_at = within_parent(&s, &caller, asked)?;
     let (meta, token) = s
         .control
         .store
@@ -79,6 +80,32 @@ async fn create(
     )
     .await?;
     Ok((StatusCode::CREATED, Json(CreatedToken { meta, token })))
+}
+
+/// A token made with a token may not outlive it: no expiry asked means the parent's;
+/// a later one is refused.
+fn within_parent(
+    s: &ApiState,
+    caller: &Caller,
+    asked: Option<i64>,
+) -> Result<Option<i64>, ApiError> {
+    let Some(parent) = caller.1.token() else {
+        return Ok(asked);
+    };
+    let snapshot = s.control.snapshot();
+    let limit = snapshot
+        .tokens
+        .values()
+        .find(|t| t.id == parent)
+        .and_then(|t| t.expires_at);
+    match (limit, asked) {
+        (None, asked) => Ok(asked),
+        (Some(limit), None) => Ok(Some(limit)),
+        (Some(limit), Some(asked)) if asked <= limit => Ok(Some(asked)),
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "a token may not outlive the token that creates it; ask for a shorter expiry",
+        )),
+    }
 }
 
 /// Revokes a token (its owner or an admin).

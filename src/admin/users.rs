@@ -126,6 +126,16 @@ async fn patch(
         && p.groups.is_none();
     if !(only_password && caller.name() == name) {
         caller.require_admin()?;
+    } else if !caller.is_admin() {
+        // Changing one's own password takes the current one: a token alone may not.
+        let snapshot = s.control.snapshot();
+        let current = p.current_password.as_deref().unwrap_or_default();
+        let proven = crate::auth::verify_password(&snapshot, &name, current);
+        if !proven {
+            return Err(ApiError::forbidden(
+                "changing your password needs your current password (current_password)",
+            ));
+        }
     }
     check_password(&p.password)?;
     let before = find(&s, &name).await?;

@@ -300,19 +300,21 @@ async fn user(c: &Client, cmd: &UserCmd) -> Result<Shown, ClientError> {
             )
             .await
         }
-        UserCmd::Passwd { name, password } => {
+        UserCmd::Passwd {
+            name,
+            password,
+            current_password,
+        } => {
             let password = Some(match password {
                 Some(p) => p.clone(),
                 None => stdin_line()?,
             });
-            patch(
-                name,
-                UserPatch {
-                    password,
-                    ..UserPatch::default()
-                },
-            )
-            .await
+            let p = UserPatch {
+                password,
+                current_password: current_password.clone(),
+                ..UserPatch::default()
+            };
+            patch(name, p).await
         }
         UserCmd::Delete { name } => {
             c.delete(&path(name)).await?;
@@ -399,6 +401,7 @@ async fn resource_role(c: &Client, cmd: &ResourceRoleCmd) -> Result<Shown, Clien
             password_env,
             groups,
             modes: m,
+            forward_options,
         } => {
             let password = match password_env {
                 Some(var) => Some(std::env::var(var).map_err(|_| {
@@ -414,6 +417,7 @@ async fn resource_role(c: &Client, cmd: &ResourceRoleCmd) -> Result<Shown, Clien
                 password,
                 allowed_groups: groups.clone(),
                 access_modes: Some(modes(m)?),
+                forward_options: (!forward_options.is_empty()).then(|| forward_options.clone()),
             };
             let v: ResourceRoleView = send(c, Method::POST, "/api/resource-roles", &new).await?;
             shown(&v, ROLE_COLS)
@@ -424,12 +428,15 @@ async fn resource_role(c: &Client, cmd: &ResourceRoleCmd) -> Result<Shown, Clien
             user,
             password,
             modes: m,
+            forward_options,
         } => {
             let p = ResourceRolePatch {
                 database: database.clone(),
                 user: user.clone(),
                 password: password.clone(),
                 access_modes: m.as_deref().map(modes).transpose()?,
+                forward_options: (!forward_options.is_empty())
+                    .then(|| Some(forward_options.clone())),
                 ..ResourceRolePatch::default()
             };
             let v: ResourceRoleView = send(c, Method::PATCH, &path(name), &p).await?;

@@ -112,6 +112,7 @@ pub struct RawResourceRole {
     #[serde(default)]
     pub allowed_groups: Vec<String>,
     pub access_modes: Option<AccessModes>,
+    pub forward_options: Option<Vec<String>>,
 }
 
 /// The raw form and the unknown keys found in it.

@@ -322,6 +322,11 @@ fn resource_roles(
             p.add(at("user"), "must not be empty");
         }
         check_groups(p, groups, at("allowed_groups"), &r.allowed_groups);
+        if let Err(e) =
+            crate::model::check_forward_options(r.forward_options.as_deref().unwrap_or_default())
+        {
+            p.add(at("forward_options"), e);
+        }
         roles.push(ResourceRoleDecl {
             role: ResourceRole {
                 name: r.name.clone(),
@@ -330,6 +335,7 @@ fn resource_roles(
                 user: r.user.clone(),
                 allowed_groups: r.allowed_groups.clone(),
                 access_modes: r.access_modes.unwrap_or_default(),
+                forward_options: r.forward_options.clone(),
             },
             password: secret(p, at("password"), r.password.clone()),
         });

@@ -88,7 +88,7 @@ impl Admitted {
 
     /// The session starts: `session_started` (with the upstream user and database), the
     /// index, the counters. From here on it ends in exactly one `session_ended`.
-    pub async fn start(self) -> Session {
+    pub async fn start(self, parameters: Vec<(String, String)>) -> Session {
         let gw = &self.gw;
         Metrics::inc(&gw.metrics.sessions_total);
         gw.metrics.sessions_active.fetch_add(1, Ordering::Relaxed);
@@ -96,6 +96,7 @@ impl Admitted {
         let kind = Kind::SessionStarted {
             upstream_user: role.user.clone(),
             database: role.database.clone(),
+            parameters: parameters.into_iter().collect(),
         };
         gw.record(Arc::clone(&self.common), kind).await;
         gw.index.started(record(&self.common));

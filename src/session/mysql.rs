@@ -398,7 +398,7 @@ fn refusal_message(hello: &Hello, refusal: Refusal) -> (u16, &'static str, Strin
             "28000",
             format!("Access denied for user '{user}'"),
         ),
-        Refusal::NotAllowed => (
+        Refusal::NotAllowed | Refusal::Parameter(_) => (
             code::DB_ACCESS_DENIED,
             "42000",
             format!("Access denied for user '{user}' to resource role '{role}'"),

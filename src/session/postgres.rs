@@ -258,6 +258,12 @@ impl Frontend for PgFrontend<'_> {
         &self.params
     }
 
+    fn settings(&self, permit: &Permit) -> Result<Vec<(String, String)>, SessionError> {
+        let settings = backend::settings(&self.params).map_err(SessionError::Protocol)?;
+        crate::access::startup_settings(permit.resource_role(), &settings)?;
+        Ok(settings)
+    }
+
     async fn accept(
         &mut self,
         permit: &Permit,
@@ -400,6 +406,12 @@ fn refusal_message(hello: &Hello, refusal: Refusal) -> (&'static str, String) {
         Refusal::TlsRequired => (
             sqlstate::INVALID_AUTHORIZATION,
             "this gateway requires TLS (use sslmode=require)".into(),
+        ),
+        Refusal::Parameter(name) => (
+            sqlstate::INSUFFICIENT_PRIVILEGE,
+            format!(
+                "startup parameter \"{name}\" is not forwarded by resource role \"{role}\" (forward_options)"
+            ),
         ),
         Refusal::UpstreamUnreachable => (
             sqlstate::CANNOT_CONNECT,

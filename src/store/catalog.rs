@@ -204,7 +204,7 @@ impl Store {
         }
         let rows = sqlx::query(
             "SELECT name, resource, database_name, upstream_user, secret, mode_native, mode_web, \
-             mode_runbooks, managed FROM resource_roles ORDER BY name",
+             mode_runbooks, managed, forward_options FROM resource_roles ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -223,6 +223,9 @@ impl Store {
                             web: r.try_get::<i64, _>(6)? != 0,
                             runbooks: r.try_get::<i64, _>(7)? != 0,
                         },
+                        forward_options: r
+                            .try_get::<Option<String>, _>(9)?
+                            .and_then(|j| serde_json::from_str(&j).ok()),
                     },
                     managed: r.try_get::<i64, _>(8)? != 0,
                 };
@@ -249,13 +252,13 @@ impl Store {
         let sealed = r.secret.as_deref().map(|s| self.sealer.seal(s.as_bytes()));
         let sql = if upsert {
             "INSERT INTO resource_roles (name, resource, database_name, upstream_user, secret, mode_native, \
-             mode_web, mode_runbooks, managed, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             mode_web, mode_runbooks, managed, created_at, forward_options) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (name) DO UPDATE SET resource = $2, database_name = $3, upstream_user = $4, \
              secret = COALESCE($5, resource_roles.secret), mode_native = $6, mode_web = $7, \
-             mode_runbooks = $8, managed = $9"
+             mode_runbooks = $8, managed = $9, forward_options = $11"
         } else {
             "INSERT INTO resource_roles (name, resource, database_name, upstream_user, secret, mode_native, \
-             mode_web, mode_runbooks, managed, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+             mode_web, mode_runbooks, managed, created_at, forward_options) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         };
         sqlx::query(sql)
             .bind(&r.name)
@@ -268,6 +271,11 @@ impl Store {
             .bind(r.access_modes.runbooks as i64)
             .bind(r.managed as i64)
             .bind(now())
+            .bind(
+                r.forward_options
+                    .as_ref()
+                    .and_then(|f| serde_json::to_string(f).ok()),
+            )
             .execute(&mut *tx)
             .await
             .map_err(|e| conflict(e, || format!("resource role `{}` already exists", r.name)))?;

@@ -25,6 +25,7 @@ mod postgres_access;
 mod postgres_clients;
 mod postgres_upstream_auth;
 mod secrets;
+mod security_access;
 mod security_log;
 mod shutdown;
 mod slowloris;

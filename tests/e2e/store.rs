@@ -52,6 +52,7 @@ fn role(name: &str, secret: Option<&str>, groups: &[&str]) -> ResourceRoleRecord
             user: "orders_ro".into(),
             allowed_groups: groups.iter().map(|g| g.to_string()).collect(),
             access_modes: AccessModes::default(),
+            forward_options: None,
         },
         secret: secret.map(str::to_owned),
         managed: false,

@@ -183,6 +183,33 @@ pub async fn negotiate_tls(
     }
 }
 
+/// The settings a client's startup asks for, by name: each forwarded parameter, and each
+/// `-c name=value` / `--name=value` of `options` (what the server would apply). An
+/// `options` the gateway cannot read is an error.
+pub fn settings(params: &[(String, String)]) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for (k, v) in forwarded(params) {
+        if k != "options" {
+            out.push((k.clone(), v.clone()));
+            continue;
+        }
+        let mut words = v.split_ascii_whitespace();
+        while let Some(w) = words.next() {
+            let setting = match w {
+                "-c" => words.next(),
+                _ => w.strip_prefix("-c").or_else(|| w.strip_prefix("--")),
+            };
+            let Some((name, value)) = setting.and_then(|s| s.split_once('=')) else {
+                return Err(format!(
+                    "startup option `{w}` is not a -c name=value setting"
+                ));
+            };
+            out.push((name.replace('-', "_"), value.to_owned()));
+        }
+    }
+    Ok(out)
+}
+
 /// The client's startup parameters that go upstream (not who or where, not protocol
 /// extensions).
 pub fn forwarded(params: &[(String, String)]) -> impl Iterator<Item = &(String, String)> {

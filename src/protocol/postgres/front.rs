@@ -23,6 +23,7 @@ pub type PgFramed = Framed<MaybeTls, PgWireMessageServerCodec<()>>;
 pub mod sqlstate {
     pub const INVALID_PASSWORD: &str = "28P01";
     pub const INVALID_AUTHORIZATION: &str = "28000";
+    pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
     pub const CONNECTION_FAILURE: &str = "08006";
     pub const CANNOT_CONNECT: &str = "08001";
     pub const REJECTED_CONNECTION: &str = "08004";
