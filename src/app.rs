@@ -196,6 +196,7 @@ async fn open(
     }
     let (index, index_task) =
         crate::session::index::SessionIndex::spawn(control.store.clone(), &instance);
+    warn_open_files(&control.config());
     let limits = &control.config().limits;
     let gateway = Arc::new(Gateway {
         control: Arc::clone(&control),
@@ -208,6 +209,23 @@ async fn open(
         tasks: tokio_util::task::TaskTracker::new(),
     });
     Ok((gateway, writer, index_task))
+}
+
+/// Says loudly when the data directory, the store or the monitoring log can be read by
+/// other users (created private, they could have been loosened since, or made by hand).
+fn warn_open_files(config: &Config) {
+    let mut paths = vec![config.store.data_dir.clone(), config.audit.dir.clone()];
+    if let Some(file) = config
+        .store
+        .url
+        .strip_prefix("sqlite://")
+        .and_then(|p| p.split('?').next())
+    {
+        paths.push(file.into());
+    }
+    for p in paths {
+        crate::fsutil::warn_if_open(&p);
+    }
 }
 
 /// The gateway's own background work until `stop`: polling the store, ending sessions a

@@ -96,6 +96,9 @@ pub struct Limits {
     pub failed_logins_per_address: u32,
     /// How long a lockout lasts.
     pub lockout: Duration,
+    /// PostgreSQL cancel requests a minute one client address may send (0: no limit);
+    /// past it they are dropped.
+    pub cancel_requests_per_address: u32,
     /// PostgreSQL upstream connections kept logged in per resource role (and client
     /// parameters) after their session ends, reset and handed to the next session; 0 (the
     /// default) logs in anew for every session.

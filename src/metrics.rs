@@ -12,6 +12,8 @@ pub struct Metrics {
     pub queries_total: AtomicU64,
     /// Sessions served by a kept upstream connection (`limits.idle_upstreams`).
     pub upstreams_reused_total: AtomicU64,
+    /// Cancel requests dropped over `limits.cancel_requests_per_address`.
+    pub cancels_refused_total: AtomicU64,
 }
 
 impl Metrics {

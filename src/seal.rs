@@ -24,6 +24,8 @@ pub enum SealError {
 #[derive(Clone)]
 pub struct Sealer {
     cipher: ChaCha20Poly1305,
+    /// The store key, kept to derive keys for other uses (`derive`).
+    derived: [u8; 32],
 }
 
 impl std::fmt::Debug for Sealer {
@@ -36,7 +38,20 @@ impl Sealer {
     pub fn from_key(key: &[u8; 32]) -> Sealer {
         Sealer {
             cipher: ChaCha20Poly1305::new(Key::from_slice(key)),
+            derived: *key,
         }
+    }
+
+    /// A key for `label`, derived from the store key (SHA-256 of the key, a separator and
+    /// the label): the same across restarts, and telling nothing of the store key.
+    pub fn derive(&self, label: &str) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        Sha256::new()
+            .chain_update(self.derived)
+            .chain_update([0u8])
+            .chain_update(label.as_bytes())
+            .finalize()
+            .into()
     }
 
     /// The key from `[store] key`, else `data_dir/store.key`, generated (with a warning)

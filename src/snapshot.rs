@@ -67,6 +67,9 @@ pub struct Snapshot {
     pub resource_roles: HashMap<String, Arc<ResourceRoleEntry>>,
     /// Keyed by the hex SHA-256 of the token value.
     pub tokens: HashMap<String, TokenEntry>,
+    /// Derives the decoy SCRAM salt an unknown user name gets: persistent (from the store
+    /// key), so a restart does not tell known names from unknown ones.
+    pub decoy_key: [u8; 32],
 }
 
 /// A parsed `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>` verifier.

@@ -169,8 +169,13 @@ fn sqlite_create_mode(url: &str) -> Result<String> {
     let file = path.split('?').next().unwrap_or(path);
     let dir = std::path::Path::new(file).parent();
     if let Some(dir) = dir.filter(|d| file != ":memory:" && !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
+        crate::fsutil::private_dir(dir)
             .map_err(|e| StoreError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    if file != ":memory:" && !file.is_empty() {
+        // SQLite gives its -wal and -shm files the database file's mode.
+        crate::fsutil::private_file(std::path::Path::new(file))
+            .map_err(|e| StoreError::Invalid(format!("cannot create {file}: {e}")))?;
     }
     Ok(if url.contains("mode=") {
         url.to_owned()

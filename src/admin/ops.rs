@@ -54,7 +54,7 @@ async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
     let snap = s.control.snapshot();
     let m = &s.metrics;
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-    let rows: [(&str, &str, &str, u64); 13] = [
+    let rows: [(&str, &str, &str, u64); 14] = [
         (
             "portcullis_snapshot_revision",
             "gauge",
@@ -114,6 +114,12 @@ async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
             "counter",
             "Sessions served by a kept upstream connection.",
             load(&m.upstreams_reused_total),
+        ),
+        (
+            "portcullis_cancel_requests_refused_total",
+            "counter",
+            "Cancel requests dropped over limits.cancel_requests_per_address.",
+            load(&m.cancels_refused_total),
         ),
         (
             "portcullis_upstreams_kept",

@@ -2,6 +2,7 @@
 //! appends to the current file, rotates by size, and syncs per `audit.fsync`.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,7 +52,7 @@ struct Chain {
 impl Chain {
     /// Continues the chain from the last complete line on disk; a new file each start.
     fn resume(dir: &Path) -> std::io::Result<Chain> {
-        std::fs::create_dir_all(dir)?;
+        crate::fsutil::private_dir(dir)?;
         let files = log_files(dir)?;
         let (mut seq, mut prev_hash) = (0, GENESIS.to_owned());
         for file in files.iter().rev() {
@@ -101,6 +102,7 @@ impl Chain {
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&path)
             .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
         self.index += 1;

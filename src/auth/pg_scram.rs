@@ -50,7 +50,8 @@ impl TokenAwareScram {
             .or(tokens.first().map(|(_, v)| *v))
             .map(|v| (v.salt.clone(), v.iterations))
         else {
-            return (decoy_salt(&self.user), SCRAM_ITERATIONS, vec![]);
+            let salt = decoy_salt(&self.snapshot.decoy_key, &self.user);
+            return (salt, SCRAM_ITERATIONS, vec![]);
         };
         let identity = |token| Identity::proven(&self.user, token);
         let mut out: Vec<Candidate<Identity>> = password
@@ -75,11 +76,10 @@ impl TokenAwareScram {
     }
 }
 
-/// A salt that is stable per unknown user name, so probing for users learns nothing.
-fn decoy_salt(user: &str) -> Vec<u8> {
+/// A salt that is stable per unknown user name, across restarts (derived from the store
+/// key), so probing for users learns nothing.
+fn decoy_salt(key: &[u8; 32], user: &str) -> Vec<u8> {
     use sha2::{Digest, Sha256};
-    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
-    let key = KEY.get_or_init(rand::random);
     Sha256::new()
         .chain_update(key)
         .chain_update(user)

@@ -70,6 +70,7 @@ pub struct RawLimits {
     pub max_connections: Option<usize>,
     pub failed_logins_per_user: Option<u32>,
     pub failed_logins_per_address: Option<u32>,
+    pub cancel_requests_per_address: Option<u32>,
     pub idle_upstreams: Option<usize>,
     pub idle_upstream_timeout: Option<String>,
     pub lockout: Option<String>,

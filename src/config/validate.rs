@@ -209,6 +209,7 @@ fn limits(p: &mut Problems, raw: super::raw::RawLimits) -> Limits {
         max_connections: raw.max_connections.unwrap_or(10_000),
         failed_logins_per_user: raw.failed_logins_per_user.unwrap_or(10),
         failed_logins_per_address: raw.failed_logins_per_address.unwrap_or(30),
+        cancel_requests_per_address: raw.cancel_requests_per_address.unwrap_or(600),
         lockout: duration_or(p, "limits.lockout", raw.lockout, Duration::from_secs(300)),
         idle_upstreams: raw.idle_upstreams.unwrap_or(0),
         idle_upstream_timeout: duration_or(
@@ -230,9 +231,16 @@ fn groups(p: &mut Problems, raw: Vec<super::raw::RawGroup>) -> Vec<GroupDecl> {
         .map(|g| GroupDecl { name: g.name })
         .collect();
     let mut seen = HashSet::new();
+    let mut folded = HashSet::new();
     for (i, g) in groups.iter().enumerate() {
         p.name(format!("groups[{i}].name"), &g.name);
         p.unique(&mut seen, format!("groups[{i}].name"), &g.name);
+        if !folded.insert(g.name.to_lowercase()) && seen.len() == i + 1 {
+            p.add(
+                format!("groups[{i}].name"),
+                format!("`{}` differs from another group only in case", g.name),
+            );
+        }
     }
     groups
 }

@@ -71,7 +71,7 @@ pub fn instance_id(data_dir: &Path) -> std::io::Result<String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
-    std::fs::create_dir_all(data_dir)?;
+    crate::fsutil::private_dir(data_dir)?;
     let id = uuid::Uuid::new_v4().to_string();
     crate::fsutil::write_private(&path, id.as_bytes())?;
     Ok(id)

@@ -39,10 +39,13 @@ pub struct PgListener {
     /// Live sessions by upstream backend pid: whose they are, for `pg_terminate_backend`
     /// and `pg_cancel_backend` (`access::may_kill`).
     conns: Arc<DashMap<i32, KillParty>>,
+    /// Cancel requests a minute per client address (`limits.cancel_requests_per_address`).
+    cancels: Option<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
 }
 
 impl PgListener {
     pub fn new(gw: Arc<Gateway>, tls: Option<pgwire::tokio::TlsAcceptor>) -> PgListener {
+        let per_minute = gw.control.config().limits.cancel_requests_per_address;
         let cancel = Arc::new(CancelKeys::default());
         let driver = AuthDriver::new(ProxyParams)
             .with_pid_secret_key_generator(Arc::new(ProxyKeys(Arc::clone(&cancel))));
@@ -52,6 +55,8 @@ impl PgListener {
             driver: Arc::new(driver),
             cancel,
             conns: Arc::default(),
+            cancels: std::num::NonZeroU32::new(per_minute)
+                .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n))),
         }
     }
 }
@@ -85,6 +90,7 @@ impl super::Accept for PgListener {
             params: Vec::new(),
             final_message: None,
             me: None,
+            client: addr.ip(),
         };
         super::run(&self.gw, fe, Protocol::Postgres, addr).await;
     }
@@ -116,6 +122,7 @@ struct PgFrontend<'a> {
     final_message: Option<Authentication>,
     /// This session as a backend signal sees it, and its upstream pid.
     me: Option<(i32, KillParty)>,
+    client: std::net::IpAddr,
 }
 
 /// Cleartext password checks for pgwire, against the snapshot.
@@ -157,6 +164,15 @@ impl Frontend for PgFrontend<'_> {
         let startup = match self.framed.next().await {
             Some(Ok(PgWireFrontendMessage::Startup(s))) => s,
             Some(Ok(PgWireFrontendMessage::CancelRequest(c))) => {
+                let limits = &self.listener.cancels;
+                if limits
+                    .as_ref()
+                    .is_some_and(|l| l.check_key(&self.client).is_err())
+                {
+                    crate::metrics::Metrics::inc(&self.listener.gw.metrics.cancels_refused_total);
+                    tracing::warn!(client = %self.client, "cancel request dropped: over limits.cancel_requests_per_address");
+                    return Ok(None);
+                }
                 if let Some(up) = self.listener.cancel.lookup(c.pid, &c.secret_key)
                     && let Err(e) = backend::send_cancel(&up.address, up.pid, up.secret).await
                 {

@@ -78,6 +78,19 @@ impl Store {
     /// Creates a group; with `upsert` an existing one is kept (and its ownership set).
     pub async fn put_group(&self, name: &str, managed: bool, upsert: bool) -> Result<()> {
         let mut tx = self.begin().await?;
+        // Names that differ only in case would read as one group to people.
+        let twin = sqlx::query(
+            "SELECT name FROM access_groups WHERE lower(name) = lower($1) AND name <> $1",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = twin {
+            let other: String = row.try_get(0)?;
+            return Err(StoreError::Conflict(format!(
+                "group `{name}` differs from the existing group `{other}` only in case"
+            )));
+        }
         let sql = if upsert {
             "INSERT INTO access_groups (name, managed, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET managed = $2"

@@ -16,6 +16,7 @@ impl Store {
         let revision = self.revision().await?;
         let mut snap = Snapshot {
             revision,
+            decoy_key: self.sealer.derive("scram decoy salt"),
             ..Snapshot::default()
         };
         let mut memberships = self.memberships().await?;

@@ -126,14 +126,17 @@ async fn each_role_gets_what_it_may() {
         status(nina.get("/api/resource-roles/declared-ro").await),
         404
     );
-    // A standard user may change only its own password.
+    // A standard user may change only its own password, and only with the current one
+    // (a token alone may not: docs/security.md).
     assert_eq!(
         status(
             sam.patch("/api/users/sam", json!({"password": "another-pass"}))
                 .await
         ),
-        200
+        403
     );
+    let change = json!({"password": "another-pass", "current_password": "password-123"});
+    assert_eq!(status(sam.patch("/api/users/sam", change).await), 200);
     assert_eq!(
         status(sam.patch("/api/users/sam", json!({"role": "admin"})).await),
         403

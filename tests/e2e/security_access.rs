@@ -117,3 +117,218 @@ async fn tokens_cannot_outlive_their_parent_or_change_the_password() {
     assert_eq!(status(alice.patch("/api/users/alice", right).await), 409);
     gw.shutdown().await;
 }
+
+/// Finding 11: the store (verifiers, emails), the monitoring log (statements, bind values)
+/// and the data directory are private to the gateway's user; a looser one found at start
+/// is said loudly.
+#[tokio::test]
+async fn data_store_and_log_files_are_private() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = common::Dir::new();
+    let loose = dir.path().join("loose-audit");
+    std::fs::create_dir(&loose).unwrap();
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir.write_config(None, "");
+    let gw = common::start(&dir).await;
+    let mode = |p: std::path::PathBuf| std::fs::metadata(&p).unwrap().mode() & 0o777;
+    assert_eq!(mode(dir.path().join("data")), 0o700);
+    assert_eq!(mode(dir.path().join("audit")), 0o700);
+    assert_eq!(mode(dir.path().join("portcullis.db")), 0o600);
+    assert_eq!(mode(dir.path().join("data/bootstrap-token")), 0o600);
+    for f in std::fs::read_dir(dir.path().join("audit")).unwrap() {
+        assert_eq!(mode(f.unwrap().path()), 0o600);
+    }
+    for f in std::fs::read_dir(dir.path()).unwrap() {
+        let p = f.unwrap().path();
+        if p.to_string_lossy().contains("portcullis.db-") {
+            assert_eq!(mode(p), 0o600, "SQLite's side files too");
+        }
+    }
+    gw.shutdown().await;
+    // An existing looser directory is kept as it is, and said so at start.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--config"])
+        .arg(dir.config_path())
+        .env("PORTCULLIS__AUDIT__DIR", &loose)
+        .env("PORTCULLIS_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    let mut seen = String::new();
+    for line in stderr {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("admin API listening") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.contains("readable by other users"), "{seen}");
+    assert_eq!(mode(loose), 0o755);
+}
+
+/// The SCRAM salt the gateway offers `user` (the server-first message's `s=`).
+async fn offered_salt(port: u16, user: &str) -> String {
+    use postgres_protocol::authentication::sasl::{ChannelBinding, SCRAM_SHA_256, ScramSha256};
+    use postgres_protocol::message::frontend;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut out = bytes::BytesMut::new();
+    frontend::startup_message([("user", user), ("database", "rr")], &mut out).unwrap();
+    tcp.write_all(&out).await.unwrap();
+    let mut buf = vec![0u8; 512];
+    let _ = tcp.read(&mut buf).await.unwrap(); // AuthenticationSASL
+    out.clear();
+    let s = ScramSha256::new(b"whatever", ChannelBinding::unsupported());
+    frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut out).unwrap();
+    tcp.write_all(&out).await.unwrap();
+    let n = tcp.read(&mut buf).await.unwrap();
+    let text = String::from_utf8_lossy(&buf[9..n]).into_owned();
+    text.split(',')
+        .find_map(|f| f.strip_prefix("s="))
+        .unwrap()
+        .to_owned()
+}
+
+/// Finding 12: the smaller ones — the upstream user's name is for admins and auditors
+/// only; group names that differ only in case are refused; an unknown user's decoy salt
+/// survives a restart; cancel requests are limited per address.
+#[tokio::test]
+async fn smaller_exposures_are_closed() {
+    let dir = common::Dir::new();
+    let cfg = format!(
+        "[limits]\ncancel_requests_per_address = 3\n{}",
+        common::declarations(
+            "pg",
+            "postgres",
+            "127.0.0.1:5432",
+            "disable",
+            "test",
+            "postgres",
+            "x"
+        )
+    );
+    dir.write_config(None, &cfg);
+    let gw = common::start(&dir).await;
+    let admin = client(&gw, Some(&dir.bootstrap_token()));
+    let t = admin
+        .post("/api/tokens", json!({"user": "alice"}))
+        .await
+        .unwrap();
+    let alice = client(&gw, t["token"].as_str());
+    let seen = alice.get("/api/resource-roles/rr").await.unwrap();
+    assert!(seen.get("user").is_none(), "{seen}");
+    assert_eq!(
+        admin.get("/api/resource-roles/rr").await.unwrap()["user"],
+        "postgres"
+    );
+    assert_eq!(
+        status(admin.post("/api/groups", json!({"name": "ENG"})).await),
+        409
+    );
+    let port = gw.postgres_addr.unwrap().port();
+    let salt = offered_salt(port, "nobody-here").await;
+    assert_eq!(offered_salt(port, "nobody-here").await, salt);
+    for _ in 0..6 {
+        let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let mut cancel = bytes::BytesMut::new();
+        postgres_protocol::message::frontend::cancel_request(1, 2, &mut cancel);
+        tokio::io::AsyncWriteExt::write_all(&mut tcp, &cancel)
+            .await
+            .unwrap();
+        let mut sink = [0u8; 1];
+        let _ = tokio::io::AsyncReadExt::read(&mut tcp, &mut sink).await;
+    }
+    let metrics = client(&gw, None).get("/metrics").await.unwrap();
+    let text = metrics.as_str().unwrap().to_owned();
+    assert!(
+        text.contains("portcullis_cancel_requests_refused_total 3"),
+        "{text}"
+    );
+    gw.shutdown().await;
+    let gw = common::start(&dir).await;
+    let port = gw.postgres_addr.unwrap().port();
+    assert_eq!(
+        offered_salt(port, "nobody-here").await,
+        salt,
+        "stable across restarts"
+    );
+    gw.shutdown().await;
+}
+
+/// A PostgreSQL "server" whose login takes `delay` (what a real one does only under load),
+/// then trusts anyone and answers every query with an empty result.
+async fn slow_login_upstream(delay: std::time::Duration) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let len = tcp.read_i32().await.unwrap_or(8) as usize;
+                let mut startup = vec![0u8; len.saturating_sub(4)];
+                let _ = tcp.read_exact(&mut startup).await;
+                tokio::time::sleep(delay).await;
+                let mut out = vec![b'R', 0, 0, 0, 8, 0, 0, 0, 0];
+                out.extend([b'K', 0, 0, 0, 12, 0, 0, 0, 42, 0, 0, 0, 7]);
+                out.extend([b'Z', 0, 0, 0, 5, b'I']);
+                let _ = tcp.write_all(&out).await;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = tcp.read(&mut buf).await {
+                    if n == 0 || buf[0] == b'X' {
+                        break;
+                    }
+                    let mut reply = vec![b'C', 0, 0, 0, 13];
+                    reply.extend(b"SELECT 0\0");
+                    reply.extend([b'Z', 0, 0, 0, 5, b'I']);
+                    let _ = tcp.write_all(&reply).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Finding 6: a user deactivated while their login is under way does not end up with a
+/// working session (the session is registered, then decided again, before the upstream
+/// login; a change after that ends it).
+#[tokio::test]
+async fn a_user_deactivated_during_login_gets_no_working_session() {
+    let upstream = slow_login_upstream(std::time::Duration::from_millis(800)).await;
+    let dir = common::Dir::new();
+    let cfg = format!(
+        "[[groups]]\nname = \"eng\"\n[[resources]]\nname = \"slow\"\nprotocol = \"postgres\"\naddress = \"{upstream}\"\ntls = \"disable\"\n\
+         [[resource_roles]]\nname = \"rr\"\nresource = \"slow\"\ndatabase = \"d\"\nuser = \"u\"\nallowed_groups = [\"eng\"]\n"
+    );
+    dir.write_config(None, &cfg);
+    let gw = common::start(&dir).await;
+    let admin = client(&gw, Some(&dir.bootstrap_token()));
+    let user = json!({"name": "dana", "groups": ["eng"], "password": PASSWORD});
+    admin.post("/api/users", user).await.unwrap();
+    let port = gw.postgres_addr.unwrap().port();
+    let login = tokio::spawn(async move {
+        let conn = format!(
+            "host=127.0.0.1 port={port} user=dana password={PASSWORD} dbname=rr sslmode=disable"
+        );
+        let (c, conn) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        c.simple_query("select 1").await.map(|_| ())
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    admin
+        .patch("/api/users/dana", json!({"status": "inactive"}))
+        .await
+        .unwrap();
+    let outcome = login.await.unwrap();
+    assert!(outcome.is_err(), "dana still has a working session");
+    gw.shutdown().await;
+}
