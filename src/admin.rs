@@ -8,6 +8,7 @@ mod error;
 mod lockouts;
 mod ops;
 mod resource_roles;
+mod serve;
 mod sessions;
 mod tokens;
 mod users;
@@ -23,6 +24,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, Failures};
+pub use serve::serve;
 
 use crate::access::api::{self, Action};
 use crate::audit::{Channel, Common, Kind, Mode};
@@ -206,18 +208,6 @@ pub fn not_managed(state: &ApiState, managed: bool, what: &str) -> Result<(), Ap
         )));
     }
     Ok(())
-}
-
-/// Serves the API on `listener` until `shutdown` resolves.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: ApiState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 /// After a successful write: record the admin change and publish the new snapshot now,

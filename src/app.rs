@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::admin::ApiState;
 use crate::audit::WriterHandle;
+use crate::caps::Caps;
 use crate::config::Config;
 use crate::control::ControlPlane;
 use crate::metrics::Metrics;
@@ -106,6 +107,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         Some(t) => Some(crate::tls::server_config(&t.cert, &t.key)?),
         None => None,
     };
+    let budget = crate::caps::budget(&config.limits, crate::caps::raise_nofile());
+    let per_address = config.limits.max_connections_per_address;
     let (gateway, writer, index_task) = open(config).await?;
     let control = Arc::clone(&gateway.control);
     let (stop, stopped) = watch::channel(false);
@@ -123,11 +126,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         admin_addr = Some(listener.local_addr()?);
         tracing::info!(addr = %listener.local_addr()?, "admin API listening");
         let (api, shutdown) = (ApiState(Arc::clone(&gateway)), stopped_fut(stopped.clone()));
-        listeners.spawn(async move {
-            if let Err(e) = crate::admin::serve(listener, api, shutdown).await {
-                tracing::error!(error = %e, "admin API stopped");
-            }
-        });
+        let caps = Caps::new(budget.admin, per_address);
+        listeners.spawn(crate::admin::serve(listener, api, caps, shutdown));
     }
     let mut postgres_addr = None;
     if let Some(addr) = listen.postgres {
@@ -137,7 +137,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let acceptor = server_tls.clone().map(pgwire::tokio::TlsAcceptor::from);
         let pg = Arc::new(PgListener::new(Arc::clone(&gateway), acceptor));
         let stop = stopped_fut(stopped.clone());
-        listeners.spawn(crate::session::accept_loop(pg, listener, stop));
+        let caps = Caps::new(budget.sessions, per_address);
+        listeners.spawn(crate::session::accept_loop(pg, listener, caps, stop));
     }
     let mut mysql_addr = None;
     if let Some(addr) = listen.mysql {
@@ -147,7 +148,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let acceptor = server_tls.clone().map(tokio_rustls::TlsAcceptor::from);
         let my = Arc::new(MyListener::new(Arc::clone(&gateway), acceptor));
         let stop = stopped_fut(stopped.clone());
-        listeners.spawn(crate::session::accept_loop(my, listener, stop));
+        let caps = Caps::new(budget.sessions, per_address);
+        listeners.spawn(crate::session::accept_loop(my, listener, caps, stop));
     }
     Ok(Running {
         mysql_addr,

@@ -89,7 +89,14 @@ pub struct AuditConfig {
 #[derive(Clone, Debug)]
 pub struct Limits {
     pub login_timeout: Duration,
+    /// Client connections each database listener (PostgreSQL, MySQL) holds at once.
     pub max_connections: usize,
+    /// Connections one client address may hold on each listener.
+    pub max_connections_per_address: usize,
+    /// Connections the admin API holds at once.
+    pub max_admin_connections: usize,
+    /// An admin API connection with no traffic this long is closed.
+    pub admin_idle_timeout: Duration,
     /// Failed logins a minute a user name may have before it is locked out (0: no limit).
     pub failed_logins_per_user: u32,
     /// Failed logins a minute a client address may have before it is locked out.
@@ -105,6 +112,15 @@ pub struct Limits {
     pub idle_upstreams: usize,
     /// How long a kept upstream connection may wait before it is closed.
     pub idle_upstream_timeout: Duration,
+}
+
+#[cfg(test)]
+impl Limits {
+    /// The defaults, for tests that set a few fields.
+    pub fn for_tests() -> Limits {
+        let raw = raw::RawLimits::default();
+        validate::limits_for_tests(raw)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -29,6 +29,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 mod bootstrap;
+mod caps;
 pub mod cli;
 mod clock;
 pub mod config;

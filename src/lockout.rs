@@ -155,12 +155,9 @@ mod tests {
         Limits {
             failed_logins_per_user: per_user,
             failed_logins_per_address: per_address,
-            cancel_requests_per_address: 0,
             lockout: Duration::from_secs(60),
-            idle_upstreams: 0,
-            idle_upstream_timeout: Duration::from_secs(60),
-            login_timeout: Duration::from_secs(10),
             max_connections: 10,
+            ..Limits::for_tests()
         }
     }
 

@@ -68,6 +68,9 @@ pub struct RawAudit {
 pub struct RawLimits {
     pub login_timeout: Option<String>,
     pub max_connections: Option<usize>,
+    pub max_connections_per_address: Option<usize>,
+    pub max_admin_connections: Option<usize>,
+    pub admin_idle_timeout: Option<String>,
     pub failed_logins_per_user: Option<u32>,
     pub failed_logins_per_address: Option<u32>,
     pub cancel_requests_per_address: Option<u32>,

@@ -207,6 +207,14 @@ fn limits(p: &mut Problems, raw: super::raw::RawLimits) -> Limits {
             Duration::from_secs(10),
         ),
         max_connections: raw.max_connections.unwrap_or(10_000),
+        max_connections_per_address: raw.max_connections_per_address.unwrap_or(1_000),
+        max_admin_connections: raw.max_admin_connections.unwrap_or(256),
+        admin_idle_timeout: duration_or(
+            p,
+            "limits.admin_idle_timeout",
+            raw.admin_idle_timeout,
+            Duration::from_secs(60),
+        ),
         failed_logins_per_user: raw.failed_logins_per_user.unwrap_or(10),
         failed_logins_per_address: raw.failed_logins_per_address.unwrap_or(30),
         cancel_requests_per_address: raw.cancel_requests_per_address.unwrap_or(600),
@@ -219,10 +227,24 @@ fn limits(p: &mut Problems, raw: super::raw::RawLimits) -> Limits {
             Duration::from_secs(60),
         ),
     };
-    if limits.max_connections == 0 {
-        p.add("limits.max_connections", "must be at least 1");
+    for (key, n) in [
+        ("limits.max_connections", limits.max_connections),
+        (
+            "limits.max_connections_per_address",
+            limits.max_connections_per_address,
+        ),
+        ("limits.max_admin_connections", limits.max_admin_connections),
+    ] {
+        if n == 0 {
+            p.add(key, "must be at least 1");
+        }
     }
     limits
+}
+
+#[cfg(test)]
+pub fn limits_for_tests(raw: super::raw::RawLimits) -> Limits {
+    limits(&mut Problems::default(), raw)
 }
 
 fn groups(p: &mut Problems, raw: Vec<super::raw::RawGroup>) -> Vec<GroupDecl> {

@@ -63,9 +63,9 @@ impl Accept for MyListener {
         &self.gw
     }
 
-    async fn over_cap(mut tcp: TcpStream) {
+    fn too_many() -> Vec<u8> {
         let e = packet::err(code::TOO_MANY_CONNECTIONS, "08004", "Too many connections");
-        let _ = packet::write(&mut tcp, 0, &e).await;
+        packet::frame(0, &e)
     }
 
     async fn connection(self: Arc<Self>, tcp: TcpStream, addr: std::net::SocketAddr) {

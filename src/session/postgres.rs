@@ -66,8 +66,14 @@ impl super::Accept for PgListener {
         &self.gw
     }
 
-    async fn over_cap(tcp: TcpStream) {
-        refuse_over_cap(tcp).await
+    /// A FATAL 53300 sent at once: libpq reads it even in answer to an SSLRequest (as
+    /// PostgreSQL's own postmaster does when it cannot start a backend).
+    fn too_many() -> Vec<u8> {
+        crate::protocol::postgres::front::fatal_bytes(
+            sqlstate::TOO_MANY_CONNECTIONS,
+            "sorry, too many clients already",
+        )
+        .to_vec()
     }
 
     async fn connection(self: Arc<Self>, tcp: TcpStream, addr: std::net::SocketAddr) {
@@ -93,23 +99,6 @@ impl super::Accept for PgListener {
             client: addr.ip(),
         };
         super::run(&self.gw, fe, Protocol::Postgres, addr).await;
-    }
-}
-
-async fn refuse_over_cap(tcp: TcpStream) {
-    if let Ok(Ok(Some(mut f))) = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        pgwire::tokio::server::negotiate_tls::<()>(tcp, None),
-    )
-    .await
-    {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), f.next()).await;
-        send_fatal(
-            &mut f,
-            sqlstate::TOO_MANY_CONNECTIONS,
-            "sorry, too many clients already",
-        )
-        .await;
     }
 }
 

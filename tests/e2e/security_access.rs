@@ -332,3 +332,90 @@ async fn a_user_deactivated_during_login_gets_no_working_session() {
     assert!(outcome.is_err(), "dana still has a working session");
     gw.shutdown().await;
 }
+
+/// Reads what the peer sends until it closes (or `within` passes: then `None`).
+async fn until_closed(
+    tcp: &mut tokio::net::TcpStream,
+    within: std::time::Duration,
+) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut all = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(within, read).await.ok()?;
+    Some(all)
+}
+
+/// Finding 10: the admin port closes idle and dribbling connections, every listener caps
+/// its connections (and each address's), a refusal is immediate, and the process may use
+/// every descriptor its hard limit allows.
+#[tokio::test]
+async fn listeners_cap_and_time_out_connections() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let dir = common::Dir::new();
+    dir.write_config(
+        None,
+        "[limits]\nlogin_timeout = \"1s\"\nadmin_idle_timeout = \"1s\"\nmax_admin_connections = 3\nmax_connections_per_address = 2\n",
+    );
+    let gw = common::start(&dir).await;
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let nums: Vec<&str> = files.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(
+        nums[0], nums[1],
+        "soft open-files limit raised to the hard one: {files}"
+    );
+    let admin = gw.admin_addr.unwrap();
+    let second = std::time::Duration::from_secs(3);
+    // Idle, and dribbling headers: both cut.
+    let mut idle = TcpStream::connect(admin).await.unwrap();
+    let mut dribble = TcpStream::connect(admin).await.unwrap();
+    dribble
+        .write_all(b"GET /healthz HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+    // At the cap (3), the next connection gets a 503 at once.
+    let mut third = TcpStream::connect(admin).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut over = TcpStream::connect(admin).await.unwrap();
+    let refused = until_closed(&mut over, second)
+        .await
+        .expect("refused at once");
+    assert!(
+        String::from_utf8_lossy(&refused).starts_with("HTTP/1.1 503"),
+        "{refused:?}"
+    );
+    assert!(
+        until_closed(&mut idle, second).await.is_some(),
+        "idle connection closed"
+    );
+    assert!(
+        until_closed(&mut dribble, second).await.is_some(),
+        "slow headers cut"
+    );
+    assert!(until_closed(&mut third, second).await.is_some());
+    // Once they are gone, the API answers again.
+    let health = common::client(&gw, None).get("/healthz").await;
+    assert!(health.is_ok(), "{health:?}");
+    // PostgreSQL: two connections from one address, the third is refused with 53300.
+    let pg = gw.postgres_addr.unwrap();
+    let _a = TcpStream::connect(pg).await.unwrap();
+    let _b = TcpStream::connect(pg).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut c = TcpStream::connect(pg).await.unwrap();
+    let answer = until_closed(&mut c, second).await.expect("refused at once");
+    assert_eq!(answer.first(), Some(&b'E'));
+    assert!(String::from_utf8_lossy(&answer).contains("53300"));
+    gw.shutdown().await;
+}
