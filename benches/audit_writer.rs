@@ -34,6 +34,7 @@ async fn run(fsync: Fsync, label: &str, events_per_session: usize) {
     let config = AuditConfig {
         dir: dir.path().join("audit"),
         fsync,
+        durability: portcullis::config::Durability::Written,
         on_failure: OnFailure::Block,
         rotate_bytes: 64 << 20,
         statements: true,

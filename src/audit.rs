@@ -134,12 +134,17 @@ pub struct Recorder {
     healthy: Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// What travels to the writer: events, then one `Close` at shutdown.
+/// What travels to the writer: events (with, for `audit.durability = "acknowledged"`, who
+/// to tell once the event is written), then one `Close` at shutdown.
 #[derive(Debug)]
 pub enum Msg {
-    Event(Event),
+    Event(Event, Option<Written>),
     Close,
 }
+
+/// Told (by the writer) once an event is in the file (and synced, with `fsync =
+/// "always"`); dropped unsent if it was lost (`on_failure = "continue"`).
+pub type Written = tokio::sync::oneshot::Sender<()>;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the monitoring log is not accepting events")]
@@ -148,7 +153,22 @@ pub struct Closed;
 impl Recorder {
     /// Hands an event to the writer; waits only when the writer is behind (back-pressure).
     pub async fn record(&self, event: Event) -> Result<(), Closed> {
-        match self.tx.try_send(Msg::Event(event)) {
+        self.send(event, None).await
+    }
+
+    /// `record`, and a receiver that resolves once the event is written (group commit:
+    /// the writer answers a whole batch after one write).
+    pub async fn record_written(
+        &self,
+        event: Event,
+    ) -> Result<tokio::sync::oneshot::Receiver<()>, Closed> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.send(event, Some(tx)).await?;
+        Ok(rx)
+    }
+
+    async fn send(&self, event: Event, written: Option<Written>) -> Result<(), Closed> {
+        match self.tx.try_send(Msg::Event(event, written)) {
             Ok(()) => Ok(()),
             Err(mpsc::error::TrySendError::Full(event)) => {
                 self.tx.send(event).await.map_err(|_| Closed)
@@ -176,7 +196,7 @@ impl Recorder {
                 handle.spawn(async move { this.emit(event).await });
             }
             Err(_) => {
-                if self.tx.try_send(Msg::Event(event)).is_err() {
+                if self.tx.try_send(Msg::Event(event, None)).is_err() {
                     self.lost.fetch_add(1, Ordering::Relaxed);
                 }
             }

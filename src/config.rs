@@ -69,6 +69,16 @@ pub enum Fsync {
     Never,
 }
 
+/// When a statement's completion reaches the client, relative to its `query` event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// As soon as the server sends it; the event follows (a `kill -9` may lose the last
+    /// few events of statements clients saw complete).
+    Written,
+    /// Only once its event is in the file (and synced, with `fsync = "always"`).
+    Acknowledged,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OnFailure {
     Block,
@@ -79,6 +89,7 @@ pub enum OnFailure {
 pub struct AuditConfig {
     pub dir: PathBuf,
     pub fsync: Fsync,
+    pub durability: Durability,
     pub on_failure: OnFailure,
     pub rotate_bytes: u64,
     /// Per-statement `query` events (default on). Off logs only sessions, logins and

@@ -84,6 +84,14 @@ pub trait ServerSide: Send {
 /// Receives finished statements (and may make the relay wait: back-pressure).
 pub trait Sink: Send {
     fn outcome(&mut self, outcome: Outcome) -> impl Future<Output = ()> + Send;
+    /// Whether the server's bytes that complete statements wait for `settled`.
+    fn holds_completions(&self) -> bool {
+        false
+    }
+    /// Resolves once every outcome handed over so far is durably recorded.
+    fn settled(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -381,12 +389,21 @@ where
                 self.server_boundary
                     .store(framer.at_boundary(), Ordering::Relaxed);
                 *self.bytes += chunk.len() as u64;
-                if let Err(e) = write(&mut self.to, chunk).await {
+                // Held completions (`audit.durability = "acknowledged"`): the client sees
+                // a statement complete only once its event is written.
+                let hold = !outcomes.is_empty() && self.sink.holds_completions();
+                if !hold && let Err(e) = write(&mut self.to, chunk).await {
                     return Ended::Failed(format!("writing to the client: {e}"));
                 }
                 for o in outcomes.drain(..) {
                     *self.queries += 1;
                     self.sink.outcome(o).await;
+                }
+                if hold {
+                    self.sink.settled().await;
+                    if let Err(e) = write(&mut self.to, chunk).await {
+                        return Ended::Failed(format!("writing to the client: {e}"));
+                    }
                 }
             }
             let n = tokio::select! {

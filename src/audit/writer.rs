@@ -182,12 +182,12 @@ pub fn spawn_writer(
         let mut closing = false;
         while !closing {
             match rx.blocking_recv() {
-                Some(Msg::Event(e)) => batch.push(e),
+                Some(Msg::Event(e, w)) => batch.push((e, w)),
                 Some(Msg::Close) | None => closing = true,
             }
             while batch.len() < BATCH {
                 match rx.try_recv() {
-                    Ok(Msg::Event(e)) => batch.push(e),
+                    Ok(Msg::Event(e, w)) => batch.push((e, w)),
                     Ok(Msg::Close) => closing = true,
                     Err(_) => break,
                 }
@@ -205,7 +205,7 @@ pub fn spawn_writer(
                 // `done` survives a retry: events already sealed are not written twice.
                 let result = batch[done..]
                     .iter()
-                    .try_for_each(|e| {
+                    .try_for_each(|(e, _)| {
                         chain.append(e, config.rotate_bytes)?;
                         done += 1;
                         Ok(())
@@ -238,8 +238,15 @@ pub fn spawn_writer(
                 last_sync = Instant::now();
             }
             let small = batch.len() < BATCH / 4;
-            batch.clear();
-            if small && !closing {
+            let mut waiting = false;
+            for (_, written) in batch.drain(..) {
+                if let Some(w) = written {
+                    waiting = true;
+                    let _ = w.send(());
+                }
+            }
+            // Sessions waiting on their events (`acknowledged`) are the batch: no nap.
+            if small && !closing && !waiting {
                 // Let events accumulate: a writer parked on the channel costs every session
                 // a wake-up (a syscall) per event; a short nap batches them instead.
                 std::thread::sleep(BATCH_NAP);

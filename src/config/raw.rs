@@ -59,6 +59,7 @@ pub struct RawStore {
 pub struct RawAudit {
     pub dir: Option<String>,
     pub fsync: Option<String>,
+    pub durability: Option<String>,
     pub on_failure: Option<String>,
     pub rotate_bytes: Option<u64>,
     pub statements: Option<bool>,

@@ -185,9 +185,21 @@ fn audit(p: &mut Problems, raw: super::raw::RawAudit) -> AuditConfig {
             OnFailure::Block
         }
     };
+    let durability = match raw.durability.as_deref() {
+        None | Some("written") => Durability::Written,
+        Some("acknowledged") => Durability::Acknowledged,
+        Some(other) => {
+            p.add(
+                "audit.durability",
+                format!("`{other}` is not one of written, acknowledged"),
+            );
+            Durability::Written
+        }
+    };
     let audit = AuditConfig {
         dir: PathBuf::from(raw.dir.unwrap_or_else(|| "data/audit".into())),
         fsync,
+        durability,
         on_failure,
         rotate_bytes: raw.rotate_bytes.unwrap_or(64 << 20),
         statements: raw.statements.unwrap_or(true),

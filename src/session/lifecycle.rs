@@ -159,6 +159,8 @@ impl Session {
             metrics: Arc::clone(&self.gw.metrics),
             end: self.end.clone(),
             statements: self.gw.control.config().audit.statements,
+            acknowledged: self.gw.control.config().audit.durability
+                == crate::config::Durability::Acknowledged,
         }
     }
 

@@ -22,6 +22,8 @@ pub struct RelayLink {
     pub end: watch::Receiver<Option<EndReason>>,
     /// `audit.statements`: write a `query` event per statement.
     pub statements: bool,
+    /// `audit.durability = "acknowledged"`: completions wait for their events.
+    pub acknowledged: bool,
 }
 
 impl RelayLink {
@@ -74,6 +76,8 @@ pub struct EventSink<'a> {
     /// The session's fields as its events carry them: the link's, until the client sets
     /// another application name.
     common: Arc<Common>,
+    /// Events not yet confirmed written (`acknowledged` durability).
+    unwritten: Vec<tokio::sync::oneshot::Receiver<()>>,
 }
 
 impl<'a> EventSink<'a> {
@@ -81,6 +85,7 @@ impl<'a> EventSink<'a> {
         EventSink {
             link,
             common: Arc::clone(&link.common),
+            unwritten: Vec::new(),
         }
     }
 
@@ -124,8 +129,26 @@ impl Sink for EventSink<'_> {
                 cut: o.cut,
             },
         };
-        if self.link.recorder.record(event).await.is_err() {
+        let recorded = if self.link.acknowledged {
+            let written = self.link.recorder.record_written(event).await;
+            written.map(|rx| self.unwritten.push(rx))
+        } else {
+            self.link.recorder.record(event).await
+        };
+        if recorded.is_err() {
             tracing::warn!(session_id = %self.common.session_id, "a query event could not be handed to the monitoring log");
+        }
+    }
+
+    fn holds_completions(&self) -> bool {
+        self.link.acknowledged
+    }
+
+    async fn settled(&mut self) {
+        for rx in self.unwritten.drain(..) {
+            // An error means the event was lost (`on_failure = "continue"`, counted there):
+            // the client is not held forever for it.
+            let _ = rx.await;
         }
     }
 }
