@@ -38,9 +38,12 @@ async fn run(fsync: Fsync, label: &str, events_per_session: usize) {
         on_failure: OnFailure::Block,
         rotate_bytes: 64 << 20,
         statements: true,
+        checkpoint_interval: std::time::Duration::from_secs(10),
+        checkpoint_events: 10_000,
+        signing_key: None,
     };
     let lost = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (recorder, writer) = spawn_writer(&config, lost).expect("writer");
+    let (recorder, writer) = spawn_writer(&config, lost, None).expect("writer");
     let start = Instant::now();
     let tasks: Vec<_> = (0..SESSIONS)
         .map(|s| {

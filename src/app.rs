@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use crate::admin::ApiState;
 use crate::audit::WriterHandle;
+use crate::audit::checkpoint::{Anchor, Checkpoints};
+use crate::audit::signing::CheckpointSigner;
 use crate::caps::Caps;
 use crate::config::Config;
 use crate::control::ControlPlane;
@@ -52,7 +54,7 @@ pub struct Running {
     stop: watch::Sender<bool>,
     index_task: tokio::task::JoinHandle<()>,
     listeners: JoinSet<()>,
-    writer: WriterHandle,
+    writer: Writer,
 }
 
 impl Running {
@@ -168,23 +170,32 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
 /// sessions a crash left open): the gateway every listener shares.
 async fn open(
     config: Config,
-) -> anyhow::Result<(Arc<Gateway>, WriterHandle, tokio::task::JoinHandle<()>)> {
+) -> anyhow::Result<(Arc<Gateway>, Writer, tokio::task::JoinHandle<()>)> {
     let sealer = Sealer::load(config.store.key.as_ref(), &config.store.data_dir)?;
     let store = Store::open(&config.store.url, sealer)
         .await
         .with_context(|| format!("cannot open the store at {}", redact_url(&config.store.url)))?;
+    let instance = crate::session::index::instance_id(&config.store.data_dir)
+        .context("cannot read or create this instance's id in store.data_dir")?;
+    let signer = Arc::new(CheckpointSigner::load(
+        config.audit.signing_key.as_ref(),
+        &config.store.data_dir,
+    )?);
+    let (checkpoints, anchor_task) = checkpoints(&config, &store, &instance, &signer).await?;
     let lost = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (recorder, writer) =
-        crate::audit::spawn_writer(&config.audit, lost).with_context(|| {
+    let (recorder, writer) = crate::audit::spawn_writer(&config.audit, lost, Some(checkpoints))
+        .with_context(|| {
             format!(
                 "cannot open the monitoring log in {}",
                 config.audit.dir.display()
             )
         })?;
+    let writer = Writer {
+        handle: writer,
+        anchors: anchor_task,
+    };
     let control = ControlPlane::start(config, store).await?;
     control.attach_recorder(recorder.clone());
-    let instance = crate::session::index::instance_id(&control.config().store.data_dir)
-        .context("cannot read or create this instance's id in store.data_dir")?;
     let audit_dir = control.config().audit.dir.clone();
     match crate::session::index::close_orphans(&control.store, &recorder, &instance, &audit_dir)
         .await
@@ -209,8 +220,54 @@ async fn open(
         lockout: Arc::new(crate::lockout::Lockout::new(limits)),
         upstreams: Upstreams::new(limits),
         tasks: tokio_util::task::TaskTracker::new(),
+        instance: instance.into(),
+        signer,
     });
     Ok((gateway, writer, index_task))
+}
+
+/// The monitoring log's writer and the task that anchors its checkpoints in the store.
+struct Writer {
+    handle: WriterHandle,
+    anchors: tokio::task::JoinHandle<()>,
+}
+
+impl Writer {
+    /// Writes every event (and the last checkpoint), then waits for its anchor.
+    async fn finish(self) {
+        self.handle.finish().await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.anchors).await;
+    }
+}
+
+/// The checkpoint schedule, the store's last anchor for this instance, and a task that
+/// writes each new anchor to the store.
+async fn checkpoints(
+    config: &Config,
+    store: &Store,
+    instance: &str,
+    signer: &Arc<CheckpointSigner>,
+) -> anyhow::Result<(Checkpoints, tokio::task::JoinHandle<()>)> {
+    let anchored = store
+        .anchor(instance)
+        .await
+        .context("cannot read the monitoring log's anchor from the store")?
+        .map(|(seq, hash)| Anchor { seq, hash });
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Anchor>();
+    let (store, who) = (store.clone(), instance.to_owned());
+    let task = tokio::spawn(async move {
+        while let Some(a) = rx.recv().await {
+            if let Err(e) = store.set_anchor(&who, a.seq, &a.hash).await {
+                tracing::warn!(error = %e, "cannot anchor the monitoring log's checkpoint in the store");
+            }
+        }
+    });
+    let schedule = (
+        config.audit.checkpoint_interval,
+        config.audit.checkpoint_events,
+    );
+    let cp = Checkpoints::new(Arc::clone(signer), instance, schedule, tx, anchored);
+    Ok((cp, task))
 }
 
 /// Says loudly when the data directory, the store or the monitoring log can be read by

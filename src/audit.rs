@@ -6,8 +6,10 @@
 //! `prev_hash` and `hash`.
 
 pub mod chain;
+pub mod checkpoint;
 pub mod encode;
 mod fields;
+pub mod signing;
 mod writer;
 
 use std::net::SocketAddr;
@@ -17,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-pub use chain::{VerifyReport, verify_dir};
+pub use chain::{Checks, VerifyReport, verify_dir, verify_with};
 pub use fields::{Channel, Cut, EndedBy, Mode, Op, Status};
 pub use writer::{WriterHandle, spawn_writer};
 
@@ -108,6 +110,22 @@ pub enum Kind {
     AccessDenied {
         reason: String,
     },
+    /// The chain head (`head_seq`, `head_hash`: the line before this one) signed with the
+    /// gateway's checkpoint key.
+    Checkpoint {
+        instance: String,
+        head_seq: u64,
+        head_hash: String,
+        signature: String,
+        key_id: String,
+    },
+    /// At start, the log did not reach the head anchored in the store.
+    LogTruncated {
+        anchored_seq: u64,
+        anchored_hash: String,
+        found_seq: u64,
+        reason: String,
+    },
     AdminChange {
         actor: String,
         action: String,
@@ -123,6 +141,12 @@ pub struct Event {
     pub common: Arc<Common>,
     #[serde(flatten)]
     pub kind: Kind,
+}
+
+/// The most lines a log written with `checkpoint_events` may hold after its last
+/// checkpoint: the schedule, plus a writer batch that crossed it.
+pub fn max_unsigned(checkpoint_events: u64) -> u64 {
+    checkpoint_events + writer::BATCH as u64 + 1
 }
 
 /// The sessions' handle on the monitoring log. Cloning is cheap.

@@ -294,11 +294,23 @@ pub enum TokenCmd {
 #[derive(Subcommand, Debug)]
 pub enum AuditCmd {
     /// Check the hash chain end to end; names the first broken line. Reads the files
-    /// directly (no server needed).
+    /// directly (no server needed). With --public-key, every checkpoint's signature too,
+    /// so a rebuilt log is found by someone who holds only the public key.
     Verify {
         /// The log directory; default: `audit.dir` of the config.
         #[arg(long)]
         dir: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The gateway's checkpoint public key (hex), as `audit public-key` prints it.
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+        /// Lines allowed after the last checkpoint (default: from `audit.checkpoint_events`).
+        #[arg(long)]
+        max_unsigned: Option<u64>,
+    },
+    /// Print the public key that verifies this gateway's checkpoints (hex Ed25519).
+    PublicKey {
         #[arg(long)]
         config: Option<PathBuf>,
     },

@@ -95,6 +95,13 @@ pub struct AuditConfig {
     /// Per-statement `query` events (default on). Off logs only sessions, logins and
     /// changes; it exists to measure what per-statement monitoring costs.
     pub statements: bool,
+    /// A signed checkpoint at least this often while events are written.
+    pub checkpoint_interval: Duration,
+    /// ... and at least every this many events.
+    pub checkpoint_events: u64,
+    /// The checkpoint signing key (hex Ed25519 seed); default: generated into
+    /// `store.data_dir/audit-signing.key`.
+    pub signing_key: Option<SecretSource>,
 }
 
 #[derive(Clone, Debug)]

@@ -46,6 +46,10 @@ pub struct Gateway {
     pub upstreams: Upstreams,
     /// Every session task; shutdown waits on it (closed when the last task ends).
     pub tasks: tokio_util::task::TaskTracker,
+    /// This instance's id (`store.data_dir/instance-id`).
+    pub instance: Arc<str>,
+    /// Signs the monitoring log's checkpoints; its public key is what auditors verify with.
+    pub signer: Arc<crate::audit::signing::CheckpointSigner>,
 }
 
 impl Gateway {

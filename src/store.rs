@@ -3,6 +3,7 @@
 //! shared PostgreSQL; one set of migrations written for both. Every write bumps a revision
 //! so every instance can see that its snapshot is stale.
 
+mod anchors;
 mod catalog;
 mod changes;
 mod sessions;

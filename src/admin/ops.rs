@@ -25,6 +25,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(reload))
         .routes(routes!(changes))
         .routes(routes!(verify))
+        .routes(routes!(public_key))
 }
 
 /// The process is up.
@@ -159,6 +160,19 @@ async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], doc.as_str())
 }
 
+/// The public key that verifies this gateway's checkpoints (hex Ed25519), for auditors
+/// who check a copy of the log offline (`portcullis audit verify --public-key FILE`).
+#[utoipa::path(get, path = "/api/audit/public-key", tag = "monitoring log",
+    responses((status = 200, body = String, content_type = "text/plain"), Failures))]
+async fn public_key(State(s): State<ApiState>, caller: Caller) -> Result<String, ApiError> {
+    if !caller.is_reader() {
+        return Err(ApiError::forbidden(
+            "this requires the admin or auditor role",
+        ));
+    }
+    Ok(format!("{}\n", s.signer.public_hex()))
+}
+
 /// Re-reads the config file; a bad file keeps the old config (admin).
 #[utoipa::path(post, path = "/api/config/reload", tag = "operations",
     responses((status = 200, body = Reloaded), Failures))]
@@ -199,7 +213,8 @@ async fn changes(
     Ok(Json(s.control.store.list_changes(limit).await?))
 }
 
-/// Checks the hash chain of this instance's monitoring log (readers).
+/// Checks this instance's monitoring log: the hash chain, every checkpoint's signature,
+/// and that the log reaches the head anchored in the store (readers).
 #[utoipa::path(get, path = "/api/audit/verify", tag = "monitoring log",
     responses((status = 200, body = crate::audit::VerifyReport), Failures))]
 pub async fn verify(
@@ -211,8 +226,16 @@ pub async fn verify(
             "this requires the admin or auditor role",
         ));
     }
-    let dir = s.control.config().audit.dir.clone();
-    let report = tokio::task::spawn_blocking(move || crate::audit::verify_dir(&dir))
+    let config = s.control.config();
+    // The anchor first: a checkpoint written while the files are read only adds lines.
+    let anchor = s.control.store.anchor(&s.instance).await?;
+    let checks = crate::audit::Checks {
+        public_key: Some(s.signer.verifying_key()),
+        max_unsigned: crate::audit::max_unsigned(config.audit.checkpoint_events),
+        anchor,
+    };
+    let dir = config.audit.dir.clone();
+    let report = tokio::task::spawn_blocking(move || crate::audit::verify_with(&dir, &checks))
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?
         .map_err(|e| ApiError::unavailable(format!("cannot read the monitoring log: {e}")))?;

@@ -83,6 +83,34 @@ pub fn log_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The hash of the line with `seq`, looking from the newest file back (for the anchor
+/// check at start).
+pub fn line_hash(dir: &Path, seq: u64) -> std::io::Result<Option<String>> {
+    for file in log_files(dir)?.iter().rev() {
+        let text = std::fs::read_to_string(file)?;
+        let seq_of = |line: &str| -> Option<u64> {
+            serde_json::from_str::<Value>(line)
+                .ok()?
+                .get("seq")?
+                .as_u64()
+        };
+        let first = text.lines().next().and_then(seq_of);
+        if first.is_some_and(|f| f > seq) {
+            continue;
+        }
+        for line in text.lines().filter(|l| l.ends_with('}')) {
+            if seq_of(line) == Some(seq) {
+                let hash = line
+                    .rfind(HASH_KEY)
+                    .map(|at| line[at + HASH_KEY.len()..line.len().saturating_sub(2)].to_owned());
+                return Ok(hash);
+            }
+        }
+        return Ok(None);
+    }
+    Ok(None)
+}
+
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct VerifyReport {
     pub ok: bool,
@@ -92,10 +120,35 @@ pub struct VerifyReport {
     pub first_error: Option<String>,
     /// The last line of the last file is incomplete (the process died mid-write).
     pub truncated_tail: bool,
+    /// Checkpoints whose signature was checked (with a public key).
+    #[serde(default)]
+    pub checkpoints: u64,
+    /// Lines after the last checked checkpoint: not (yet) covered by a signature.
+    #[serde(default)]
+    pub unsigned_tail: u64,
+    /// The seq anchored in the store that the log was checked against.
+    #[serde(default)]
+    pub anchored_seq: Option<u64>,
+}
+
+/// What a verification checks besides the chain.
+#[derive(Clone, Debug, Default)]
+pub struct Checks {
+    /// Verify every checkpoint's signature with this key, and that no stretch of lines
+    /// longer than `max_unsigned` goes without one.
+    pub public_key: Option<ed25519_dalek::VerifyingKey>,
+    pub max_unsigned: u64,
+    /// The log must reach this anchored head (seq, hash).
+    pub anchor: Option<(u64, String)>,
 }
 
 /// Checks every line of every file: hash, chain link and sequence.
 pub fn verify_dir(dir: &Path) -> std::io::Result<VerifyReport> {
+    verify_with(dir, &Checks::default())
+}
+
+/// `verify_dir`, and the checkpoints' signatures and the anchor, as `checks` asks.
+pub fn verify_with(dir: &Path, checks: &Checks) -> std::io::Result<VerifyReport> {
     let files = log_files(dir)?;
     let mut report = VerifyReport {
         ok: true,
@@ -103,8 +156,15 @@ pub fn verify_dir(dir: &Path) -> std::io::Result<VerifyReport> {
         lines: 0,
         first_error: None,
         truncated_tail: false,
+        checkpoints: 0,
+        unsigned_tail: 0,
+        anchored_seq: checks.anchor.as_ref().map(|a| a.0),
     };
-    let (mut prev_hash, mut prev_seq) = (GENESIS.to_owned(), 0u64);
+    let mut state = State {
+        prev_hash: GENESIS.to_owned(),
+        prev_seq: 0,
+        anchor_seen: false,
+    };
     for (fi, file) in files.iter().enumerate() {
         let text = std::fs::read_to_string(file)?;
         let name = file
@@ -122,21 +182,116 @@ pub fn verify_dir(dir: &Path) -> std::io::Result<VerifyReport> {
                 break;
             }
             report.lines += 1;
-            if let Err(what) = check_line(raw.trim_end(), &mut prev_hash, &mut prev_seq) {
+            let checked = check_line(raw.trim_end(), &mut state, checks, &mut report);
+            if let Err(what) = checked {
                 report.ok = false;
                 report.first_error = Some(format!("{at}: {what}"));
                 return Ok(report);
             }
         }
     }
+    finish(&mut report, &state, checks);
     Ok(report)
 }
 
-fn check_line(line: &str, prev_hash: &mut String, prev_seq: &mut u64) -> Result<(), String> {
+/// What runs on from line to line.
+struct State {
+    prev_hash: String,
+    prev_seq: u64,
+    anchor_seen: bool,
+}
+
+/// The checks that need the whole log: the anchor reached, the unsigned tail bounded.
+fn finish(report: &mut VerifyReport, state: &State, checks: &Checks) {
+    if let Some((seq, _)) = &checks.anchor
+        && !state.anchor_seen
+    {
+        report.ok = false;
+        report.first_error = Some(format!(
+            "the log ends at seq {} but the store's anchor is seq {seq}: lines or files were removed from the end",
+            state.prev_seq
+        ));
+    } else if checks.public_key.is_some() && report.lines > 0 && report.checkpoints == 0 {
+        report.ok = false;
+        report.first_error = Some(
+            "no checkpoint at all: every log the gateway writes begins with one (log rebuilt)"
+                .into(),
+        );
+    } else if checks.public_key.is_some() && report.unsigned_tail > checks.max_unsigned {
+        report.ok = false;
+        report.first_error = Some(format!(
+            "the last {} lines are covered by no checkpoint (at most {} expected): checkpoints were removed or the log was rebuilt",
+            report.unsigned_tail, checks.max_unsigned
+        ));
+    }
+}
+
+/// A checkpoint line: signed by the key, over the line before it.
+fn check_checkpoint(
+    object: &Map<String, Value>,
+    state: &State,
+    public: &ed25519_dalek::VerifyingKey,
+) -> Result<(), String> {
+    let field = |k: &str| object.get(k).and_then(Value::as_str).unwrap_or_default();
+    let head_seq = object.get("head_seq").and_then(Value::as_u64).unwrap_or(0);
+    if head_seq != state.prev_seq || field("head_hash") != state.prev_hash {
+        return Err("a checkpoint that does not sign the line before it (log rebuilt)".into());
+    }
+    let signed = super::signing::verify(
+        public,
+        field("instance"),
+        head_seq,
+        field("head_hash"),
+        field("signature"),
+    );
+    if !signed {
+        return Err("a checkpoint signature that does not verify with this public key (log rebuilt or another key)".into());
+    }
+    Ok(())
+}
+
+fn check_line(
+    line: &str,
+    state: &mut State,
+    checks: &Checks,
+    report: &mut VerifyReport,
+) -> Result<(), String> {
     let object: Map<String, Value> = match serde_json::from_str(line) {
         Ok(Value::Object(o)) => o,
         _ => return Err("not a JSON object (line edited or inserted)".into()),
     };
+    if let Some(public) = &checks.public_key
+        && object.get("kind").and_then(Value::as_str) == Some("checkpoint")
+    {
+        check_checkpoint(&object, state, public)?;
+        report.checkpoints += 1;
+        report.unsigned_tail = 0;
+    } else {
+        report.unsigned_tail += 1;
+        if checks.public_key.is_some() && report.unsigned_tail > checks.max_unsigned {
+            return Err(format!(
+                "more than {} lines without a checkpoint: checkpoints were removed or the log was rebuilt",
+                checks.max_unsigned
+            ));
+        }
+    }
+    chained(line, &object, state)?;
+    if let Some((seq, hash)) = &checks.anchor
+        && *seq == state.prev_seq
+    {
+        if *hash != state.prev_hash {
+            return Err(format!(
+                "seq {seq} is not the line the store anchored (log rewritten)"
+            ));
+        }
+        state.anchor_seen = true;
+    }
+    Ok(())
+}
+
+/// The line's hash, chain link and sequence.
+fn chained(line: &str, object: &Map<String, Value>, state: &mut State) -> Result<(), String> {
+    let (prev_hash, prev_seq) = (&mut state.prev_hash, &mut state.prev_seq);
     // The canonical content is the line without its trailing `,"hash":"…"` member.
     let (canonical, hash) = match line.rfind(HASH_KEY) {
         Some(at) if line.len() == at + HASH_KEY.len() + 66 && line.ends_with("\"}") => (

@@ -12,12 +12,13 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use super::chain::{GENESIS, log_files, members, seal_into};
+use super::checkpoint::{Anchor, Checkpoints};
 use super::encode;
 use super::{Event, Msg, Recorder};
 use crate::config::{AuditConfig, Fsync, OnFailure};
 
 const CHANNEL: usize = 8192;
-const BATCH: usize = 512;
+pub(super) const BATCH: usize = 512;
 const BATCH_NAP: Duration = Duration::from_millis(2);
 
 pub struct WriterHandle {
@@ -162,12 +163,51 @@ impl Chain {
     }
 }
 
-/// Starts the writer; returns the sessions' `Recorder` and the handle to wait on.
+/// Signs the chain head into the log, syncs it, and sends the checkpoint's own line to be
+/// anchored in the store. A failure is said, and the next batch tries again.
+fn checkpoint(chain: &mut Chain, cp: &mut Checkpoints, config: &AuditConfig) {
+    let event = cp.event(chain.seq, &chain.prev_hash);
+    let written = chain
+        .append(&event, config.rotate_bytes)
+        .and_then(|()| chain.flush(config.fsync != Fsync::Never));
+    match written {
+        Ok(()) => {
+            let anchor = Anchor {
+                seq: chain.seq,
+                hash: chain.prev_hash.clone(),
+            };
+            let _ = cp.anchors.send(anchor);
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "writing a checkpoint failed; the next batch retries")
+        }
+    }
+}
+
+/// Starts the writer; returns the sessions' `Recorder` and the handle to wait on. With
+/// `checkpoints`, the chain head is signed on schedule and anchored in the store, and the
+/// resumed log is checked against the last anchor first.
 pub fn spawn_writer(
     config: &AuditConfig,
     lost: Arc<AtomicU64>,
+    mut checkpoints: Option<Checkpoints>,
 ) -> std::io::Result<(Recorder, WriterHandle)> {
     let mut chain = Chain::resume(&config.dir)?;
+    if let Some(cp) = &checkpoints {
+        let found = match &cp.anchored {
+            Some(a) => super::chain::line_hash(&config.dir, a.seq)?,
+            None => None,
+        };
+        if let Some(event) = cp.resumed(found.as_deref(), chain.seq) {
+            chain.append(&event, config.rotate_bytes)?;
+            chain.flush(true)?;
+        }
+    }
+    // A checkpoint at start signs the head the chain goes on from: every log begins
+    // signed, so one without any checkpoint was rebuilt.
+    if let Some(cp) = checkpoints.as_mut() {
+        checkpoint(&mut chain, cp, config);
+    }
     let (tx, mut rx) = mpsc::channel::<Msg>(CHANNEL);
     let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let recorder = Recorder {
@@ -237,6 +277,12 @@ pub fn spawn_writer(
             if sync {
                 last_sync = Instant::now();
             }
+            if let Some(cp) = checkpoints.as_mut() {
+                cp.since += batch.len() as u64;
+                if cp.due() {
+                    checkpoint(&mut chain, cp, &config);
+                }
+            }
             let small = batch.len() < BATCH / 4;
             let mut waiting = false;
             for (_, written) in batch.drain(..) {
@@ -251,6 +297,9 @@ pub fn spawn_writer(
                 // a wake-up (a syscall) per event; a short nap batches them instead.
                 std::thread::sleep(BATCH_NAP);
             }
+        }
+        if let Some(cp) = checkpoints.as_mut().filter(|cp| cp.since > 0) {
+            checkpoint(&mut chain, cp, &config);
         }
         if let Err(e) = chain.flush(true) {
             tracing::error!(error = %e, "final monitoring log sync failed");

@@ -8,35 +8,82 @@ use std::time::Duration;
 use super::{AuditCmd, Output};
 use crate::config::Config;
 
-fn log_dir(dir: &Option<PathBuf>, config: &Option<PathBuf>) -> Result<PathBuf, String> {
-    if let Some(d) = dir {
-        return Ok(d.clone());
-    }
+fn load(config: &Option<PathBuf>) -> Result<Config, String> {
     let path = Config::path_from(config.clone());
-    Config::load(&path)
-        .map(|c| c.audit.dir)
-        .map_err(|e| e.to_string())
+    Config::load(&path).map_err(|e| e.to_string())
+}
+
+fn log_dir(dir: &Option<PathBuf>, config: &Option<PathBuf>) -> Result<PathBuf, String> {
+    match dir {
+        Some(d) => Ok(d.clone()),
+        None => load(config).map(|c| c.audit.dir),
+    }
 }
 
 pub fn run(cmd: &AuditCmd, output: Output) -> ExitCode {
-    let (dir, config) = match cmd {
-        AuditCmd::Verify { dir, config } | AuditCmd::Tail { dir, config } => (dir, config),
+    let done = match cmd {
+        AuditCmd::Verify {
+            dir,
+            config,
+            public_key,
+            max_unsigned,
+        } => checks(config, public_key, *max_unsigned)
+            .and_then(|checks| Ok((log_dir(dir, config)?, checks)))
+            .map(|(dir, checks)| verify(&dir, &checks, output)),
+        AuditCmd::Tail { dir, config } => log_dir(dir, config).map(|d| tail(&d)),
+        AuditCmd::PublicKey { config } => load(config).and_then(|c| {
+            let path = c
+                .store
+                .data_dir
+                .join(crate::audit::signing::PUBLIC_KEY_FILE);
+            std::fs::read_to_string(&path)
+                .map(|k| {
+                    println!("{}", k.trim());
+                    ExitCode::SUCCESS
+                })
+                .map_err(|e| {
+                    format!(
+                        "cannot read {}: {e} (has the gateway started once?)",
+                        path.display()
+                    )
+                })
+        }),
     };
-    let dir = match log_dir(dir, config) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match cmd {
-        AuditCmd::Verify { .. } => verify(&dir, output),
-        AuditCmd::Tail { .. } => tail(&dir),
-    }
+    done.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
+        ExitCode::FAILURE
+    })
 }
 
-fn verify(dir: &std::path::Path, output: Output) -> ExitCode {
-    let report = match crate::audit::verify_dir(dir) {
+/// The signature checks `--public-key` asks for.
+fn checks(
+    config: &Option<PathBuf>,
+    public_key: &Option<PathBuf>,
+    max_unsigned: Option<u64>,
+) -> Result<crate::audit::Checks, String> {
+    let Some(file) = public_key else {
+        return Ok(crate::audit::Checks::default());
+    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+    let key =
+        crate::audit::signing::public_key(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+    let max_unsigned = match max_unsigned {
+        Some(n) => n,
+        None => {
+            let events = load(config).map_or(10_000, |c| c.audit.checkpoint_events);
+            crate::audit::max_unsigned(events)
+        }
+    };
+    Ok(crate::audit::Checks {
+        public_key: Some(key),
+        max_unsigned,
+        anchor: None,
+    })
+}
+
+fn verify(dir: &std::path::Path, checks: &crate::audit::Checks, output: Output) -> ExitCode {
+    let report = match crate::audit::verify_with(dir, checks) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot read {}: {e}", dir.display());
@@ -53,6 +100,12 @@ fn verify(dir: &std::path::Path, output: Output) -> ExitCode {
             "ok: {} lines in {} files, hash chain intact",
             report.lines, report.files
         );
+        if checks.public_key.is_some() {
+            println!(
+                "signed: {} checkpoints verify; {} lines after the last one",
+                report.checkpoints, report.unsigned_tail
+            );
+        }
         if report.truncated_tail {
             println!(
                 "note: the last line of the newest file is incomplete (the process stopped mid-write); it is not part of the chain"

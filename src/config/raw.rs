@@ -63,6 +63,9 @@ pub struct RawAudit {
     pub on_failure: Option<String>,
     pub rotate_bytes: Option<u64>,
     pub statements: Option<bool>,
+    pub checkpoint_interval: Option<String>,
+    pub checkpoint_events: Option<u64>,
+    pub signing_key: Option<SecretSource>,
 }
 
 #[derive(Debug, Default, Deserialize)]

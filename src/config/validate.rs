@@ -203,6 +203,14 @@ fn audit(p: &mut Problems, raw: super::raw::RawAudit) -> AuditConfig {
         on_failure,
         rotate_bytes: raw.rotate_bytes.unwrap_or(64 << 20),
         statements: raw.statements.unwrap_or(true),
+        checkpoint_interval: duration_or(
+            p,
+            "audit.checkpoint_interval",
+            raw.checkpoint_interval,
+            Duration::from_secs(10),
+        ),
+        checkpoint_events: raw.checkpoint_events.unwrap_or(10_000).max(1),
+        signing_key: raw.signing_key,
     };
     if audit.rotate_bytes < 4096 {
         p.add("audit.rotate_bytes", "must be at least 4096");

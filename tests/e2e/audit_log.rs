@@ -121,3 +121,128 @@ async fn a_removed_file_and_a_truncated_tail_are_told_apart() {
     assert!(!report.ok);
     assert!(report.first_error.unwrap().contains("removed"));
 }
+
+/// Rewrites a log as someone who can write the files (but not read the gateway's keys)
+/// would: drops the lines `drop` selects and renumbers and rehashes the rest, so the
+/// plain hash chain verifies again.
+fn rebuild(dir: &Path, drop: impl Fn(&serde_json::Value) -> bool) {
+    let mut all: Vec<String> = Vec::new();
+    for f in files(dir) {
+        all.extend(
+            std::fs::read_to_string(&f)
+                .unwrap()
+                .lines()
+                .map(str::to_owned),
+        );
+        std::fs::remove_file(f).unwrap();
+    }
+    let (mut prev, mut seq) = (portcullis::audit::chain::GENESIS.to_owned(), 0u64);
+    let mut out = String::new();
+    for line in all {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if drop(&v) {
+            continue;
+        }
+        seq += 1;
+        // `{"seq":N,"ts":"…","prev_hash":"…",<rest>,"hash":"…"}`
+        let ts_at = line.find(",\"ts\":").unwrap();
+        let rest_at = line.find(",\"prev_hash\":").unwrap() + ",\"prev_hash\":".len() + 66;
+        let hash_at = line.rfind(",\"hash\":").unwrap();
+        let canonical = format!(
+            "{{\"seq\":{seq}{}\"prev_hash\":\"{prev}\"{}}}",
+            &line[ts_at..line.find("\"prev_hash\"").unwrap()],
+            &line[rest_at..hash_at]
+        );
+        let hash = portcullis::audit::chain::hash_of(&prev, &canonical);
+        out.push_str(&format!(
+            "{},\"hash\":\"{hash}\"}}\n",
+            &canonical[..canonical.len() - 1]
+        ));
+        prev = hash;
+    }
+    std::fs::write(dir.join("portcullis-000001.jsonl"), out).unwrap();
+}
+
+/// Finding 5: a log rebuilt by someone without the signing key (events deleted, lines
+/// renumbered and rehashed) passes the plain chain check but not the signed one; a log
+/// cut short is found against the store's anchor, and the restart that finds it says so
+/// and records it.
+#[tokio::test]
+async fn checkpoints_and_the_anchor_catch_a_rebuilt_or_cut_log() {
+    let env = PgEnv::new("[audit]\ncheckpoint_events = 5\n").await;
+    let c = env.alice().await;
+    for i in 0..30 {
+        c.simple_query(&format!("select {i}")).await.unwrap();
+    }
+    drop(c);
+    let _ = env.events().await;
+    let api = common::client(&env.gw, Some(&env.dir.bootstrap_token()));
+    let report = api.get("/api/audit/verify").await.unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(report["checkpoints"].as_u64().unwrap() >= 2, "{report}");
+    let key = api.get("/api/audit/public-key").await.unwrap();
+    let key_file = env.dir.path().join("public.key");
+    std::fs::write(&key_file, key.as_str().unwrap()).unwrap();
+    let dir = env.dir.path().join("audit");
+    let bin = env!("CARGO_BIN_EXE_portcullis");
+    let verify = |extra: &[&str]| {
+        let out = Command::new(bin)
+            .args(["audit", "verify", "--dir"])
+            .arg(&dir)
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let signed = ["--public-key", key_file.to_str().unwrap()];
+    let (ok, out) = verify(&signed);
+    assert!(ok, "{out}");
+    assert!(out.contains("checkpoints verify"), "{out}");
+
+    // Rebuilt without the key: the chain verifies, the signatures do not.
+    let copy = tempfile::tempdir().unwrap();
+    for f in files(&dir) {
+        std::fs::copy(&f, copy.path().join(f.file_name().unwrap())).unwrap();
+    }
+    rebuild(copy.path(), |v| v["statement"] == "select 7");
+    assert!(
+        verify_dir(copy.path()).unwrap().ok,
+        "the plain chain is fooled"
+    );
+    let key = portcullis::audit::signing::public_key(&std::fs::read_to_string(&key_file).unwrap())
+        .unwrap();
+    let checks = portcullis::audit::Checks {
+        public_key: Some(key),
+        max_unsigned: portcullis::audit::max_unsigned(5),
+        anchor: None,
+    };
+    let report = portcullis::audit::verify_with(copy.path(), &checks).unwrap();
+    assert!(!report.ok, "the signed check is not: {report:?}");
+    rebuild(copy.path(), |v| v["kind"] == "checkpoint");
+    let report = portcullis::audit::verify_with(copy.path(), &checks).unwrap();
+    assert!(!report.ok, "nor with the checkpoints taken out: {report:?}");
+
+    // Cut short: the last lines go; the anchor in the store finds it.
+    env.gw.shutdown().await;
+    let newest = files(&dir).pop().unwrap();
+    let text = std::fs::read_to_string(&newest).unwrap();
+    let kept: Vec<&str> = text.lines().collect();
+    std::fs::write(&newest, kept[..kept.len() - 4].join("\n") + "\n").unwrap();
+    let gw = common::start(&env.dir).await;
+    let events = read_events(&dir);
+    let cut = events
+        .iter()
+        .find(|e| e["kind"] == "log_truncated")
+        .expect("the restart records the cut");
+    assert!(
+        cut["reason"].as_str().unwrap().contains("cut short"),
+        "{cut}"
+    );
+    let api = common::client(&gw, Some(&env.dir.bootstrap_token()));
+    let report = api.get("/api/audit/verify").await.unwrap();
+    assert_eq!(report["ok"], false, "{report}");
+    gw.shutdown().await;
+}

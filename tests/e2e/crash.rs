@@ -125,7 +125,10 @@ async fn acknowledged_statements_survive_sigkill() {
         common::pg::PASSWORD
     );
     for _ in 0..100 {
-        if tokio_postgres::connect(&conn, tokio_postgres::NoTls).await.is_ok() {
+        if tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+            .await
+            .is_ok()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
