@@ -125,9 +125,10 @@ def setup_database():
 MY_PORT = [0]
 
 
-def start_portcullis(tmp, statements=True, name=None, limits="", binary=None):
+def start_portcullis(tmp, statements=True, name=None, limits="", binary=None, audit=""):
     """`statements = False` is the same gateway with per-statement `query` events off;
-    `limits` adds lines to its `[limits]`; `binary` another build (before/after a change)."""
+    `limits` adds lines to its `[limits]`, `audit` to its `[audit]`; `binary` another
+    build (before/after a change)."""
     port, admin = free_port(), free_port()
     my_port = free_port()
     if statements and not name:
@@ -148,8 +149,10 @@ data_dir = "{tmp}/data"
 dir = "{tmp}/audit"
 fsync = "interval"
 statements = {"true" if statements else "false"}
+{audit}
 [limits]
 max_connections = 5000
+max_connections_per_address = 5000
 {limits}
 [tls]
 cert = "{CERT['cert']}"
@@ -388,6 +391,8 @@ def main():
     keep = "idle_upstreams = 16"
     pc, pc_port, _ = start_portcullis(tmp, limits=keep)
     nolog, nolog_port, _ = start_portcullis(tmp, statements=False, limits=keep)
+    acked, acked_port, _ = start_portcullis(tmp, name="portcullis-acked", limits=keep,
+                                            audit='durability = "acknowledged"')
     anew, anew_port, _ = start_portcullis(tmp, name="portcullis-anew")
     before = start_portcullis(tmp, name="portcullis-before", limits=keep, binary=BEFORE) if BEFORE else None
     bouncer_pid, pb_port, _ = start_pgbouncer(tmp)
@@ -398,6 +403,7 @@ def main():
         "pgbouncer": (pb_port, "bench", "bench", bouncer_pid),
         "relay": (relay_port, "postgres", "bench", relay.pid),
         "portcullis-nolog": (nolog_port, "bench", "bench", nolog.pid),
+        "portcullis-acked": (acked_port, "bench", "bench", acked.pid),
     }
     workloads = {
         "-S -c 8 simple": ["-S", "-c", "8", "-j", "2", "-M", "simple"],
@@ -476,7 +482,7 @@ def main():
             c.wait()
         time.sleep(3)
     my = mysql_rounds() if os.environ.get("MYSQL", "1") != "0" else None
-    for p in (pc, nolog, anew, relay, *([before[0]] if before else [])):
+    for p in (pc, nolog, acked, anew, relay, *([before[0]] if before else [])):
         p.terminate()
     if bouncer_pid:
         try:
@@ -510,10 +516,18 @@ def write_report(results, cpu, rss, my, large, logins, login_cpu, sys_counts):
     for w, by in results.items():
         on, off = med(by["portcullis"]), med(by["portcullis-nolog"])
         lines.append(f"| {w} | {on:.0f} | {off:.0f} | {on/off:.3f} |")
+    if results:
+        lines += ["", "Durability: the same gateway with `audit.durability = \"acknowledged\"` (a statement's completion held until its event is written):", "",
+                  "| workload | written TPS | acknowledged TPS | acknowledged/written |", "|---|---|---|---|"]
+    for w, by in results.items():
+        on, ack = med(by["portcullis"]), med(by["portcullis-acked"])
+        lines.append(f"| {w} | {on:.0f} | {ack:.0f} | {ack/on:.3f} |")
     lat = results.get("-S -c 1 (latency)")
     if lat:
         d, p = med(lat["direct"], "lat_ms"), med(lat["portcullis"], "lat_ms")
-        lines += ["", f"Single-client added latency (p50 of averages): {(p - d) * 1000:.1f} µs over direct ({d*1000:.0f} µs direct, {p*1000:.0f} µs Portcullis)."]
+        a = med(lat["portcullis-acked"], "lat_ms")
+        lines += ["", f"Single-client added latency (p50 of averages): {(p - d) * 1000:.1f} µs over direct ({d*1000:.0f} µs direct, {p*1000:.0f} µs Portcullis); "
+                  f"with acknowledged durability {(a - d) * 1000:.1f} µs."]
     lines += [""]
     lines += ["Gateway CPU per statement (utime / stime ÷ transactions, `-S -c 8`, 20k transactions, median of rounds):", "",
               "| target | user µs | sys µs | total µs |", "|---|---|---|---|"]

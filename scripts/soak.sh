@@ -53,6 +53,7 @@ data_dir = "$tmp/data"
 dir = "$tmp/audit"
 [limits]
 max_connections = $((SESSIONS + 500))
+max_connections_per_address = $((SESSIONS + 500))
 login_timeout = "30s"
 [[groups]]
 name = "soak"
