@@ -148,7 +148,7 @@ where
 {
     let Ends {
         client_r,
-        client_w,
+        mut client_w,
         up_r,
         up_w,
         client_first,
@@ -171,7 +171,7 @@ where
     };
     let down = Downstream {
         from: up_r,
-        to: client_w,
+        to: &mut client_w,
         first: upstream_first,
         observer: server,
         server_boundary: &server_boundary,
@@ -189,8 +189,14 @@ where
         *queries += 1;
         sink.outcome(o).await;
     }
+    // Close the client's side properly (a TLS close_notify after the server's last words)
+    // unless it stopped reading.
+    let _ = tokio::time::timeout(CLOSE_WAIT, client_w.shutdown()).await;
     ended
 }
+
+/// How long closing a client connection may wait for the client.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A read buffer that starts small (idle sessions stay cheap) and grows once a read
 /// fills it.

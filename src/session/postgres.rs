@@ -167,6 +167,9 @@ impl Frontend for PgFrontend<'_> {
                 {
                     tracing::warn!(error = %e, "forwarding a cancel request failed");
                 }
+                // End TLS properly (close_notify): libpq 17+ negotiates TLS for its cancel
+                // connection and takes a bare close as a failed cancel.
+                let _ = futures::SinkExt::close(&mut self.framed).await;
                 return Ok(None);
             }
             Some(Ok(other)) => {
@@ -300,6 +303,7 @@ impl Frontend for PgFrontend<'_> {
     async fn refuse(&mut self, hello: &Hello, refusal: Refusal) {
         let (code, message) = refusal_message(hello, refusal);
         send_fatal(&mut self.framed, code, &message).await;
+        let _ = futures::SinkExt::close(&mut self.framed).await;
     }
 
     async fn relay(self, lease: Lease<Upstream>, link: RelayLink) -> End {

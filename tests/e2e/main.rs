@@ -30,4 +30,5 @@ mod security_log;
 mod shutdown;
 mod slowloris;
 mod store;
+mod transparent_pg;
 mod upstream_reuse;

@@ -120,19 +120,23 @@ impl CancelKeys {
     }
 }
 
-/// Issues a fresh proxy key sized for the client's protocol (4 bytes for 3.0, 32 for
-/// 3.2) and maps it to the upstream key found in the connection's extensions.
+/// Issues the client's key: the upstream backend's real pid (so `backend_pid`,
+/// `pg_backend_pid()` and a NOTIFY's sender agree, as direct) with a fresh secret of the
+/// gateway's, sized for the client's protocol (4 bytes for 3.0, 32 for 3.2); the pair maps
+/// to the upstream's own key, which the client never sees.
 #[derive(Debug, Default)]
 pub struct ProxyKeys(pub Arc<CancelKeys>);
 
 impl PidSecretKeyGenerator for ProxyKeys {
     fn generate(&self, client: &dyn ClientInfo) -> (i32, SecretKey) {
-        let (pid, secret) = self.0.generator.generate(client);
-        if let Some(up) = client.session_extensions().get::<UpstreamKey>() {
-            self.0
-                .map
-                .insert((pid, secret_bytes(&secret)), (*up).clone());
-        }
+        let (random_pid, secret) = self.0.generator.generate(client);
+        let Some(up) = client.session_extensions().get::<UpstreamKey>() else {
+            return (random_pid, secret);
+        };
+        let pid = up.pid;
+        self.0
+            .map
+            .insert((pid, secret_bytes(&secret)), (*up).clone());
         (pid, secret)
     }
 }
