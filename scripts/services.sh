@@ -58,6 +58,8 @@ fi
 my_up || { say "MariaDB did not come up on 127.0.0.1:3306"; exit 1; }
 mariadb --protocol=tcp -h 127.0.0.1 -uroot -e "CREATE DATABASE IF NOT EXISTS test"
 command -v sysbench >/dev/null || need_pkg sysbench
+# tmux drives the interactive mariadb client (Ctrl-C).
+command -v tmux >/dev/null || need_pkg tmux
 
 # --- client drivers the tests use ---------------------------------------------
 python3 -c "import psycopg" 2>/dev/null || { say "installing psycopg (PyPI)"; python3 -m pip install -q "psycopg[binary]"; }

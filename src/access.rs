@@ -136,6 +136,19 @@ pub fn decide_native(
     Ok(permit)
 }
 
+/// The resource roles `identity` may use natively with `protocol`, by name: what a
+/// client that named none is told it can name.
+pub fn native_roles(snapshot: &Snapshot, identity: &Identity, protocol: Protocol) -> Vec<String> {
+    let mut names: Vec<String> = snapshot
+        .resource_roles
+        .keys()
+        .filter(|name| decide_native(snapshot, identity, name, protocol).is_ok())
+        .cloned()
+        .collect();
+    names.sort();
+    names
+}
+
 type Found<'a> = (
     &'a Arc<UserEntry>,
     &'a Arc<ResourceRoleEntry>,
@@ -177,6 +190,19 @@ fn shares_group(snapshot: &Snapshot, user: &UserEntry, role: &ResourceRoleEntry)
         .any(|g| snapshot.groups.contains(g) && user.groups.contains(g))
 }
 
+/// A user who may hold a session at all (a control session, which reaches no resource
+/// role): known and active.
+pub fn active(snapshot: &Snapshot, identity: &Identity) -> Result<(), Denied> {
+    let user = snapshot
+        .users
+        .get(identity.user())
+        .ok_or(Denied::UnknownUser)?;
+    match user.status {
+        Status::Active => Ok(()),
+        other => Err(Denied::NotActive(other)),
+    }
+}
+
 /// Whether `user` may reach `resource_role` in some mode: the "who can reach what" view.
 pub fn reachable_modes(snapshot: &Snapshot, user: &str, resource_role: &str) -> Vec<AccessMode> {
     [AccessMode::Native, AccessMode::Web, AccessMode::Runbooks]
@@ -204,20 +230,47 @@ pub fn startup_settings(role: &ResourceRole, settings: &[(String, String)]) -> R
     Ok(())
 }
 
-/// One side of a `KILL`: whose session it is, on which resource.
+/// One side of a `KILL`: whose session it is, on which resource (`None`: a control
+/// session, which reaches no resource itself).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KillParty {
     pub user: String,
-    pub resource: String,
+    pub resource: Option<String>,
     pub admin: bool,
+}
+
+impl KillParty {
+    /// A session under `permit`.
+    pub fn of(permit: &Permit) -> KillParty {
+        KillParty {
+            user: permit.user().name.clone(),
+            resource: Some(permit.resource().name.clone()),
+            admin: permit.user().role == Role::Admin,
+        }
+    }
+
+    /// A control session of `identity` (MySQL: the client's Ctrl-C, `mariadb-admin`).
+    pub fn control(snapshot: &Snapshot, identity: &Identity) -> KillParty {
+        let admin = snapshot
+            .users
+            .get(identity.user())
+            .is_some_and(|u| u.role == Role::Admin);
+        KillParty {
+            user: identity.user().to_owned(),
+            resource: None,
+            admin,
+        }
+    }
 }
 
 /// A session may end another session's statement (MySQL `KILL`, PostgreSQL
 /// `pg_cancel_backend`) only on the same resource, and only its own user's (admins:
 /// anyone's on that resource). Every session of a resource role is the same database user
-/// upstream, so without this any user could end everyone's work there.
+/// upstream, so without this any user could end everyone's work there. A control session
+/// reaches its user's sessions on every resource (admins: everyone's).
 pub fn may_kill(killer: &KillParty, target: &KillParty) -> bool {
-    killer.resource == target.resource && (killer.admin || killer.user == target.user)
+    let resource = killer.resource.is_none() || killer.resource == target.resource;
+    resource && (killer.admin || killer.user == target.user)
 }
 
 #[cfg(test)]

@@ -39,6 +39,9 @@ pub struct Listen {
     pub postgres: Option<SocketAddr>,
     pub mysql: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
+    /// The server version the MySQL listener's greeting announces, when the MySQL
+    /// resources behind it run different versions (otherwise theirs, learned).
+    pub mysql_server_version: Option<String>,
 }
 
 #[derive(Clone, Debug)]

@@ -9,6 +9,7 @@ pub mod framer;
 pub mod mysql;
 pub mod postgres;
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,6 +56,10 @@ pub enum Verdict {
     /// session (`Ended::Held`), when the goodbye ends the read and the upstream is at a
     /// message boundary; otherwise as `Bye`.
     Hold,
+    /// The session handles this frame outside the relay (MySQL `COM_CHANGE_USER`): stop
+    /// with it (`Ended::Yielded`), which must end the read with the upstream at a message
+    /// boundary; otherwise the session ends, as for `Block`.
+    Yield,
 }
 
 /// Client → server observation.
@@ -107,6 +112,9 @@ pub enum Ended {
     UpstreamClosed(Option<String>),
     /// Told to stop.
     Stopped,
+    /// A frame the session handles itself (`Verdict::Yield`), not forwarded; the upstream
+    /// is idle.
+    Yielded(Vec<u8>),
     /// A socket error or a malformed frame.
     Failed(String),
 }
@@ -156,6 +164,7 @@ where
     } = ends;
     // Whether the upstream's bytes so far end at a frame boundary (for `Verdict::Hold`).
     let server_boundary = AtomicBool::new(upstream_first.is_empty());
+    let mut pending = VecDeque::new();
     let Counters {
         bytes_in,
         bytes_out,
@@ -178,6 +187,7 @@ where
         bytes: bytes_out,
         queries,
         sink,
+        pending: &mut pending,
     };
     let ended = tokio::select! {
         ended = up.run() => ended,
@@ -185,13 +195,15 @@ where
     };
     let mut outcomes = Vec::new();
     server.drain(&mut outcomes);
-    for o in outcomes {
+    for o in pending.into_iter().chain(outcomes) {
         *queries += 1;
         sink.outcome(o).await;
     }
     // Close the client's side properly (a TLS close_notify after the server's last words)
-    // unless it stopped reading.
-    let _ = tokio::time::timeout(CLOSE_WAIT, client_w.shutdown()).await;
+    // unless it stopped reading, or stays for the session's next step.
+    if !matches!(ended, Ended::Yielded(_)) {
+        let _ = tokio::time::timeout(CLOSE_WAIT, client_w.shutdown()).await;
+    }
     ended
 }
 
@@ -247,6 +259,8 @@ struct ReadVerdict {
     replace: Vec<(usize, usize, Vec<u8>)>,
     /// The length of a goodbye to hold back (it must be the read's last frame).
     hold: Option<usize>,
+    /// A frame yielded to the session: where it starts in the read (it must end it).
+    yielded: Option<usize>,
 }
 
 /// Where a frame lies in `chunk`, when its header and whole body do.
@@ -302,8 +316,11 @@ where
         let mut v = ReadVerdict::default();
         let observer = &mut *self.observer;
         let fed = framer.feed(chunk, C::wants, |h, body, cut| {
-            // A goodbye to hold must be the read's last frame (checked below).
+            // A goodbye to hold, or a yielded frame, must be the read's last (checked below).
             v.hold = None;
+            if v.yielded.take().is_some() {
+                v.blocked = Some("a command the session must handle arrived with others");
+            }
             match observer.frame(h, body, cut) {
                 Verdict::Pass => {}
                 Verdict::Bye => v.bye = true,
@@ -312,6 +329,10 @@ where
                     v.hold = <C::Wire as Wire>::body_len(h).ok().map(|b| h.len() + b);
                 }
                 Verdict::Block(why) => v.blocked = Some(why),
+                Verdict::Yield => match span_in(chunk, h, body) {
+                    Some((start, _)) if cut.is_none() => v.yielded = Some(start),
+                    _ => v.blocked = Some("a command the session must handle arrived split"),
+                },
                 // A rewrite needs the whole frame in this read (and none of it cut).
                 Verdict::Replace(bytes) => match span_in(chunk, h, body) {
                     Some((start, end)) if cut.is_none() => v.replace.push((start, end, bytes)),
@@ -326,6 +347,20 @@ where
         }
         if let Some(why) = v.blocked {
             return Some(Ended::Failed(why.to_owned()));
+        }
+        if let Some(start) = v.yielded {
+            if !(framer.at_boundary() && self.server_boundary.load(Ordering::Relaxed)) {
+                return Some(Ended::Failed(
+                    "a change of user while the server was still answering".into(),
+                ));
+            }
+            if start > 0
+                && let Err(e) = write(&mut self.to, &chunk[..start]).await
+            {
+                return Some(Ended::Failed(format!("writing to the upstream: {e}")));
+            }
+            *self.bytes += whole as u64;
+            return Some(Ended::Yielded(chunk[start..].to_vec()));
         }
         *self.bytes += whole as u64;
         // Held only if the goodbye is whole in this read, ends it, and the upstream is
@@ -368,6 +403,8 @@ struct Downstream<'a, R, W, S, K> {
     bytes: &'a mut u64,
     queries: &'a mut u64,
     sink: &'a mut K,
+    /// Finished statements whose events are not yet handed to the sink.
+    pending: &'a mut VecDeque<Outcome>,
 }
 
 impl<R, W, S, K> Downstream<'_, R, W, S, K>
@@ -401,9 +438,14 @@ where
                 if !hold && let Err(e) = write(&mut self.to, chunk).await {
                     return Ended::Failed(format!("writing to the client: {e}"));
                 }
-                for o in outcomes.drain(..) {
-                    *self.queries += 1;
+                self.pending.extend(outcomes.drain(..));
+                // Each event leaves `pending` only once handed over: a relay that ends
+                // while one waits for the log (the client's goodbye came first) still
+                // sends it (`relay`, after the select).
+                while let Some(o) = self.pending.front().cloned() {
                     self.sink.outcome(o).await;
+                    self.pending.pop_front();
+                    *self.queries += 1;
                 }
                 if hold {
                     self.sink.settled().await;

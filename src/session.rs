@@ -12,25 +12,25 @@
 pub mod index;
 mod lifecycle;
 mod listen;
+mod login;
 pub mod mysql;
 pub mod postgres;
 mod registry;
 mod sink;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub use lifecycle::{Admitted, End};
 pub use listen::{Accept, accept_loop};
+pub use login::run;
 pub use registry::{EndReason, Registry};
 pub use sink::{EventSink, RelayLink};
 
-use crate::access::{Denied, Identity, Permit, decide_native};
+use crate::access::{Denied, Identity, Permit};
 use crate::audit::{Common, Event, Kind, Recorder};
 use crate::control::ControlPlane;
 use crate::metrics::Metrics;
-use crate::model::Protocol;
 use crate::snapshot::Snapshot;
 use crate::upstream::{Lease, Pooled, UpstreamError, Upstreams};
 
@@ -205,105 +205,53 @@ pub trait Frontend: Send + Sized {
     /// Sends the protocol's error for a refused login.
     fn refuse(&mut self, hello: &Hello, refusal: Refusal) -> impl Future<Output = ()> + Send;
     /// Relays until either side ends or the session is told to end; gives the upstream
-    /// back (`Upstreams::release`) when the client's goodbye was withheld.
+    /// back (`Upstreams::release`) when the client's goodbye was withheld. `Next` says
+    /// whether another session follows on the same client connection.
     fn relay(
         self,
         upstream: Lease<Self::Upstream>,
         link: RelayLink,
-    ) -> impl Future<Output = End> + Send;
-}
+    ) -> impl Future<Output = (End, Next<Self, Self::Upstream>)> + Send;
 
-/// Runs one client connection through the login sequence and the relay.
-pub async fn run<F: Frontend>(
-    gw: &Arc<Gateway>,
-    mut fe: F,
-    protocol: Protocol,
-    client: SocketAddr,
-) {
-    let id = uuid::Uuid::new_v4().to_string();
-    let mut common = Common::new(&id, protocol.into(), client);
-    let login_timeout = gw.control.config().limits.login_timeout;
-    let mut hello = Hello::default();
-    let login = tokio::time::timeout(
-        login_timeout,
-        login(gw, &mut fe, protocol, client.ip(), &mut common, &mut hello),
-    )
-    .await;
-    let (admitted, upstream, settings) = match login.unwrap_or(Err(SessionError::Timeout)) {
-        Ok(Some(ok)) => ok,
-        Ok(None) => return,
-        Err(e) => {
-            refused(gw, &common, &hello, &e).await;
-            if let Some(refusal) = e.refusal() {
-                fe.refuse(&hello, refusal).await;
-            }
-            return;
-        }
-    };
-    let session = admitted.start(settings).await;
-    let end = fe.relay(upstream, session.link()).await;
-    session.finish(end).await;
-}
+    /// Whether a login that names no resource role is a control session (MySQL: the
+    /// client's Ctrl-C, `mariadb-admin`); otherwise it is refused.
+    const CONTROL: bool = false;
 
-type LoggedIn<U> = (Admitted, Lease<U>, Vec<(String, String)>);
-
-async fn login<F: Frontend>(
-    gw: &Arc<Gateway>,
-    fe: &mut F,
-    protocol: Protocol,
-    client: std::net::IpAddr,
-    common: &mut Common,
-    hello_out: &mut Hello,
-) -> Result<Option<LoggedIn<F::Upstream>>, SessionError> {
-    let Some(hello) = fe.handshake().await? else {
-        return Ok(None);
-    };
-    *hello_out = hello.clone();
-    common.user = hello.user.clone();
-    common.resource_role = hello.resource_role.clone();
-    common.application_name = hello.application_name.clone();
-    common.tls = hello.tls;
-    if !gw.recorder.healthy() {
-        return Err(SessionError::LogUnavailable);
+    /// Tells the client its control session is in.
+    fn accept_control(&mut self) -> impl Future<Output = Result<(), SessionError>> + Send {
+        async { Err(SessionError::NoResourceRole) }
     }
-    let snapshot = gw.control.snapshot();
-    gw.lockout
-        .check(&hello.user, client)
-        .map_err(SessionError::AuthFailed)?;
-    let identity = match fe.authenticate(&hello, &snapshot).await {
-        Err(e @ SessionError::AuthFailed(_)) => {
-            gw.lockout.failed(&hello.user, client);
-            return Err(e);
+
+    /// Serves a control session until the client leaves or it is told to end.
+    fn control(
+        &mut self,
+        _identity: &Identity,
+        _link: RelayLink,
+    ) -> impl Future<Output = End> + Send {
+        async { End::bare(crate::audit::EndedBy::Error, None) }
+    }
+
+    /// After `Next::ChangeUser`: who the client now claims to be, and its proof of it
+    /// (a failed proof counts towards the lockout like a failed login).
+    #[allow(clippy::type_complexity)]
+    fn change_user(
+        &mut self,
+        _snapshot: &Arc<Snapshot>,
+    ) -> impl Future<Output = Result<(Hello, Result<Identity, SessionError>), SessionError>> + Send
+    {
+        async {
+            Err(SessionError::Protocol(
+                "changing user is not supported".into(),
+            ))
         }
-        other => other?,
-    };
-    gw.control.token_used(&identity);
-    let permit = decide_native(&snapshot, &identity, &hello.resource_role, protocol)?;
-    let settings = fe.settings(&permit)?;
-    let admitted = gw.admit(common.clone(), permit)?;
-    let mut upstream = gw
-        .upstreams
-        .login::<F::Upstream>(admitted.permit(), fe.upstream_params(), &gw.metrics)
-        .await?;
-    fe.accept(admitted.permit(), &mut upstream).await?;
-    Ok(Some((admitted, upstream, settings)))
+    }
 }
 
-/// The monitoring log gets the real reason of a refusal.
-async fn refused(gw: &Gateway, common: &Common, hello: &Hello, e: &SessionError) {
-    let reason = e.reason();
-    let kind = match e {
-        SessionError::Closed => return,
-        SessionError::Denied(_) => {
-            Metrics::inc(&gw.metrics.access_denied_total);
-            Kind::AccessDenied { reason }
-        }
-        SessionError::AuthFailed(_) | SessionError::TlsRequired | SessionError::NoResourceRole => {
-            Metrics::inc(&gw.metrics.auth_failures_total);
-            Kind::AuthFailed { reason }
-        }
-        _ => Kind::AuthFailed { reason },
-    };
-    tracing::info!(user = %hello.user, resource_role = %hello.resource_role, client = %common.client_addr, fault = ?e.fault(), reason = %e.reason(), "login refused");
-    gw.record(Arc::new(common.clone()), kind).await;
+/// What follows a relay on the same client connection.
+pub enum Next<F, U> {
+    /// Nothing: the connection is done.
+    Done,
+    /// The client asked to become another user (MySQL `COM_CHANGE_USER`): the frontend
+    /// and the idle upstream, for the next session.
+    ChangeUser(F, Lease<U>),
 }

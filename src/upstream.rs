@@ -67,10 +67,41 @@ pub struct Upstreams {
 /// A logged-in connection lent to one session, and where it goes back.
 pub struct Lease<C> {
     pub conn: C,
-    /// The pool key, when connections are kept (`limits.idle_upstreams`).
-    pub key: Option<Key>,
+    /// What it is logged in as (resource role, credentials, client parameters).
+    pub key: Key,
+    /// It may be kept after the session (`limits.idle_upstreams`).
+    pub keep: bool,
     /// Served by a kept connection (no login happened).
     pub reused: bool,
+}
+
+/// A lease without its connection, while a relay holds the connection in pieces.
+pub struct Terms {
+    key: Key,
+    pub keep: bool,
+    reused: bool,
+}
+
+impl<C> Lease<C> {
+    pub fn split(self) -> (C, Terms) {
+        let terms = Terms {
+            key: self.key,
+            keep: self.keep,
+            reused: self.reused,
+        };
+        (self.conn, terms)
+    }
+}
+
+impl Terms {
+    pub fn rejoin<C>(self, conn: C) -> Lease<C> {
+        Lease {
+            conn,
+            key: self.key,
+            keep: self.keep,
+            reused: self.reused,
+        }
+    }
 }
 
 impl Upstreams {
@@ -95,14 +126,14 @@ impl Upstreams {
         metrics: &Metrics,
     ) -> Result<Lease<C>, UpstreamError> {
         let pool = C::pool(self);
-        let key = pool
-            .enabled()
-            .then(|| Key::new(permit, C::key_params(params)));
-        if let Some(conn) = key.as_ref().and_then(|k| pool.take(k)) {
+        let key = Key::new(permit, C::key_params(params));
+        let keep = pool.enabled();
+        if let Some(conn) = keep.then(|| pool.take(&key)).flatten() {
             Metrics::inc(&metrics.upstreams_reused_total);
             return Ok(Lease {
                 conn,
                 key,
+                keep,
                 reused: true,
             });
         }
@@ -130,6 +161,7 @@ impl Upstreams {
             Ok(conn) => Ok(Lease {
                 conn,
                 key,
+                keep,
                 reused: false,
             }),
             Err(e) if C::unreachable(&e) => Err(unreachable(e.into())),
@@ -140,14 +172,38 @@ impl Upstreams {
         }
     }
 
-    /// A session's connection after its client said goodbye: kept when the session had a
-    /// key and left the connection reusable (idle, outside a transaction), otherwise told
+    /// A session's connection after its client said goodbye: kept when connections are
+    /// kept and the session left it reusable (idle, outside a transaction), otherwise told
     /// goodbye.
-    pub async fn release<C: Pooled>(&self, key: Option<Key>, reusable: bool, conn: C) {
-        match key {
-            Some(key) if reusable => C::pool(self).put(key, conn),
-            _ => conn.goodbye().await,
+    pub async fn release<C: Pooled>(&self, lease: Lease<C>, reusable: bool) {
+        if lease.keep && reusable {
+            C::pool(self).put(lease.key, lease.conn);
+        } else {
+            lease.conn.goodbye().await;
         }
+    }
+
+    /// The connection for a session that follows another on the same client connection
+    /// (MySQL `COM_CHANGE_USER`): the old one, reset, when it is logged in as the new
+    /// permit needs; otherwise a new login (and the old one told goodbye).
+    pub async fn change<C: Pooled>(
+        &self,
+        mut old: Lease<C>,
+        permit: &Permit,
+        params: &C::Params,
+        metrics: &Metrics,
+    ) -> Result<Lease<C>, UpstreamError> {
+        if Key::new(permit, C::key_params(params)) == old.key
+            && old
+                .conn
+                .reset(&permit.resource_role().database)
+                .await
+                .is_ok()
+        {
+            return Ok(old);
+        }
+        old.conn.goodbye().await;
+        self.login(permit, params, metrics).await
     }
 
     /// Closes kept connections past `limits.idle_upstream_timeout`.
@@ -164,7 +220,7 @@ impl Upstreams {
 }
 
 /// A TCP connection to `address` with `TCP_NODELAY`, or an error within 5 s.
-async fn connect(address: &str) -> std::io::Result<TcpStream> {
+pub(crate) async fn connect(address: &str) -> std::io::Result<TcpStream> {
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
         .await
         .map_err(|_| {

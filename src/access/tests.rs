@@ -185,7 +185,7 @@ fn a_permit_is_rechecked_against_a_newer_snapshot() {
 fn kills_reach_only_the_callers_own_sessions_on_the_same_resource() {
     let party = |user: &str, resource: &str, admin| KillParty {
         user: user.into(),
-        resource: resource.into(),
+        resource: (!resource.is_empty()).then(|| resource.into()),
         admin,
     };
     let cases = [
@@ -210,6 +210,14 @@ fn kills_reach_only_the_callers_own_sessions_on_the_same_resource() {
             party("bob", "db2", false),
             false,
         ),
+        // A control session: the user's own sessions anywhere; an admin's: anyone's.
+        (
+            party("alice", "", false),
+            party("alice", "db2", false),
+            true,
+        ),
+        (party("alice", "", false), party("bob", "db2", false), false),
+        (party("root", "", true), party("bob", "db2", false), true),
     ];
     for (killer, target, want) in cases {
         assert_eq!(

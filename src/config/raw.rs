@@ -35,6 +35,7 @@ pub struct RawListen {
     pub postgres: Option<String>,
     pub mysql: Option<String>,
     pub admin: Option<String>,
+    pub mysql_server_version: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

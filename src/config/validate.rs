@@ -51,6 +51,23 @@ fn addr(p: &mut Problems, path: &str, value: Option<String>) -> Option<SocketAdd
     )
 }
 
+/// A version string drivers can parse: it starts with `major.minor`, printable ASCII.
+fn server_version(p: &mut Problems, value: Option<String>) -> Option<String> {
+    let value = value?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mut parts = value.splitn(3, ['.', '-']);
+    let numbered = parts.next().is_some_and(digits) && parts.next().is_some_and(digits);
+    let printable = value.len() <= 100 && value.bytes().all(|b| b.is_ascii_graphic());
+    p.parse(
+        "listen.mysql_server_version",
+        (numbered && printable)
+            .then_some(value.clone())
+            .ok_or_else(|| {
+                format!("`{value}` is not a server version like 10.11.6-MariaDB or 8.0.36")
+            }),
+    )
+}
+
 fn enum_or<T: FromStr<Err = String>>(
     p: &mut Problems,
     path: &str,
@@ -85,6 +102,7 @@ pub fn validate(
         postgres: addr(&mut p, "listen.postgres", raw.listen.postgres),
         mysql: addr(&mut p, "listen.mysql", raw.listen.mysql),
         admin: addr(&mut p, "listen.admin", raw.listen.admin),
+        mysql_server_version: server_version(&mut p, raw.listen.mysql_server_version),
     };
     let tls = raw.tls.and_then(|t| tls(&mut p, t));
     let store = store(&mut p, raw.store);

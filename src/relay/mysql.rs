@@ -10,7 +10,8 @@
 //!
 //! `KILL` in any form (`crate::sql::kill`) and `COM_PROCESS_KILL` are mapped to the
 //! upstream id of one of the caller's own sessions on the same resource (`KillTarget`) or
-//! refused; the replication commands are refused.
+//! refused; the replication commands are refused; `COM_CHANGE_USER` is yielded to the
+//! session, which re-authenticates it.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -264,14 +265,8 @@ impl ClientSide for MyClient {
         let (e, verdict) = match code {
             COM_QUIT if self.hold_goodbye => return Verdict::Hold,
             COM_QUIT => return Verdict::Bye,
-            COM_CHANGE_USER => {
-                // Never passed through: the server is asked for an error instead, so the
-                // client gets a clear refusal and the session stays who it was.
-                let user = String::from_utf8_lossy(Reader(rest).nul_str().unwrap_or_default());
-                let e = with(Op::ChangeUser, format!("COM_CHANGE_USER {user}"));
-                let why = "COM_CHANGE_USER is not allowed through the gateway; reconnect as the other user";
-                (e, Verdict::Replace(refusal(why)))
-            }
+            // The session re-authenticates it and decides again (`session::mysql`).
+            COM_CHANGE_USER => return Verdict::Yield,
             COM_QUERY => self.query(text(), cut),
             COM_STMT_PREPARE => self.prepare(text()),
             COM_STMT_EXECUTE => (MyClient::execute(&mut shared, rest), Verdict::Pass),
@@ -446,9 +441,13 @@ impl MyServer {
     /// The upstream is outside any transaction with nothing outstanding: safe to reset
     /// and hand to another session.
     pub fn reusable(&self) -> bool {
+        self.idle() && self.m.status & STATUS_IN_TRANS == 0
+    }
+
+    /// Nothing outstanding: every command answered in full.
+    pub fn idle(&self) -> bool {
         matches!(self.m.state, State::First)
             && !self.m.continuing
-            && self.m.status & STATUS_IN_TRANS == 0
             && self.shared.lock().is_ok_and(|s| s.queue.is_empty())
     }
 }

@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::registry::{EndReason, LiveSession};
+use super::registry::{EndReason, Grant, LiveSession};
 use super::{Gateway, RelayLink};
-use crate::access::{Denied, Permit};
+use crate::access::{Denied, Identity, Permit};
 use crate::audit::{Common, EndedBy, Event, Kind};
 use crate::metrics::Metrics;
 use crate::store::{SessionEnd, SessionRecord};
@@ -48,7 +48,8 @@ impl End {
 pub struct Admitted {
     gw: Arc<Gateway>,
     common: Arc<Common>,
-    permit: Permit,
+    /// `None` for a control session.
+    permit: Option<Permit>,
     live: LiveSession,
     end: watch::Receiver<Option<EndReason>>,
     started: Instant,
@@ -64,12 +65,36 @@ impl Gateway {
         common.resource_role = permit.resource_role().name.clone();
         common.mode = permit.mode().into();
         let common = Arc::new(common);
-        let (live, end) = self.registry.register(&common, &permit);
+        let (live, end) = self
+            .registry
+            .register(&common, Grant::Permit(permit.clone()));
         permit.recheck(&self.control.snapshot())?;
         Ok(Admitted {
             gw: Arc::clone(self),
             common,
-            permit,
+            permit: Some(permit),
+            live,
+            end,
+            started: Instant::now(),
+        })
+    }
+
+    /// Registers a control session (no resource role: an authenticated user's `KILL`,
+    /// ping, statistics); it lasts while the user stays active.
+    pub fn admit_control(
+        self: &Arc<Self>,
+        common: Common,
+        identity: &Identity,
+    ) -> Result<Admitted, Denied> {
+        let common = Arc::new(common);
+        let (live, end) = self
+            .registry
+            .register(&common, Grant::Control(identity.clone()));
+        crate::access::active(&self.control.snapshot(), identity)?;
+        Ok(Admitted {
+            gw: Arc::clone(self),
+            common,
+            permit: None,
             live,
             end,
             started: Instant::now(),
@@ -82,20 +107,22 @@ impl Admitted {
         &self.common
     }
 
-    pub fn permit(&self) -> &Permit {
-        &self.permit
-    }
-
     /// The session starts: `session_started` (with the upstream user and database), the
     /// index, the counters. From here on it ends in exactly one `session_ended`.
     pub async fn start(self, parameters: Vec<(String, String)>) -> Session {
         let gw = &self.gw;
         Metrics::inc(&gw.metrics.sessions_total);
         gw.metrics.sessions_active.fetch_add(1, Ordering::Relaxed);
-        let role = self.permit.resource_role();
+        let (upstream_user, database) = match &self.permit {
+            Some(p) => (
+                p.resource_role().user.clone(),
+                p.resource_role().database.clone(),
+            ),
+            None => (String::new(), String::new()),
+        };
         let kind = Kind::SessionStarted {
-            upstream_user: role.user.clone(),
-            database: role.database.clone(),
+            upstream_user,
+            database,
             parameters: parameters.into_iter().collect(),
         };
         gw.record(Arc::clone(&self.common), kind).await;

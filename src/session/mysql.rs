@@ -1,16 +1,23 @@
-//! The MySQL side of the login sequence: our own HandshakeV10 (optionally upgraded to TLS),
-//! `caching_sha2_password` fast path or `mysql_native_password` (by AuthSwitchRequest)
-//! against stored verifiers, the upstream login with the client's capabilities, then the
-//! shared relay.
+//! The MySQL side of the login sequence: our own HandshakeV10 announcing the upstream's
+//! server version (`versions`), optionally upgraded to TLS, `caching_sha2_password` fast
+//! path or `mysql_native_password` (by AuthSwitchRequest) against stored verifiers, the
+//! upstream login with the client's capabilities, then the shared relay. A login without
+//! a database is a control session (`control`); `COM_CHANGE_USER` ends one session and,
+//! re-authenticated and decided again, starts the next on the same connection.
+
+mod conns;
+mod control;
+mod versions;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
 
-use dashmap::DashMap;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use super::{Accept, End, EventSink, Frontend, Gateway, Hello, Refusal, RelayLink, SessionError};
+use super::{
+    Accept, End, EventSink, Frontend, Gateway, Hello, Next, Refusal, RelayLink, SessionError,
+};
 use crate::access::{Identity, KillParty, Permit};
 use crate::auth::mysql::{Scramble, verify_scramble};
 use crate::model::Protocol;
@@ -21,33 +28,29 @@ use crate::relay::{self, Counters, Ended, Ends};
 use crate::snapshot::Snapshot;
 use crate::tls::Stream;
 use crate::upstream::{Lease, MysqlUpstream as Upstream};
-
-/// The version the gateway announces before it knows which server is behind the resource
-/// role. A 5.7 string makes MySQL 8 drivers pick collations MariaDB also knows.
-const GATEWAY_VERSION: &str = "5.7.44-portcullis";
+use conns::{Conn, Conns};
+use versions::Versions;
 
 pub struct MyListener {
     pub gw: Arc<Gateway>,
     pub tls: Option<tokio_rustls::TlsAcceptor>,
-    next_id: AtomicU32,
-    /// Live connections by gateway connection id, for `KILL` translation.
-    conns: Arc<DashMap<u32, Conn>>,
-}
-
-/// What `KILL n` needs to know about connection `n`: whose it is, and its upstream id.
-#[derive(Clone, Debug)]
-struct Conn {
-    party: KillParty,
-    thread_id: u32,
+    /// Live sessions by gateway connection id, for `KILL`.
+    conns: Arc<Conns>,
+    versions: Arc<Versions>,
+    started: Instant,
 }
 
 impl MyListener {
+    /// A listener; reads the MySQL resources' versions in the background.
     pub fn new(gw: Arc<Gateway>, tls: Option<tokio_rustls::TlsAcceptor>) -> MyListener {
+        let versions = Arc::new(Versions::default());
+        versions.probe(&gw.control.snapshot());
         MyListener {
             gw,
             tls,
-            next_id: AtomicU32::new(1),
             conns: Arc::default(),
+            versions,
+            started: Instant::now(),
         }
     }
 }
@@ -70,6 +73,7 @@ impl Accept for MyListener {
 
     async fn connection(self: Arc<Self>, tcp: TcpStream, addr: std::net::SocketAddr) {
         let config = self.gw.control.config();
+        let version = (self.versions).greeting(config.listen.mysql_server_version.as_deref());
         let fe = MyFrontend {
             client: Some(ClientStream::Plain(tcp)),
             listener: &self,
@@ -77,8 +81,9 @@ impl Accept for MyListener {
             seq: 0,
             scramble: [0; 20],
             hello: ClientHello::default(),
-            id: 0,
-            me: None,
+            id: self.conns.next_id(),
+            version,
+            yielded: None,
         };
         super::run(&self.gw, fe, Protocol::Mysql, addr).await;
     }
@@ -94,8 +99,10 @@ struct MyFrontend<'a> {
     hello: ClientHello,
     /// The gateway connection id given to the client.
     id: u32,
-    /// This connection as `KILL` sees it, once logged in upstream.
-    me: Option<Conn>,
+    /// The server version the greeting announced.
+    version: Arc<str>,
+    /// A `COM_CHANGE_USER` the relay stopped at (header and body).
+    yielded: Option<Vec<u8>>,
 }
 
 /// A fresh scramble: printable-range bytes, never NUL (part 2 is NUL-terminated).
@@ -132,16 +139,26 @@ impl MyFrontend<'_> {
 }
 
 impl MyFrontend<'_> {
-    /// `KILL n` from this session may reach connection `n` when it is on the same
-    /// resource and belongs to the same user (admins: anyone's).
-    fn kill_target(&self) -> observe::KillTarget {
+    /// `KILL n` from this session may reach session `n` (by either of its ids) when it is
+    /// on the same resource and belongs to the same user (admins: anyone's).
+    fn kill_target(&self, me: Option<Conn>) -> observe::KillTarget {
         let conns = Arc::clone(&self.listener.conns);
-        let me = self.me.clone();
         Box::new(move |id| {
-            let me = me.as_ref()?;
-            let target = conns.get(&id)?;
-            crate::access::may_kill(&me.party, &target.party).then_some(target.thread_id)
+            let me = &me.as_ref()?.party;
+            conns.target(id, me).ok().map(|c| c.thread_id)
         })
+    }
+}
+
+impl MyFrontend<'_> {
+    /// What the client's hello claims.
+    fn claim(&self) -> Hello {
+        Hello {
+            user: self.hello.user.clone(),
+            resource_role: self.hello.database.clone().unwrap_or_default(),
+            application_name: self.hello.application_name(),
+            tls: matches!(self.client, Some(ClientStream::Tls(_))),
+        }
     }
 }
 
@@ -150,13 +167,11 @@ impl Frontend for MyFrontend<'_> {
 
     async fn handshake(&mut self) -> Result<Option<Hello>, SessionError> {
         self.scramble = new_scramble();
-        let id = self.listener.next_id.fetch_add(1, Ordering::Relaxed);
-        self.id = id;
         let mut server_caps = caps::GATEWAY;
         if self.listener.tls.is_some() {
             server_caps |= caps::SSL;
         }
-        let hs = packet::handshake(id, &self.scramble, server_caps, GATEWAY_VERSION, NATIVE);
+        let hs = packet::handshake(self.id, &self.scramble, server_caps, &self.version, NATIVE);
         self.seq = 0;
         let seq = self.seq;
         if let Some(ClientStream::Plain(s)) = self.client.as_mut() {
@@ -165,7 +180,6 @@ impl Frontend for MyFrontend<'_> {
                 .map_err(|_| SessionError::Closed)?;
         }
         let mut payload = self.read().await?;
-        let mut tls = false;
         if handshake::is_ssl_request(&payload) {
             let (Some(acceptor), Some(ClientStream::Plain(tcp))) =
                 (self.listener.tls.clone(), self.client.take())
@@ -179,23 +193,15 @@ impl Frontend for MyFrontend<'_> {
                 .await
                 .map_err(|_| SessionError::Closed)?;
             self.client = Some(ClientStream::Tls(Box::new(stream)));
-            tls = true;
             payload = self.read().await?;
         }
         self.hello =
             handshake::parse_response(&payload, server_caps).map_err(SessionError::Protocol)?;
-        let hello = Hello {
-            user: self.hello.user.clone(),
-            resource_role: self.hello.database.clone().unwrap_or_default(),
-            application_name: self.hello.application_name(),
-            tls,
-        };
-        if self.require_tls && !tls {
+        let hello = self.claim();
+        if self.require_tls && !hello.tls {
             return Err(SessionError::TlsRequired);
         }
-        if hello.resource_role.is_empty() {
-            return Err(SessionError::NoResourceRole);
-        }
+        // No database: a control session, once authenticated (`Frontend::CONTROL`).
         Ok(Some(hello))
     }
 
@@ -265,17 +271,15 @@ impl Frontend for MyFrontend<'_> {
         permit: &Permit,
         lease: &mut Lease<Upstream>,
     ) -> Result<(), SessionError> {
-        let me = Conn {
-            party: KillParty {
-                user: permit.user().name.clone(),
-                resource: permit.resource().name.clone(),
-                admin: permit.user().role == crate::model::Role::Admin,
-            },
-            thread_id: lease.conn.thread_id,
-        };
+        let resource = &permit.resource().name;
+        self.listener.versions.learn(resource, &lease.conn.version);
         self.write(&packet::ok()).await?;
-        self.listener.conns.insert(self.id, me.clone());
-        self.me = Some(me);
+        let me = Conn {
+            party: KillParty::of(permit),
+            thread_id: lease.conn.thread_id,
+            permit: permit.clone(),
+        };
+        self.listener.conns.insert(self.id, me);
         Ok(())
     }
 
@@ -284,51 +288,104 @@ impl Frontend for MyFrontend<'_> {
         let _ = self.write(&packet::err(code, state, &message)).await;
     }
 
-    async fn relay(mut self, lease: Lease<Upstream>, link: RelayLink) -> End {
-        let Lease { conn, key, .. } = lease;
+    async fn relay(
+        mut self,
+        lease: Lease<Upstream>,
+        link: RelayLink,
+    ) -> (End, Next<Self, Upstream>) {
+        let (conn, terms) = lease.split();
         let Upstream {
             stream,
             thread_id,
             version,
         } = conn;
-        let hold = key.is_some();
-        let (end, held, upstream) = match stream {
+        let me = self.listener.conns.get(self.id);
+        let (relayed, upstream) = match stream {
             Stream::Plain(tcp) => {
                 let (mut up_r, mut up_w) = tcp.into_split();
-                let (end, held) = self.relay_with(&mut up_r, &mut up_w, &link, hold).await;
-                (end, held, up_r.reunite(up_w).ok().map(Stream::Plain))
+                let relayed = self
+                    .relay_with(&mut up_r, &mut up_w, &link, terms.keep, me)
+                    .await;
+                (relayed, up_r.reunite(up_w).ok().map(Stream::Plain))
             }
             Stream::Tls(tls) => {
                 let (mut up_r, mut up_w) = tokio::io::split(*tls);
-                let (end, held) = self.relay_with(&mut up_r, &mut up_w, &link, hold).await;
-                (end, held, Some(Stream::Tls(Box::new(up_r.unsplit(up_w)))))
+                let relayed = self
+                    .relay_with(&mut up_r, &mut up_w, &link, terms.keep, me)
+                    .await;
+                (relayed, Some(Stream::Tls(Box::new(up_r.unsplit(up_w)))))
             }
         };
-        self.listener.conns.remove(&self.id);
-        // The client's COM_QUIT was withheld: the upstream is kept or told goodbye.
-        if let (Some(reusable), Some(stream)) = (held, upstream) {
-            let up = Upstream {
+        self.listener.conns.remove(self.id);
+        let Relayed { end, after } = relayed;
+        let lease = upstream.map(|stream| {
+            terms.rejoin(Upstream {
                 stream,
                 thread_id,
                 version,
-            };
-            let upstreams = &self.listener.gw.upstreams;
-            upstreams.release(key, reusable, up).await;
+            })
+        });
+        let upstreams = &self.listener.gw.upstreams;
+        match (after, lease) {
+            // The client's COM_QUIT was withheld: the upstream is kept or told goodbye.
+            (After::Held { reusable }, Some(lease)) => upstreams.release(lease, reusable).await,
+            (After::ChangeUser, Some(lease)) => return (end, Next::ChangeUser(self, lease)),
+            _ => {}
         }
-        end
+        (end, Next::Done)
+    }
+
+    const CONTROL: bool = true;
+
+    async fn accept_control(&mut self) -> Result<(), SessionError> {
+        self.write(&packet::ok()).await
+    }
+
+    async fn control(&mut self, identity: &Identity, link: RelayLink) -> End {
+        self.serve_control(identity, link).await
+    }
+
+    async fn change_user(
+        &mut self,
+        snapshot: &Arc<Snapshot>,
+    ) -> Result<(Hello, Result<Identity, SessionError>), SessionError> {
+        let frame = self.yielded.take().unwrap_or_default();
+        let body = frame.get(5..).unwrap_or_default();
+        self.seq = 0;
+        self.hello =
+            handshake::parse_change_user(body, &self.hello).map_err(SessionError::Protocol)?;
+        let hello = self.claim();
+        let proof = self.authenticate(&hello, snapshot).await;
+        Ok((hello, proof))
     }
 }
 
+/// What a relay leaves behind besides the session's end.
+enum After {
+    /// The connection is done.
+    Done,
+    /// The client's goodbye was withheld; the upstream is `reusable` as it is.
+    Held { reusable: bool },
+    /// The client asked to change user (`MyFrontend::yielded`); the upstream is idle.
+    ChangeUser,
+}
+
+struct Relayed {
+    end: End,
+    after: After,
+}
+
 impl MyFrontend<'_> {
-    /// Relays with the upstream halves, whichever the client's stream is. The second
-    /// value is `Some(reusable)` when the client's goodbye was withheld.
+    /// Relays with the upstream halves, whichever the client's stream is; the client's
+    /// stream stays when the next session follows on it.
     async fn relay_with<UR, UW>(
         &mut self,
         up_r: UR,
         up_w: UW,
         link: &RelayLink,
         hold: bool,
-    ) -> (End, Option<bool>)
+        me: Option<Conn>,
+    ) -> Relayed
     where
         UR: AsyncRead + Unpin + Send,
         UW: AsyncWrite + Unpin + Send,
@@ -336,22 +393,44 @@ impl MyFrontend<'_> {
         let stop = link.stop_signal();
         let mut sink = EventSink::new(link);
         let mut counters = Counters::default();
-        let (mut c, mut s) = observe::pair(self.kill_target());
+        let (mut c, mut s) = observe::pair(self.kill_target(me));
         c.hold_goodbye = hold;
         let sides = (&mut c, &mut s, &mut sink, &mut counters);
         let ended = match self.client.take() {
             Some(ClientStream::Plain(c)) => {
-                let (r, w) = c.into_split();
-                run_relay(r, w, up_r, up_w, stop, sides).await
+                let (mut r, mut w) = c.into_split();
+                let ended = run_relay(&mut r, &mut w, up_r, up_w, stop, sides).await;
+                self.client = r.reunite(w).ok().map(ClientStream::Plain);
+                ended
             }
             Some(ClientStream::Tls(c)) => {
-                let (r, w) = tokio::io::split(*c);
-                run_relay(r, w, up_r, up_w, stop, sides).await
+                let (mut r, mut w) = tokio::io::split(*c);
+                let ended = run_relay(&mut r, &mut w, up_r, up_w, stop, sides).await;
+                self.client = Some(ClientStream::Tls(Box::new(r.unsplit(w))));
+                ended
             }
             None => Ended::ClientClosed,
         };
-        let held = (ended == Ended::Held).then(|| s.reusable());
-        (sink.end_of(ended, &counters), held)
+        let after = match &ended {
+            Ended::Held => After::Held {
+                reusable: s.reusable(),
+            },
+            Ended::Yielded(frame) if s.idle() => {
+                self.yielded = Some(frame.clone());
+                After::ChangeUser
+            }
+            _ => After::Done,
+        };
+        let ended = match (ended, &after) {
+            (Ended::Yielded(_), After::Done) => {
+                Ended::Failed("a change of user before the server had answered".into())
+            }
+            (ended, _) => ended,
+        };
+        Relayed {
+            end: sink.end_of(ended, &counters),
+            after,
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use pgwire::messages::startup::Authentication;
 use pgwire::tokio::server::MaybeTls;
 use tokio::net::TcpStream;
 
-use super::{End, Frontend, Gateway, Hello, Refusal, RelayLink, SessionError};
+use super::{End, Frontend, Gateway, Hello, Next, Refusal, RelayLink, SessionError};
 use crate::access::{Identity, KillParty, Permit};
 use crate::model::Protocol;
 use crate::protocol::postgres::backend;
@@ -278,11 +278,7 @@ impl Frontend for PgFrontend<'_> {
         lease: &mut Lease<Upstream>,
     ) -> Result<(), SessionError> {
         let up = &lease.conn;
-        let party = KillParty {
-            user: permit.user().name.clone(),
-            resource: permit.resource().name.clone(),
-            admin: permit.user().role == crate::model::Role::Admin,
-        };
+        let party = KillParty::of(permit);
         self.listener.conns.insert(up.pid, party.clone());
         self.me = Some((up.pid, party));
         let ext = self.framed.session_extensions();
@@ -306,11 +302,11 @@ impl Frontend for PgFrontend<'_> {
         let _ = futures::SinkExt::close(&mut self.framed).await;
     }
 
-    async fn relay(self, lease: Lease<Upstream>, link: RelayLink) -> End {
+    async fn relay(self, lease: Lease<Upstream>, link: RelayLink) -> (End, Next<Self, Upstream>) {
         let (pid, secret) = self.framed.pid_and_secret_key();
         let may_signal = self.signal_target();
         let parts = self.framed.into_parts();
-        let Lease { conn, key, .. } = lease;
+        let (conn, terms) = lease.split();
         let Upstream {
             stream,
             leftover,
@@ -324,7 +320,7 @@ impl Frontend for PgFrontend<'_> {
         let mut counters = Counters::default();
         let (first_in, first_out) = (&parts.read_buf[..], &leftover[..]);
         let (mut c, mut s) = sides::pair();
-        c.hold_goodbye = key.is_some();
+        c.hold_goodbye = terms.keep;
         c.may_signal = may_signal;
         let (ended, upstream) = match (parts.io, stream) {
             // Plain TCP both ways: owned halves, no lock per read or write.
@@ -367,7 +363,7 @@ impl Frontend for PgFrontend<'_> {
             && let Some(stream) = upstream
         {
             // The client's Terminate was withheld: the upstream is kept or told goodbye.
-            let up = Upstream {
+            let conn = Upstream {
                 stream,
                 params,
                 pid: up_pid,
@@ -375,10 +371,14 @@ impl Frontend for PgFrontend<'_> {
                 leftover: Default::default(),
                 address,
             };
-            let upstreams = &self.listener.gw.upstreams;
-            upstreams.release(key, s.reusable(), up).await;
+            let lease = terms.rejoin(conn);
+            self.listener
+                .gw
+                .upstreams
+                .release(lease, s.reusable())
+                .await;
         }
-        observer.end_of(ended, &counters)
+        (observer.end_of(ended, &counters), Next::Done)
     }
 }
 

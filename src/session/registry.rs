@@ -8,7 +8,7 @@ use dashmap::DashMap;
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::access::Permit;
+use crate::access::{Identity, Permit};
 use crate::audit::{Channel, Common, EndedBy, Mode};
 use crate::snapshot::Snapshot;
 
@@ -54,11 +54,28 @@ pub struct SessionView {
     pub started_at: i64,
 }
 
-/// A registered session: what the API shows, the permit it runs under (checked again on
-/// every change) and how to tell it to end.
+/// What a live session holds, checked again on every change.
+#[derive(Clone, Debug)]
+pub enum Grant {
+    /// A session on a resource role.
+    Permit(Permit),
+    /// A control session: its user must stay active.
+    Control(Identity),
+}
+
+impl Grant {
+    fn recheck(&self, snapshot: &Snapshot) -> Result<(), crate::access::Denied> {
+        match self {
+            Grant::Permit(p) => p.recheck(snapshot),
+            Grant::Control(identity) => crate::access::active(snapshot, identity),
+        }
+    }
+}
+
+/// A registered session: what the API shows, what it holds, and how to tell it to end.
 struct Entry {
     view: SessionView,
-    permit: Permit,
+    grant: Grant,
     end: watch::Sender<Option<EndReason>>,
 }
 
@@ -83,23 +100,23 @@ impl Registry {
     pub fn register(
         &self,
         common: &Common,
-        permit: &Permit,
+        grant: Grant,
     ) -> (LiveSession, watch::Receiver<Option<EndReason>>) {
         let (end, rx) = watch::channel(None);
         let view = SessionView {
             id: common.session_id.clone(),
-            user: permit.user().name.clone(),
-            resource_role: permit.resource_role().name.clone(),
-            resource: permit.resource().name.clone(),
+            user: common.user.clone(),
+            resource_role: common.resource_role.clone(),
+            resource: common.resource.clone(),
             protocol: common.protocol,
-            mode: permit.mode().into(),
+            mode: common.mode,
             client_addr: common.client_addr.clone(),
             application_name: common.application_name.clone(),
             started_at: crate::clock::now(),
         };
         let entry = Entry {
             view: view.clone(),
-            permit: permit.clone(),
+            grant,
             end,
         };
         self.sessions.insert(view.id.clone(), Arc::new(entry));
@@ -164,7 +181,7 @@ impl Registry {
             .collect();
         let mut ended = 0;
         for e in all {
-            if let Err(denied) = e.permit.recheck(snapshot) {
+            if let Err(denied) = e.grant.recheck(snapshot) {
                 let view = &e.view;
                 tracing::info!(session_id = %view.id, user = %view.user, reason = %denied, "ending session: access withdrawn");
                 e.end

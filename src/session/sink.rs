@@ -45,7 +45,9 @@ impl RelayLink {
     /// How the relay ended (`EventSink::end_of` adds what the client changed).
     fn end_of(&self, ended: Ended, counters: &Counters) -> End {
         let (ended_by, error) = match ended {
-            Ended::ClientTerminated | Ended::Held | Ended::ClientClosed => (EndedBy::Client, None),
+            Ended::ClientTerminated | Ended::Held | Ended::ClientClosed | Ended::Yielded(_) => {
+                (EndedBy::Client, None)
+            }
             Ended::UpstreamClosed(code) => (
                 EndedBy::Upstream,
                 code.map(|c| format!("upstream ended the session ({c})")),
@@ -101,14 +103,15 @@ impl<'a> EventSink<'a> {
 }
 
 impl Sink for EventSink<'_> {
+    /// Cancel-safe: an event not handed over when cancelled was not recorded.
     async fn outcome(&mut self, o: Outcome) {
-        Metrics::inc(&self.link.metrics.queries_total);
         if let Some(name) = &o.application_name
             && **name != *self.common.application_name
         {
             self.common = Arc::new(self.common.renamed(name));
         }
         if !self.link.statements {
+            Metrics::inc(&self.link.metrics.queries_total);
             return;
         }
         let status = if o.error_code.is_some() {
@@ -135,6 +138,7 @@ impl Sink for EventSink<'_> {
         } else {
             self.link.recorder.record(event).await
         };
+        Metrics::inc(&self.link.metrics.queries_total);
         if recorded.is_err() {
             tracing::warn!(session_id = %self.common.session_id, "a query event could not be handed to the monitoring log");
         }

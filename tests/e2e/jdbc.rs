@@ -5,28 +5,9 @@
 
 use crate::common;
 
+use common::clients::{MARIADB_J, PGJDBC, java};
 use common::my::MyEnv;
 use common::pg::{PASSWORD, PgEnv};
-
-/// The JDBC driver jars (Debian `libpostgresql-jdbc-java`, `libmariadb-java`; installed
-/// by `scripts/services.sh`).
-const PGJDBC: &str = "/usr/share/java/postgresql.jar";
-const MARIADB_J: &str = "/usr/share/java/mariadb-java-client.jar";
-
-/// Runs `source` (a class `Main`) with the JDK's source launcher and `jar` on the class
-/// path; returns its output, failing the test with both streams if it failed.
-async fn java(jar: &str, source: &str, args: &[&str]) -> String {
-    assert!(
-        std::path::Path::new(jar).exists(),
-        "{jar} is missing: run scripts/services.sh (installs the Debian JDBC driver packages)"
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("Main.java");
-    std::fs::write(&file, source).unwrap();
-    let mut cmd = tokio::process::Command::new("java");
-    cmd.arg("-cp").arg(jar).arg(&file).args(args);
-    common::clients::run(cmd).await
-}
 
 /// One program for both drivers; `a[3]` is `pg` or `mariadb`.
 const PROGRAM: &str = r#"

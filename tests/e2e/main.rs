@@ -30,5 +30,6 @@ mod security_log;
 mod shutdown;
 mod slowloris;
 mod store;
+mod transparent_my;
 mod transparent_pg;
 mod upstream_reuse;

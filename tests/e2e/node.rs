@@ -4,33 +4,9 @@
 
 use crate::common;
 
-use std::path::PathBuf;
-
-use common::clients::assert_lines;
+use common::clients::{assert_lines, node};
 use common::my::MyEnv;
 use common::pg::{PASSWORD, PgEnv};
-
-/// Where `scripts/services.sh` installs the drivers (npm).
-fn node_modules() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/node-clients/node_modules")
-}
-
-/// Runs `body` as an async function with node; returns its output, failing the test with
-/// both streams if it failed.
-async fn node(body: &str) -> String {
-    let script = format!(
-        "(async () => {{\n{body}\n}})().catch(e => {{ console.error(e); process.exit(1); }});"
-    );
-    let modules = node_modules();
-    assert!(
-        modules.join("pg").exists() && modules.join("mysql2").exists(),
-        "{} lacks pg or mysql2: run scripts/services.sh (installs them with npm)",
-        modules.display()
-    );
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.arg("-e").arg(&script).env("NODE_PATH", &modules);
-    common::clients::run(cmd).await
-}
 
 #[tokio::test]
 async fn node_postgres_works_through_the_gateway() {

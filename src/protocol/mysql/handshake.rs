@@ -115,6 +115,39 @@ pub fn parse_response(payload: &[u8], server_caps: u32) -> Result<ClientHello, S
     })
 }
 
+/// A `COM_CHANGE_USER` (the body after the command byte), as the hello of the client it
+/// makes: the new user, database and proof, with the connection's capabilities and packet
+/// size; character set and connect attributes as sent, else as before.
+pub fn parse_change_user(body: &[u8], before: &ClientHello) -> Result<ClientHello, String> {
+    let bad = |what: &str| format!("malformed COM_CHANGE_USER: {what}");
+    let mut r = Reader(body);
+    let user = String::from_utf8_lossy(r.nul_str().ok_or_else(|| bad("user"))?).into_owned();
+    let n = r.u8().ok_or_else(|| bad("auth length"))? as usize;
+    let auth = r.take(n).ok_or_else(|| bad("auth data"))?.to_vec();
+    let database = String::from_utf8_lossy(r.nul_str().unwrap_or_default()).into_owned();
+    let charset = r.u16().map_or(before.charset, |c| c as u8);
+    let plugin = match r.nul_str() {
+        Some(p) if before.caps & caps::PLUGIN_AUTH != 0 && !p.is_empty() => {
+            String::from_utf8_lossy(p).into_owned()
+        }
+        _ => NATIVE.to_owned(),
+    };
+    let attrs = match r.rest() {
+        rest if before.caps & caps::CONNECT_ATTRS != 0 && !rest.is_empty() => rest.to_vec(),
+        _ => before.attrs.clone(),
+    };
+    Ok(ClientHello {
+        caps: before.caps,
+        max_packet: before.max_packet,
+        charset,
+        user,
+        auth,
+        database: Some(database).filter(|d| !d.is_empty()),
+        plugin,
+        attrs,
+    })
+}
+
 fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
     a.iter().zip(b).map(|(x, y)| x ^ y).collect()
 }

@@ -59,6 +59,8 @@ pub mod code {
     pub const ACCESS_DENIED: u16 = 1045;
     /// ER_NO_DB_ERROR
     pub const NO_DB: u16 = 1046;
+    /// ER_NO_SUCH_THREAD ("Unknown thread id")
+    pub const NO_SUCH_THREAD: u16 = 1094;
     /// ER_UNKNOWN_ERROR
     pub const UNKNOWN: u16 = 1105;
     /// ER_SPECIFIC_ACCESS_DENIED_ERROR
@@ -119,6 +121,59 @@ pub fn err(code: u16, sqlstate: &str, message: &str) -> Vec<u8> {
     p.extend_from_slice(sqlstate.as_bytes());
     p.extend_from_slice(message.as_bytes());
     p
+}
+
+/// EOF: 0xFE, warnings 0, status.
+pub fn eof() -> Vec<u8> {
+    let mut p = vec![0xFE, 0, 0];
+    p.extend_from_slice(&STATUS_AUTOCOMMIT.to_le_bytes());
+    p
+}
+
+fn lenenc_str(p: &mut Vec<u8>, s: &[u8]) {
+    match s.len() {
+        n @ 0..0xFB => p.push(n as u8),
+        n @ 0xFB..0x1_0000 => {
+            p.push(0xFC);
+            p.extend_from_slice(&(n as u16).to_le_bytes());
+        }
+        n => {
+            p.push(0xFD);
+            p.extend_from_slice(&(n as u32).to_le_bytes()[..3]);
+        }
+    }
+    p.extend_from_slice(s);
+}
+
+/// A text result set of string columns (for a client without `DEPRECATE_EOF`, which the
+/// gateway never offers): the payloads, in order.
+pub fn text_result(columns: &[&str], rows: &[Vec<Option<String>>]) -> Vec<Vec<u8>> {
+    let mut out = vec![vec![columns.len() as u8]];
+    for name in columns {
+        let mut p = Vec::new();
+        for part in [&b"def"[..], b"", b"", b"", name.as_bytes(), name.as_bytes()] {
+            lenenc_str(&mut p, part);
+        }
+        p.push(0x0c);
+        p.extend_from_slice(&45u16.to_le_bytes()); // utf8mb4_general_ci
+        p.extend_from_slice(&1024u32.to_le_bytes());
+        p.push(0xFD); // VAR_STRING
+        p.extend_from_slice(&[0, 0, 0x1F, 0, 0]); // flags, decimals, filler
+        out.push(p);
+    }
+    out.push(eof());
+    for row in rows {
+        let mut p = Vec::new();
+        for value in row {
+            match value {
+                Some(v) => lenenc_str(&mut p, v.as_bytes()),
+                None => p.push(0xFB),
+            }
+        }
+        out.push(p);
+    }
+    out.push(eof());
+    out
 }
 
 /// HandshakeV10 with a 20-byte scramble and the default plugin.

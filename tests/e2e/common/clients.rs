@@ -1,5 +1,7 @@
 //! Client programs the tests drive (python, node, java): run one, get its output.
 
+use std::path::PathBuf;
+
 use tokio::process::Command;
 
 /// Runs a client program; returns what it printed, failing the test with both streams
@@ -31,4 +33,46 @@ pub fn assert_lines(out: &str, lines: &[&str]) {
     for line in lines {
         assert!(out.lines().any(|l| l == *line), "no `{line}` in:\n{out}");
     }
+}
+
+/// Where `scripts/services.sh` installs the drivers (npm).
+fn node_modules() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/node-clients/node_modules")
+}
+
+/// Runs `body` as an async function with node; returns its output, failing the test with
+/// both streams if it failed.
+pub async fn node(body: &str) -> String {
+    let script = format!(
+        "(async () => {{\n{body}\n}})().catch(e => {{ console.error(e); process.exit(1); }});"
+    );
+    let modules = node_modules();
+    assert!(
+        modules.join("pg").exists() && modules.join("mysql2").exists(),
+        "{} lacks pg or mysql2: run scripts/services.sh (installs them with npm)",
+        modules.display()
+    );
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg("-e").arg(&script).env("NODE_PATH", &modules);
+    run(cmd).await
+}
+
+/// The JDBC driver jars (Debian `libpostgresql-jdbc-java`, `libmariadb-java`; installed
+/// by `scripts/services.sh`).
+pub const PGJDBC: &str = "/usr/share/java/postgresql.jar";
+pub const MARIADB_J: &str = "/usr/share/java/mariadb-java-client.jar";
+
+/// Runs `source` (a class `Main`) with the JDK's source launcher and `jar` on the class
+/// path; returns its output, failing the test with both streams if it failed.
+pub async fn java(jar: &str, source: &str, args: &[&str]) -> String {
+    assert!(
+        std::path::Path::new(jar).exists(),
+        "{jar} is missing: run scripts/services.sh (installs the Debian JDBC driver packages)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("Main.java");
+    std::fs::write(&file, source).unwrap();
+    let mut cmd = tokio::process::Command::new("java");
+    cmd.arg("-cp").arg(jar).arg(&file).args(args);
+    run(cmd).await
 }

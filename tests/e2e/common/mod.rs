@@ -72,16 +72,12 @@ impl Dir {
         let url = store_url
             .map(str::to_owned)
             .unwrap_or_else(|| format!("sqlite://{dir}/portcullis.db"));
-        // An `[audit]` block at the start of `extra` extends the common one.
-        let (audit_extra, extra) = match extra.strip_prefix("[audit]\n") {
-            Some(rest) => {
-                let end = rest.find("\n[").map_or(rest.len(), |i| i + 1);
-                rest.split_at(end)
-            }
-            None => ("", extra),
-        };
+        // `[listen]` and `[audit]` blocks at the start of `extra` (in that order) extend
+        // the common ones.
+        let (listen_extra, extra) = leading(extra, "[listen]\n");
+        let (audit_extra, extra) = leading(extra, "[audit]\n");
         let text = format!(
-            "[listen]\nadmin = \"127.0.0.1:0\"\npostgres = \"127.0.0.1:0\"\nmysql = \"127.0.0.1:0\"\n\n[store]\nurl = \"{url}\"\ndata_dir = \"{dir}/data\"\n\
+            "[listen]\nadmin = \"127.0.0.1:0\"\npostgres = \"127.0.0.1:0\"\nmysql = \"127.0.0.1:0\"\n{listen_extra}\n[store]\nurl = \"{url}\"\ndata_dir = \"{dir}/data\"\n\
              poll_interval = \"100ms\"\n\n[audit]\ndir = \"{dir}/audit\"\n{audit_extra}\n{extra}\n"
         );
         std::fs::write(self.config_path(), text).unwrap();
@@ -93,6 +89,14 @@ impl Dir {
             .unwrap()
             .trim()
             .to_owned()
+    }
+}
+
+/// The body of a `header` block that starts `extra`, and the rest.
+fn leading<'a>(extra: &'a str, header: &str) -> (&'a str, &'a str) {
+    match extra.strip_prefix(header) {
+        Some(rest) => rest.split_at(rest.find("\n[").map_or(rest.len(), |i| i + 1)),
+        None => ("", extra),
     }
 }
 
