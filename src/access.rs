@@ -11,6 +11,7 @@ pub use crate::auth::Identity;
 use crate::model::{
     AccessMode, DEFAULT_FORWARD_OPTIONS, NEVER_FORWARDED, Protocol, ResourceRole, Role, Status,
 };
+use crate::runbook::Runbook;
 use crate::snapshot::{ResourceEntry, ResourceRoleEntry, Snapshot, UserEntry};
 
 pub mod api;
@@ -77,6 +78,10 @@ pub enum Denied {
     },
     /// A startup parameter (or `options` setting) the resource role does not forward.
     StartupParameter(String),
+    /// The runbook does not name this resource role.
+    RunbookNotForRole,
+    /// The runbook is limited to groups the user is not in.
+    NotInRunbookGroups,
 }
 
 impl fmt::Display for Denied {
@@ -96,6 +101,12 @@ impl fmt::Display for Denied {
                 f,
                 "startup parameter `{name}` is not forwarded by this resource role"
             ),
+            Denied::RunbookNotForRole => {
+                f.write_str("the runbook does not run on this resource role")
+            }
+            Denied::NotInRunbookGroups => {
+                f.write_str("the user is in none of the runbook's groups")
+            }
         }
     }
 }
@@ -132,6 +143,29 @@ pub fn decide_native(
             wanted: protocol,
             resource: permit.resource.protocol,
         });
+    }
+    Ok(permit)
+}
+
+/// A run of `runbook` on `resource_role`: access control in the `runbooks` mode, then
+/// the runbook's own limits (the resource roles it names, its groups).
+pub fn decide_runbook(
+    snapshot: &Snapshot,
+    identity: &Identity,
+    runbook: &Runbook,
+    resource_role: &str,
+) -> Result<Permit, Denied> {
+    let permit = decide(snapshot, identity, resource_role, AccessMode::Runbooks)?;
+    if !runbook.runs_on(resource_role) {
+        return Err(Denied::RunbookNotForRole);
+    }
+    if !runbook.groups.is_empty()
+        && !runbook
+            .groups
+            .iter()
+            .any(|g| permit.user.groups.contains(g))
+    {
+        return Err(Denied::NotInRunbookGroups);
     }
     Ok(permit)
 }

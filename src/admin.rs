@@ -6,6 +6,7 @@ mod access;
 mod catalog;
 mod error;
 mod lockouts;
+mod oneoffs;
 mod ops;
 mod resource_roles;
 mod serve;
@@ -87,6 +88,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .merge(lockouts::routes())
         .merge(access::routes())
         .merge(tokens::routes())
+        .merge(oneoffs::routes())
         .merge(ops::routes())
 }
 
@@ -172,6 +174,22 @@ impl FromRequestParts<ApiState> for Caller {
         };
         state.control.token_used(&identity);
         Ok(Caller(user, identity))
+    }
+}
+
+/// The caller's address (the admin server puts it in every request).
+pub struct ClientAddr(pub SocketAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0),
+        ))
     }
 }
 

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::{AccessMode, AccessModes, Protocol, Role, Status, TlsMode, TokenView};
+pub use crate::protocol::exec::{Column, StatementError, StatementResult};
 use crate::store::SessionRecord;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -164,4 +165,56 @@ pub struct SessionDetail {
     #[serde(flatten)]
     pub session: SessionRecord,
     pub statements: Vec<serde_json::Value>,
+}
+
+/// A one-off: `POST /api/resource-roles/{name}/exec`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    /// One statement, or several separated by `;` (run in order, stopping at the first
+    /// error).
+    pub statement: String,
+    /// Values for `$1`, `$2`… (PostgreSQL) or `?` (MySQL), bound by the server; only with
+    /// a single statement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub params: Vec<serde_json::Value>,
+    /// Rows kept per statement (default `oneoffs.max_rows`, at most 100000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rows: Option<usize>,
+    /// How long a statement may run before it is cancelled on the server, e.g. `30s`
+    /// (default `oneoffs.timeout`, at most 1h).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// The session's application name (default `portcullis-exec`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_name: Option<String>,
+}
+
+/// A runbook run: `POST /api/runbooks/{name}/run`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunbookRun {
+    pub resource_role: String,
+    /// The parameters' values by name.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub params: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_rows: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_name: Option<String>,
+}
+
+/// What a one-off or runbook run did: a result per statement run, up to the first that
+/// failed.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Executed {
+    /// The run's session (`portcullis sessions show ID`).
+    pub session_id: String,
+    pub results: Vec<StatementResult>,
+    /// The index in `results` of the statement the run stopped at.
+    pub failed: Option<usize>,
 }

@@ -68,6 +68,13 @@ impl Common {
     }
 }
 
+/// The runbook a session ran, as reviewed: its name and its file's SHA-256.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RunbookRef {
+    pub name: String,
+    pub sha256: String,
+}
+
 /// What happened: the kind-specific fields of SPEC §6.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -79,6 +86,9 @@ pub enum Kind {
         /// `options` settings).
         #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
         parameters: std::collections::BTreeMap<String, String>,
+        /// A runbook run: the runbook's name and its file's SHA-256.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        runbook: Option<RunbookRef>,
     },
     Query {
         statement: Arc<str>,

@@ -5,13 +5,15 @@
 pub mod audit;
 pub mod client;
 mod commands;
+mod oneoffs;
 pub mod table;
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-pub use commands::run_remote;
+pub use commands::{Printed, run_remote};
+pub use oneoffs::lint_runbooks;
 
 #[derive(Parser, Debug)]
 #[command(name = "portcullis", version, about = "Database access gateway")]
@@ -37,6 +39,7 @@ pub struct Cli {
 pub enum Output {
     Table,
     Json,
+    Csv,
 }
 
 #[derive(Subcommand, Debug)]
@@ -93,6 +96,72 @@ pub enum Command {
     },
     /// Ask the gateway to re-read its config file.
     Reload,
+    /// Run one-off statements on a resource role (`web` mode): `-e SQL`, `-f FILE`, or
+    /// stdin. Exits non-zero when a statement fails.
+    Exec(ExecArgs),
+    /// Runbooks: list the ones you may run, show one, run one (`runbooks` mode).
+    #[command(subcommand)]
+    Runbook(RunbookCmd),
+    /// Runbook files: `runbooks lint [DIR]` checks every file (locally; usable in CI).
+    #[command(subcommand)]
+    Runbooks(RunbooksCmd),
+}
+
+/// A one-off's statements and limits.
+#[derive(clap::Args, Debug)]
+pub struct ExecArgs {
+    pub resource_role: String,
+    /// The statement(s) to run.
+    #[arg(short = 'e', long = "execute", conflicts_with = "file")]
+    pub sql: Option<String>,
+    /// A file of statements.
+    #[arg(short = 'f', long)]
+    pub file: Option<PathBuf>,
+    /// A value for `$1`, `$2`… (PostgreSQL) or `?` (MySQL), in order (repeat).
+    #[arg(long = "param")]
+    pub params: Vec<String>,
+    #[command(flatten)]
+    pub limits: RunLimits,
+}
+
+/// What a run may take.
+#[derive(clap::Args, Debug)]
+pub struct RunLimits {
+    /// Rows kept per statement (default: the gateway's `oneoffs.max_rows`).
+    #[arg(long)]
+    pub max_rows: Option<usize>,
+    /// How long a statement may run before it is cancelled, e.g. 30s.
+    #[arg(long)]
+    pub timeout: Option<String>,
+    /// The session's application name.
+    #[arg(long)]
+    pub app: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunbookCmd {
+    List,
+    Show {
+        name: String,
+    },
+    Run {
+        name: String,
+        /// The resource role to run it on.
+        #[arg(long = "role")]
+        resource_role: String,
+        /// A parameter, `name=value` (repeat).
+        #[arg(long = "param")]
+        params: Vec<String>,
+        #[command(flatten)]
+        limits: RunLimits,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RunbooksCmd {
+    /// Check every runbook file of DIR (default `runbooks`); each problem as
+    /// `file:line: message`, non-zero exit on any.
+    Lint { dir: Option<PathBuf> },
 }
 
 /// Which sessions `portcullis sessions` lists.

@@ -28,6 +28,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub audit: AuditConfig,
     pub limits: Limits,
+    pub oneoffs: OneoffsConfig,
+    pub runbooks: RunbooksConfig,
     pub groups: Vec<GroupDecl>,
     pub users: Vec<UserDecl>,
     pub resources: Vec<ResourceDecl>,
@@ -105,6 +107,28 @@ pub struct AuditConfig {
     /// The checkpoint signing key (hex Ed25519 seed); default: generated into
     /// `store.data_dir/audit-signing.key`.
     pub signing_key: Option<SecretSource>,
+}
+
+/// One-offs (`web` mode): the defaults a request may lower or raise.
+#[derive(Clone, Debug)]
+pub struct OneoffsConfig {
+    /// Rows kept per statement unless the request says otherwise (at most `MAX_ROWS`).
+    pub max_rows: usize,
+    /// How long a statement may run unless the request says otherwise.
+    pub timeout: Duration,
+}
+
+impl OneoffsConfig {
+    /// The most rows any request may ask for.
+    pub const MAX_ROWS: usize = 100_000;
+    /// The longest timeout any request may ask for.
+    pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+}
+
+/// Where the runbook files are (one `.sql` file per runbook).
+#[derive(Clone, Debug)]
+pub struct RunbooksConfig {
+    pub dir: PathBuf,
 }
 
 #[derive(Clone, Debug)]

@@ -10,6 +10,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError};
+use crate::runbook::Catalog;
 use crate::snapshot::Snapshot;
 use crate::store::{ChangeRecord, Store, StoreError};
 
@@ -17,9 +18,34 @@ pub struct ControlPlane {
     pub store: Store,
     config: ArcSwap<Config>,
     snapshot: ArcSwap<Snapshot>,
+    /// The runbooks of `runbooks.dir`, read at start and at every reload.
+    runbooks: ArcSwap<Catalog>,
     changed: watch::Sender<i64>,
     /// Where `admin_change` events go once the monitoring log is open.
     recorder: std::sync::OnceLock<crate::audit::Recorder>,
+}
+
+/// The runbooks of `dir`; a file with problems is left out and said so (`runbooks lint`
+/// lists every problem).
+fn load_runbooks(dir: &std::path::Path) -> Catalog {
+    match crate::runbook::load(dir) {
+        Ok((catalog, bad)) => {
+            for f in bad {
+                let first = f
+                    .problems
+                    .first()
+                    .map(|p| p.message.clone())
+                    .unwrap_or_default();
+                tracing::warn!(file = %f.path.display(), problems = f.problems.len(), first = %first, "a runbook file has problems and is left out (run `portcullis runbooks lint`)");
+            }
+            tracing::info!(dir = %dir.display(), runbooks = catalog.runbooks.len(), "runbooks read");
+            catalog
+        }
+        Err(e) => {
+            tracing::info!(dir = %dir.display(), error = %e, "no runbooks directory; no runbooks");
+            Catalog::default()
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +62,10 @@ impl ControlPlane {
         crate::bootstrap::apply(&store, &config).await?;
         let snapshot = store.load_snapshot().await?;
         let (changed, _) = watch::channel(snapshot.revision);
+        let runbooks = load_runbooks(&config.runbooks.dir);
         Ok(Arc::new(ControlPlane {
             store,
+            runbooks: ArcSwap::from_pointee(runbooks),
             config: ArcSwap::from_pointee(config),
             snapshot: ArcSwap::from_pointee(snapshot),
             changed,
@@ -56,6 +84,10 @@ impl ControlPlane {
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
+    }
+
+    pub fn runbooks(&self) -> Arc<Catalog> {
+        self.runbooks.load_full()
     }
 
     /// Fires whenever a new snapshot is published.
@@ -81,6 +113,8 @@ impl ControlPlane {
         let path = self.config.load().source.clone();
         let fresh = Config::load(&path)?;
         crate::bootstrap::apply(&self.store, &fresh).await?;
+        self.runbooks
+            .store(Arc::new(load_runbooks(&fresh.runbooks.dir)));
         self.config.store(Arc::new(fresh));
         self.refresh().await?;
         tracing::info!(path = %path.display(), "config reloaded");

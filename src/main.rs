@@ -45,10 +45,18 @@ fn main() -> ExitCode {
             }
         }
         Command::Audit(cmd) => portcullis::cli::audit::run(cmd, cli.output),
+        Command::Runbooks(portcullis::cli::RunbooksCmd::Lint { dir }) => {
+            portcullis::cli::lint_runbooks(dir.clone())
+        }
         _ => match runtime.block_on(portcullis::cli::run_remote(&cli)) {
-            Ok(out) => {
-                print!("{out}");
-                ExitCode::SUCCESS
+            Ok(printed) => {
+                print!("{}", printed.out);
+                eprint!("{}", printed.err);
+                if printed.failed {
+                    ExitCode::FAILURE
+                } else {
+                    ExitCode::SUCCESS
+                }
             }
             Err(e) => {
                 eprintln!("error: {e}");

@@ -321,6 +321,162 @@ fn signal_argument(after: &[Token]) -> Result<Signal, &'static str> {
     }
 }
 
+/// The dialect a protocol's statements are read in.
+fn dialect(mysql: bool) -> Box<dyn Dialect> {
+    if mysql {
+        Box::new(MySqlDialect {})
+    } else {
+        Box::new(PostgreSqlDialect {})
+    }
+}
+
+/// Byte offsets of a text's (line, column) positions, as the tokenizer counts them
+/// (1-based, columns in characters).
+struct Positions<'a> {
+    text: &'a str,
+    lines: Vec<usize>,
+}
+
+impl Positions<'_> {
+    fn new(text: &str) -> Positions<'_> {
+        let mut lines = vec![0];
+        lines.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Positions { text, lines }
+    }
+
+    fn offset(&self, at: sqlparser::tokenizer::Location) -> usize {
+        let line = usize::try_from(at.line).unwrap_or(1).max(1);
+        let start = self.lines.get(line - 1).copied().unwrap_or(self.text.len());
+        let column = usize::try_from(at.column).unwrap_or(1).max(1) - 1;
+        self.text[start..]
+            .char_indices()
+            .nth(column)
+            .map_or(self.text.len(), |(i, _)| start + i)
+    }
+}
+
+/// A script's statements, split at the semicolons that end them (not those inside
+/// strings, comments, quoted names or dollar-quoted bodies), each with the line it starts
+/// on; empty ones dropped. MySQL compound statements (`BEGIN … END` bodies) are not
+/// recognised: send those one at a time.
+pub fn split(text: &str, mysql: bool) -> Result<Vec<(usize, String)>, String> {
+    let dialect = dialect(mysql);
+    let tokens = Tokenizer::new(&*dialect, text)
+        .tokenize_with_location()
+        .map_err(|e| format!("the text does not read as SQL: {e}"))?;
+    let at = Positions::new(text);
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut push = |from: usize, to: usize| {
+        let piece = &text[from..to];
+        let body = piece.trim();
+        let significant = Tokenizer::new(&*dialect, body)
+            .tokenize()
+            .map(|t| {
+                t.iter()
+                    .any(|t| !matches!(t, Token::Whitespace(_) | Token::SemiColon))
+            })
+            .unwrap_or(true);
+        if significant {
+            let lead = piece.len() - piece.trim_start().len();
+            let line = text[..from + lead].matches('\n').count() + 1;
+            out.push((line, body.to_owned()));
+        }
+    };
+    for t in &tokens {
+        if t.token == Token::SemiColon {
+            let end = at.offset(t.span.start);
+            push(start, end);
+            start = end + 1;
+        }
+    }
+    if start < text.len() {
+        push(start, text.len());
+    }
+    Ok(out)
+}
+
+/// Whether `text` parses as one statement of the protocol's dialect (as far as sqlparser
+/// reads it: a runbook lint's check, never a gate on what reaches a database).
+pub fn parses(text: &str, mysql: bool) -> Result<(), String> {
+    let dialect = dialect(mysql);
+    sqlparser::parser::Parser::parse_sql(&*dialect, text)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Whether a one-off or runbook statement may run: no MySQL `KILL` and no PostgreSQL
+/// backend signal but to its own backend (sessions are ended with `portcullis sessions
+/// end`, where access is checked).
+pub fn oneoff_allowed(text: &str, mysql: bool) -> Result<(), &'static str> {
+    const WHY: &str = "KILL and pg_terminate_backend/pg_cancel_backend are not available in one-offs and runbooks; end a session with `portcullis sessions end`";
+    if mysql {
+        return match kill(text) {
+            KillCheck::Clean => Ok(()),
+            _ => Err(WHY),
+        };
+    }
+    match pg_signals(text) {
+        Ok(signals) if signals.iter().all(|s| *s == Signal::Own) => Ok(()),
+        _ => Err(WHY),
+    }
+}
+
+/// A statement with named placeholders (`:order_id`) made ready to prepare: `$n`
+/// (PostgreSQL, one number per name) or `?` (MySQL, one per occurrence), and the names in
+/// parameter order. Placeholders inside strings, comments and quoted names are text;
+/// `::` casts and `:=` are not placeholders.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Placeholders {
+    pub text: String,
+    pub names: Vec<String>,
+    /// Every placeholder used, with the line (within the statement) it is on.
+    pub used: Vec<(String, usize)>,
+}
+
+pub fn placeholders(statement: &str, mysql: bool) -> Result<Placeholders, String> {
+    let dialect = dialect(mysql);
+    let tokens = Tokenizer::new(&*dialect, statement)
+        .tokenize_with_location()
+        .map_err(|e| format!("the statement does not read as SQL: {e}"))?;
+    let at = Positions::new(statement);
+    let mut out = Placeholders {
+        text: String::with_capacity(statement.len()),
+        names: Vec::new(),
+        used: Vec::new(),
+    };
+    let mut copied = 0;
+    for pair in tokens.windows(2) {
+        let (Token::Colon, Token::Word(w)) = (&pair[0].token, &pair[1].token) else {
+            continue;
+        };
+        let (colon, word) = (at.offset(pair[0].span.start), at.offset(pair[1].span.start));
+        if w.quote_style.is_some() || word != colon + 1 {
+            continue;
+        }
+        out.text.push_str(&statement[copied..colon]);
+        let name = w.value.clone();
+        let marker = if mysql {
+            out.names.push(name.clone());
+            "?".to_owned()
+        } else {
+            let n = match out.names.iter().position(|n| *n == name) {
+                Some(i) => i + 1,
+                None => {
+                    out.names.push(name.clone());
+                    out.names.len()
+                }
+            };
+            format!("${n}")
+        };
+        out.text.push_str(&marker);
+        out.used.push((name, pair[0].span.start.line as usize));
+        copied = word + w.value.len();
+    }
+    out.text.push_str(&statement[copied..]);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -424,5 +580,51 @@ mod tests {
             pg_signals("select 1 -- pg_terminate_backend(5)"),
             Ok(vec![])
         );
+    }
+
+    #[test]
+    fn scripts_split_at_the_semicolons_that_end_statements() {
+        let text =
+            "select 1;\n-- a comment; not an end\nselect ';' as s; /* ; */\n\nselect $$a;b$$;  ;";
+        let got = split(text, false).expect("test input");
+        let texts: Vec<&str> = got.iter().map(|(_, s)| s.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "select 1",
+                "-- a comment; not an end\nselect ';' as s",
+                "/* ; */\n\nselect $$a;b$$"
+            ]
+        );
+        assert_eq!(got[0].0, 1);
+        assert_eq!(got[1].0, 2);
+        let my = split("select `a;b` from t; select \"x;\"", true).expect("test input");
+        assert_eq!(my.len(), 2);
+        assert_eq!(split("  ;; ", false).expect("test input"), vec![]);
+    }
+
+    #[test]
+    fn placeholders_become_parameters_and_strings_stay_text() {
+        let p = placeholders(
+            "update t set a = :v, b = ':v' where id = :id and x = :v::int -- :c",
+            false,
+        )
+        .expect("test input");
+        assert_eq!(
+            p.text,
+            "update t set a = $1, b = ':v' where id = $2 and x = $1::int -- :c"
+        );
+        assert_eq!(p.names, ["v", "id"]);
+        let m = placeholders("select :a, @x := :b, :a", true).expect("test input");
+        assert_eq!(m.text, "select ?, @x := ?, ?");
+        assert_eq!(m.names, ["a", "b", "a"]);
+    }
+
+    #[test]
+    fn one_offs_may_not_kill_or_signal_others() {
+        assert!(oneoff_allowed("select 1", true).is_ok());
+        assert!(oneoff_allowed("KILL QUERY 5", true).is_err());
+        assert!(oneoff_allowed("select pg_cancel_backend(pg_backend_pid())", false).is_ok());
+        assert!(oneoff_allowed("select pg_terminate_backend(123)", false).is_err());
     }
 }

@@ -126,6 +126,9 @@ impl Upstreams {
         metrics: &Metrics,
     ) -> Result<Lease<C>, UpstreamError> {
         let pool = C::pool(self);
+        // Who is behind the session goes with the login, so the database can tell; a kept
+        // connection serves only the same user again.
+        let params = &C::identified(params, &permit.user().name);
         let key = Key::new(permit, C::key_params(params));
         let keep = pool.enabled();
         if let Some(conn) = keep.then(|| pool.take(&key)).flatten() {
@@ -193,7 +196,8 @@ impl Upstreams {
         params: &C::Params,
         metrics: &Metrics,
     ) -> Result<Lease<C>, UpstreamError> {
-        if Key::new(permit, C::key_params(params)) == old.key
+        let identified = C::identified(params, &permit.user().name);
+        if Key::new(permit, C::key_params(&identified)) == old.key
             && old
                 .conn
                 .reset(&permit.resource_role().database)
@@ -204,6 +208,37 @@ impl Upstreams {
         }
         old.conn.goodbye().await;
         self.login(permit, params, metrics).await
+    }
+
+    /// MySQL: logs in beside a session as its `permit` and sends `statement` (a `KILL`
+    /// aimed at that session's thread), as the `mysql` client's Ctrl-C does; the server's
+    /// answer (an OK or ERR payload).
+    pub async fn mysql_beside(
+        &self,
+        permit: &Permit,
+        hello: &crate::protocol::mysql::handshake::ClientHello,
+        statement: &str,
+        metrics: &Metrics,
+    ) -> Result<Vec<u8>, UpstreamError> {
+        use crate::protocol::mysql::packet;
+        let mut lease = self.login::<MysqlUpstream>(permit, hello, metrics).await?;
+        let mut command = vec![0x03]; // COM_QUERY
+        command.extend_from_slice(statement.as_bytes());
+        let stream = &mut lease.conn.stream;
+        let reply = match packet::write(stream, 0, &command).await {
+            Ok(()) => packet::read(stream, packet::MAX_LOGIN_PACKET).await,
+            Err(e) => Err(e),
+        };
+        match reply {
+            Ok((_, reply)) => {
+                self.release(lease, reply.first() == Some(&0x00)).await;
+                Ok(reply)
+            }
+            Err(e) => {
+                self.release(lease, false).await;
+                Err(unreachable_error(permit, e))
+            }
+        }
     }
 
     /// Closes kept connections past `limits.idle_upstream_timeout`.
@@ -220,6 +255,13 @@ impl Upstreams {
 }
 
 /// A TCP connection to `address` with `TCP_NODELAY`, or an error within 5 s.
+fn unreachable_error(permit: &Permit, e: std::io::Error) -> UpstreamError {
+    UpstreamError::Unreachable {
+        resource: permit.resource().name.clone(),
+        source: Box::new(e),
+    }
+}
+
 pub(crate) async fn connect(address: &str) -> std::io::Result<TcpStream> {
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address))
         .await

@@ -40,6 +40,9 @@ impl ApiError {
     pub fn too_many(m: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::TOO_MANY_REQUESTS, m)
     }
+    pub fn bad_gateway(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_GATEWAY, m)
+    }
     pub fn unavailable(m: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, m)
     }

@@ -135,8 +135,25 @@ async fn send<B: Serialize, T: DeserializeOwned>(
     c.typed(method, path, Some(body)).await
 }
 
+/// What a command prints, on stdout and stderr, and whether it failed (a statement error).
+#[derive(Debug, Default)]
+pub struct Printed {
+    pub out: String,
+    pub err: String,
+    pub failed: bool,
+}
+
+impl Printed {
+    pub fn ok(out: String) -> Printed {
+        Printed {
+            out,
+            ..Printed::default()
+        }
+    }
+}
+
 /// Runs one remote command and returns what to print.
-pub async fn run_remote(cli: &Cli) -> Result<String, ClientError> {
+pub async fn run_remote(cli: &Cli) -> Result<Printed, ClientError> {
     let token = cli.token.clone().or_else(|| {
         std::fs::read_to_string("data/bootstrap-token")
             .ok()
@@ -144,11 +161,18 @@ pub async fn run_remote(cli: &Cli) -> Result<String, ClientError> {
     });
     let c = Client::new(&cli.server, token);
     let out = match &cli.command {
-        Command::Serve { .. } | Command::CheckConfig { .. } | Command::Audit(_) => {
-            return Ok(String::new());
+        Command::Serve { .. }
+        | Command::CheckConfig { .. }
+        | Command::Audit(_)
+        | Command::Runbooks(_) => {
+            return Ok(Printed::default());
         }
+        Command::Exec(args) => return super::oneoffs::exec(&c, args, cli.output).await,
+        Command::Runbook(cmd) => return super::oneoffs::runbook(&c, cmd, cli.output).await,
         Command::Sessions { action, filter } => match action {
-            Some(SessionsCmd::Show { id }) => return session(&c, id, cli.output).await,
+            Some(SessionsCmd::Show { id }) => {
+                return session(&c, id, cli.output).await.map(Printed::ok);
+            }
             Some(SessionsCmd::End { id }) => {
                 c.delete(&format!("/api/sessions/{}", seg(id))).await?;
                 deleted(id)?
@@ -182,7 +206,7 @@ pub async fn run_remote(cli: &Cli) -> Result<String, ClientError> {
             shown(&r, &["reloaded", "revision"])?
         }
     };
-    Ok(print(&out.value, out.cols, cli.output))
+    Ok(Printed::ok(print(&out.value, out.cols, cli.output)))
 }
 
 fn print(value: &Value, cols: &[&str], output: Output) -> String {
@@ -192,6 +216,7 @@ fn print(value: &Value, cols: &[&str], output: Output) -> String {
             serde_json::to_string_pretty(value).unwrap_or_default()
         ),
         Output::Table => render(value, cols),
+        Output::Csv => super::table::render_csv(value, cols),
     }
 }
 
@@ -228,7 +253,9 @@ async fn session(c: &Client, id: &str, output: Output) -> Result<String, ClientE
             render(&head.value, SESSION_COLS),
             render(&statements.value, STATEMENT_COLS)
         ),
-        Output::Json => print(&shown(&detail, SESSION_COLS)?.value, SESSION_COLS, output),
+        Output::Json | Output::Csv => {
+            print(&shown(&detail, SESSION_COLS)?.value, SESSION_COLS, output)
+        }
     })
 }
 

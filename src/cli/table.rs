@@ -29,12 +29,28 @@ fn timestamp(secs: i64) -> String {
 
 /// A table of `rows` (an array, or one object) with the given columns.
 pub fn render(rows: &Value, columns: &[&str]) -> String {
+    let (header, cells) = cells(rows, columns);
+    let empty = cells.is_empty();
+    let mut out = grid(header.iter().map(|c| c.to_uppercase()).collect(), cells);
+    if empty {
+        out.push_str("(none)\n");
+    }
+    out
+}
+
+/// The same as CSV (RFC 4180), the header row first.
+pub fn render_csv(rows: &Value, columns: &[&str]) -> String {
+    let (header, cells) = cells(rows, columns);
+    csv(&header, &cells)
+}
+
+fn cells(rows: &Value, columns: &[&str]) -> (Vec<String>, Vec<Vec<String>>) {
     let rows: Vec<&Value> = match rows {
         Value::Array(items) => items.iter().collect(),
         Value::Null => vec![],
         one => vec![one],
     };
-    let cells: Vec<Vec<String>> = rows
+    let cells = rows
         .iter()
         .map(|r| {
             columns
@@ -49,19 +65,29 @@ pub fn render(rows: &Value, columns: &[&str]) -> String {
                 .collect()
         })
         .collect();
-    let widths: Vec<usize> = columns
+    (columns.iter().map(|c| (*c).to_owned()).collect(), cells)
+}
+
+/// A result set's rows (values by position) as cells.
+pub fn positional(rows: &[Vec<Value>]) -> Vec<Vec<String>> {
+    rows.iter().map(|r| r.iter().map(cell).collect()).collect()
+}
+
+/// Aligned columns under a header line.
+pub fn grid(header: Vec<String>, cells: Vec<Vec<String>>) -> String {
+    let widths: Vec<usize> = header
         .iter()
         .enumerate()
         .map(|(i, c)| {
             cells
                 .iter()
-                .map(|r| r[i].chars().count())
-                .chain([c.len()])
+                .map(|r| r.get(i).map_or(0, |v| v.chars().count()))
+                .chain([c.chars().count()])
                 .max()
                 .unwrap_or(0)
         })
         .collect();
-    let line = |values: Vec<String>| {
+    let line = |values: &[String]| {
         let padded: Vec<String> = values
             .iter()
             .zip(&widths)
@@ -69,12 +95,26 @@ pub fn render(rows: &Value, columns: &[&str]) -> String {
             .collect();
         padded.join("  ").trim_end().to_owned() + "\n"
     };
-    let mut out = line(columns.iter().map(|c| c.to_uppercase()).collect());
-    for r in cells {
+    let mut out = line(&header);
+    for r in &cells {
         out.push_str(&line(r));
     }
-    if rows.is_empty() {
-        out.push_str("(none)\n");
+    out
+}
+
+/// CSV (RFC 4180): fields with a comma, quote or line break are quoted.
+pub fn csv(header: &[String], rows: &[Vec<String>]) -> String {
+    let field = |f: &String| {
+        if f.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", f.replace('"', "\"\""))
+        } else {
+            f.clone()
+        }
+    };
+    let mut out = String::new();
+    for r in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
+        out.push_str(&r.iter().map(field).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
     }
     out
 }
@@ -100,5 +140,12 @@ mod tests {
         ]);
         let out = render(&rows, &["name", "groups", "modes"]);
         assert_eq!(out, "NAME   GROUPS   MODES\nalice  eng,ops  native\nbob\n");
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        let header = vec!["a".to_owned(), "b".to_owned()];
+        let rows = vec![vec!["x,y".to_owned(), "say \"hi\"".to_owned()]];
+        assert_eq!(csv(&header, &rows), "a,b\r\n\"x,y\",\"say \"\"hi\"\"\"\r\n");
     }
 }

@@ -21,6 +21,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]
+    pub oneoffs: RawOneoffs,
+    #[serde(default)]
+    pub runbooks: RawRunbooks,
+    #[serde(default)]
     pub groups: Vec<RawGroup>,
     #[serde(default)]
     pub users: Vec<RawUser>,
@@ -67,6 +71,17 @@ pub struct RawAudit {
     pub checkpoint_interval: Option<String>,
     pub checkpoint_events: Option<u64>,
     pub signing_key: Option<SecretSource>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawOneoffs {
+    pub max_rows: Option<u64>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRunbooks {
+    pub dir: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

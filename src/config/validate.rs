@@ -108,6 +108,10 @@ pub fn validate(
     let store = store(&mut p, raw.store);
     let audit = audit(&mut p, raw.audit);
     let limits = limits(&mut p, raw.limits);
+    let oneoffs = oneoffs(&mut p, raw.oneoffs);
+    let runbooks = RunbooksConfig {
+        dir: PathBuf::from(raw.runbooks.dir.unwrap_or_else(|| "runbooks".into())),
+    };
     let groups = groups(&mut p, raw.groups);
     let group_names: HashSet<&str> = groups.iter().map(|g| g.name.as_str()).collect();
     let users = users(&mut p, &raw.users, &group_names);
@@ -124,6 +128,8 @@ pub fn validate(
         store,
         audit,
         limits,
+        oneoffs,
+        runbooks,
         groups,
         users,
         resources,
@@ -176,6 +182,27 @@ fn store(p: &mut Problems, raw: super::raw::RawStore) -> StoreConfig {
             raw.poll_interval,
             Duration::from_millis(250),
         ),
+    }
+}
+
+fn oneoffs(p: &mut Problems, raw: super::raw::RawOneoffs) -> OneoffsConfig {
+    let max_rows = raw.max_rows.unwrap_or(1_000);
+    if max_rows == 0 || max_rows > OneoffsConfig::MAX_ROWS as u64 {
+        p.add(
+            "oneoffs.max_rows",
+            format!(
+                "{max_rows} is not between 1 and {}",
+                OneoffsConfig::MAX_ROWS
+            ),
+        );
+    }
+    let timeout = duration_or(p, "oneoffs.timeout", raw.timeout, Duration::from_secs(30));
+    if timeout.is_zero() || timeout > OneoffsConfig::MAX_TIMEOUT {
+        p.add("oneoffs.timeout", "must be more than 0s and at most 1h");
+    }
+    OneoffsConfig {
+        max_rows: usize::try_from(max_rows).unwrap_or(1_000),
+        timeout,
     }
 }
 

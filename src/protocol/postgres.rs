@@ -2,5 +2,6 @@
 //! cancel-key mapping and the wire helpers the relay and the pool use.
 
 pub mod backend;
+pub mod exec;
 pub mod front;
 pub mod params;

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use super::registry::{EndReason, Grant, LiveSession};
 use super::{Gateway, RelayLink};
 use crate::access::{Denied, Identity, Permit};
-use crate::audit::{Common, EndedBy, Event, Kind};
+use crate::audit::{Common, EndedBy, Event, Kind, RunbookRef};
 use crate::metrics::Metrics;
 use crate::store::{SessionEnd, SessionRecord};
 
@@ -53,6 +53,7 @@ pub struct Admitted {
     live: LiveSession,
     end: watch::Receiver<Option<EndReason>>,
     started: Instant,
+    runbook: Option<RunbookRef>,
 }
 
 impl Gateway {
@@ -76,6 +77,7 @@ impl Gateway {
             live,
             end,
             started: Instant::now(),
+            runbook: None,
         })
     }
 
@@ -98,6 +100,7 @@ impl Gateway {
             live,
             end,
             started: Instant::now(),
+            runbook: None,
         })
     }
 }
@@ -105,6 +108,12 @@ impl Gateway {
 impl Admitted {
     pub fn common(&self) -> &Arc<Common> {
         &self.common
+    }
+
+    /// A runbook run: `session_started` names the runbook and its file's hash.
+    pub fn runbook(mut self, runbook: RunbookRef) -> Admitted {
+        self.runbook = Some(runbook);
+        self
     }
 
     /// The session starts: `session_started` (with the upstream user and database), the
@@ -124,6 +133,7 @@ impl Admitted {
             upstream_user,
             database,
             parameters: parameters.into_iter().collect(),
+            runbook: self.runbook.clone(),
         };
         gw.record(Arc::clone(&self.common), kind).await;
         gw.index.started(record(&self.common));

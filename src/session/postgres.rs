@@ -282,7 +282,7 @@ impl Frontend for PgFrontend<'_> {
         self.listener.conns.insert(up.pid, party.clone());
         self.me = Some((up.pid, party));
         let ext = self.framed.session_extensions();
-        ext.insert(UpstreamParams(up.params.clone()));
+        ext.insert(UpstreamParams(self.client_view(&up.params)));
         ext.insert(UpstreamKey {
             address: up.address.clone(),
             pid: up.pid,
@@ -383,6 +383,23 @@ impl Frontend for PgFrontend<'_> {
 }
 
 impl PgFrontend<'_> {
+    /// The upstream's parameters as the client sees them: its own `application_name`,
+    /// not the identified one the gateway logged in with.
+    fn client_view(&self, upstream: &[(String, String)]) -> Vec<(String, String)> {
+        let own = self
+            .params
+            .iter()
+            .find(|(k, _)| k == "application_name")
+            .map_or(String::new(), |(_, v)| v.clone());
+        let mut out = upstream.to_vec();
+        for (k, v) in &mut out {
+            if k == "application_name" {
+                v.clone_from(&own);
+            }
+        }
+        out
+    }
+
     /// Which backend pids this session may signal.
     fn signal_target(&self) -> crate::relay::postgres::sides::SignalTarget {
         let conns = Arc::clone(&self.listener.conns);

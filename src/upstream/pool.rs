@@ -24,6 +24,9 @@ const RESET_TIMEOUT: Duration = Duration::from_secs(2);
 /// parameters it started with (`Upstream::key_params`).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Key {
+    /// The Portcullis user the connection was logged in for (its identity is in the
+    /// login's parameters).
+    gateway_user: String,
     resource_role: String,
     address: String,
     user: String,
@@ -39,6 +42,7 @@ impl Key {
         let role = permit.resource_role();
         let secret = role.secret.as_ref().map(|s| s.expose()).unwrap_or_default();
         Key {
+            gateway_user: permit.user().name.clone(),
             resource_role: role.name.clone(),
             address: permit.resource().address.clone(),
             user: role.user.clone(),

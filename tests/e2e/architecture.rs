@@ -95,10 +95,12 @@ fn the_bottom_layers_import_nothing_above_them() {
         ("clock", &[]),
         ("tls", &["model"]),
         ("protocol", &["model", "tls"]),
+        ("sql", &[]),
+        ("runbook", &["model", "sql", "protocol"]),
         ("config", &["model"]),
         ("snapshot", &["model", "config"]),
         ("auth", &["snapshot", "model", "clock"]),
-        ("access", &["auth", "snapshot", "model"]),
+        ("access", &["auth", "snapshot", "model", "runbook"]),
         (
             "store",
             &[

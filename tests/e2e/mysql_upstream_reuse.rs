@@ -1,6 +1,6 @@
 //! `limits.idle_upstreams` for MySQL: an upstream connection its session left idle is reset
 //! (`COM_RESET_CONNECTION`, then back to the resource role's database) and serves the next
-//! session of the same resource role and client parameters, with nothing of the previous
+//! session of the same user, resource role and client parameters, with nothing of the previous
 //! session left in it; a session that leaves a transaction open takes its upstream with it.
 
 use crate::common;
@@ -47,8 +47,9 @@ async fn the_next_session_gets_the_idle_upstream_reset() {
     c.disconnect().await.unwrap();
     kept(&env, 1).await;
 
-    // Another user of the same group and resource role gets that connection, reset.
-    let mut c = connect(&env, "erin").await;
+    // The same user's next session gets that connection, reset (a kept connection
+    // carries its user's identity, so it serves that user only).
+    let mut c = connect(&env, "alice").await;
     assert_eq!(
         first::<u64>(&mut c, "select connection_id()").await,
         thread,
@@ -81,7 +82,7 @@ async fn the_next_session_gets_the_idle_upstream_reset() {
     assert_eq!(first::<String>(&mut c, "select @@sql_mode").await, global);
     // The gateway's KILL translation knows the reused connection's thread.
     let id: u32 = c.id();
-    let mut other = connect(&env, "erin").await;
+    let mut other = connect(&env, "alice").await;
     other.query_drop(format!("KILL QUERY {id}")).await.unwrap();
     other.disconnect().await.unwrap();
     c.disconnect().await.unwrap();

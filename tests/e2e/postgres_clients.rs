@@ -265,7 +265,8 @@ async fn application_name_and_startup_parameters_reach_the_upstream() {
     )
     .await;
     assert!(ok, "{err}");
-    assert_eq!(out.trim(), "bi-tool|custom");
+    // The server's application_name also says who is behind the session.
+    assert_eq!(out.trim(), "bi-tool (alice via portcullis)|custom");
     env.gw.shutdown().await;
 }
 

@@ -1,5 +1,5 @@
 //! `limits.idle_upstreams`: an upstream PostgreSQL connection its session left idle is
-//! reset and serves the next session of the same resource role and client parameters —
+//! reset and serves the next session of the same user, resource role and client parameters —
 //! with nothing of the previous session left in it — and everything else gets a fresh one.
 
 use crate::common;
@@ -40,8 +40,9 @@ async fn the_next_session_gets_the_idle_upstream_with_nothing_of_the_last_left()
     drop(first);
     kept(&env, 1).await;
 
-    // Another user of the same group and resource role gets that connection, reset.
-    let second = env.connect("erin", PASSWORD, "rr").await.unwrap();
+    // The same user's next session on the resource role gets that connection, reset (a
+    // kept connection carries its user's identity, so it serves that user only).
+    let second = env.connect("alice", PASSWORD, "rr").await.unwrap();
     assert_eq!(
         backend_pid(&second).await,
         pid,
@@ -109,7 +110,7 @@ async fn the_next_session_gets_the_idle_upstream_with_nothing_of_the_last_left()
         .filter(|e| e["kind"] == "session_started")
         .map(|e| e["user"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(users, ["alice", "erin"]);
+    assert_eq!(users, ["alice", "alice"]);
 
     // Other client parameters: another connection (the kept one started with others).
     let conn = format!(

@@ -37,26 +37,31 @@ impl ClientHello {
     /// mysql CLIs, PyMySQL), else `_client_name` (the driver: libmariadb, Connector/J,
     /// mysql2) — as the session's `application_name`; at most 64 characters.
     pub fn application_name(&self) -> String {
-        let mut r = Reader(&self.attrs);
-        let Some(total) = r.lenenc() else {
-            return String::new();
-        };
-        let all = r.rest();
-        let mut r = Reader(all.get(..total as usize).unwrap_or(all));
-        let mut string = || {
-            let n = r.lenenc()?;
-            r.take(usize::try_from(n).ok()?)
-        };
-        let mut driver = None;
-        while let (Some(key), Some(value)) = (string(), string()) {
-            match key {
-                b"program_name" => return name(value),
-                b"_client_name" => driver = Some(name(value)),
-                _ => {}
-            }
-        }
-        driver.unwrap_or_default()
+        let pairs = attributes(&self.attrs);
+        let find = |key: &[u8]| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| name(v));
+        find(b"program_name")
+            .or_else(|| find(b"_client_name"))
+            .unwrap_or_default()
     }
+}
+
+/// The connect attributes of a lenenc-prefixed block, in order (as far as they read).
+pub fn attributes(attrs: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut r = Reader(attrs);
+    let Some(total) = r.lenenc() else {
+        return Vec::new();
+    };
+    let all = r.rest();
+    let mut r = Reader(all.get(..total as usize).unwrap_or(all));
+    let mut string = || {
+        let n = r.lenenc()?;
+        r.take(usize::try_from(n).ok()?)
+    };
+    let mut out = Vec::new();
+    while let (Some(key), Some(value)) = (string(), string()) {
+        out.push((key.to_vec(), value.to_vec()));
+    }
+    out
 }
 
 fn name(value: &[u8]) -> String {

@@ -130,19 +130,29 @@ pub fn eof() -> Vec<u8> {
     p
 }
 
-fn lenenc_str(p: &mut Vec<u8>, s: &[u8]) {
-    match s.len() {
-        n @ 0..0xFB => p.push(n as u8),
-        n @ 0xFB..0x1_0000 => {
+/// Appends a length-encoded string.
+pub fn lenenc_str(p: &mut Vec<u8>, s: &[u8]) {
+    lenenc_int(p, s.len() as u64);
+    p.extend_from_slice(s);
+}
+
+/// Appends a length-encoded integer.
+pub fn lenenc_int(p: &mut Vec<u8>, n: u64) {
+    match n {
+        0..0xFB => p.push(n as u8),
+        0xFB..0x1_0000 => {
             p.push(0xFC);
             p.extend_from_slice(&(n as u16).to_le_bytes());
         }
-        n => {
+        0x1_0000..0x100_0000 => {
             p.push(0xFD);
             p.extend_from_slice(&(n as u32).to_le_bytes()[..3]);
         }
+        _ => {
+            p.push(0xFE);
+            p.extend_from_slice(&n.to_le_bytes());
+        }
     }
-    p.extend_from_slice(s);
 }
 
 /// A text result set of string columns (for a client without `DEPRECATE_EOF`, which the

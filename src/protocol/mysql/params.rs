@@ -52,22 +52,36 @@ fn int(bytes: &[u8], unsigned: bool) -> String {
 }
 
 fn value(r: &mut Reader<'_>, ty: u8, unsigned: bool) -> Option<String> {
-    Some(match ty {
+    Some(match cell(r, ty, unsigned)? {
+        Cell::Text(s) => s,
+        Cell::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+    })
+}
+
+/// One binary-protocol value: numbers, dates and times in their text form; strings,
+/// decimals, blobs, JSON, BIT, ENUM, SET, GEOMETRY as the bytes sent.
+pub enum Cell<'a> {
+    Text(String),
+    Bytes(&'a [u8]),
+}
+
+/// Reads one binary-protocol value of type `ty` (a parameter, or a row's column).
+pub fn cell<'a>(r: &mut Reader<'a>, ty: u8, unsigned: bool) -> Option<Cell<'a>> {
+    Some(Cell::Text(match ty {
         0x01 => int(r.take(1)?, unsigned),        // TINY
         0x02 | 0x0d => int(r.take(2)?, unsigned), // SHORT, YEAR
         0x03 | 0x09 => int(r.take(4)?, unsigned), // LONG, INT24
         0x08 => int(r.take(8)?, unsigned),        // LONGLONG
         0x04 => f32::from_le_bytes(r.take(4)?.try_into().ok()?).to_string(),
         0x05 => f64::from_le_bytes(r.take(8)?.try_into().ok()?).to_string(),
-        0x06 => return Some(String::new()), // NULL type: no value
+        0x06 => return Some(Cell::Text(String::new())), // NULL type: no value
         0x07 | 0x0a | 0x0c => datetime(r)?,
         0x0b => time(r)?,
         _ => {
-            // Strings, decimals, blobs, JSON, BIT, ENUM, SET, GEOMETRY: length-encoded.
             let len = usize::try_from(r.lenenc()?).ok()?;
-            String::from_utf8_lossy(r.take(len)?).into_owned()
+            return Some(Cell::Bytes(r.take(len)?));
         }
-    })
+    }))
 }
 
 fn datetime(r: &mut Reader<'_>) -> Option<String> {

@@ -40,6 +40,30 @@ impl crate::protocol::Upstream for Upstream {
         .into()
     }
 
+    /// Connect attributes `_portcullis_user` = the user, and `program_name` =
+    /// `mariadb (alice via portcullis)` (performance_schema.session_connect_attrs).
+    fn identified(h: &ClientHello, user: &str) -> ClientHello {
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = handshake::attributes(&h.attrs)
+            .into_iter()
+            .filter(|(k, _)| k != b"_portcullis_user")
+            .collect();
+        let program = h.application_name();
+        let named = crate::protocol::identified_name(&program, user, 255).into_bytes();
+        match pairs.iter_mut().find(|(k, _)| k == b"program_name") {
+            Some(pair) => pair.1 = named,
+            None => pairs.push((b"program_name".to_vec(), named)),
+        }
+        pairs.push((b"_portcullis_user".to_vec(), user.as_bytes().to_vec()));
+        let mut block = Vec::new();
+        for (k, v) in &pairs {
+            packet::lenenc_str(&mut block, k);
+            packet::lenenc_str(&mut block, v);
+        }
+        let mut attrs = Vec::with_capacity(block.len() + 3);
+        packet::lenenc_str(&mut attrs, &block);
+        ClientHello { attrs, ..h.clone() }
+    }
+
     fn unreachable(error: &UpstreamError) -> bool {
         matches!(error, UpstreamError::Io(_) | UpstreamError::NoServerName)
     }

@@ -66,6 +66,23 @@ impl crate::protocol::Upstream for Upstream {
         forwarded(params).cloned().collect()
     }
 
+    /// `application_name` = `psql (alice via portcullis)` (63 bytes at most, as the
+    /// server keeps).
+    fn identified(params: &Self::Params, user: &str) -> Self::Params {
+        let mut out: Vec<(String, String)> = params
+            .iter()
+            .filter(|(k, _)| k != "application_name")
+            .cloned()
+            .collect();
+        let name = params
+            .iter()
+            .find(|(k, _)| k == "application_name")
+            .map_or("", |(_, v)| v.as_str());
+        let value = crate::protocol::identified_name(name, user, 63);
+        out.push(("application_name".into(), value));
+        out
+    }
+
     fn unreachable(error: &BackendError) -> bool {
         matches!(error, BackendError::Io(_) | BackendError::Tls(_))
     }

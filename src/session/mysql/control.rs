@@ -20,7 +20,6 @@ use crate::protocol::mysql::packet::{self, Reader, code};
 use crate::relay::{Counters, Ended, Outcome, Sink};
 use crate::session::{End, EventSink, RelayLink};
 use crate::sql::{self, KillCheck};
-use crate::upstream::MysqlUpstream;
 
 const COM_QUIT: u8 = 0x01;
 const COM_INIT_DB: u8 = 0x02;
@@ -237,35 +236,15 @@ impl MyFrontend<'_> {
 
     async fn kill_beside(&self, target: &Conn, statement: &str) -> Vec<u8> {
         let gw = &self.listener.gw;
-        let upstreams = &gw.upstreams;
-        let login = upstreams.login::<MysqlUpstream>(&target.permit, &self.hello, &gw.metrics);
-        let mut lease = match login.await {
-            Ok(lease) => lease,
+        let sent = gw
+            .upstreams
+            .mysql_beside(&target.permit, &self.hello, statement, &gw.metrics);
+        match sent.await {
+            Ok(reply) => reply,
             Err(e) => {
-                tracing::warn!(resource = %target.permit.resource().name, error = %e, "control session: could not log in to send KILL");
+                tracing::warn!(resource = %target.permit.resource().name, error = %e, "control session: could not send KILL");
                 let message = "Could not reach the session's database to KILL; the gateway's log has the reason";
-                return packet::err(code::UNKNOWN, "HY000", message);
-            }
-        };
-        let mut command = vec![COM_QUERY];
-        command.extend_from_slice(statement.as_bytes());
-        let stream = &mut lease.conn.stream;
-        let reply = match packet::write(stream, 0, &command).await {
-            Ok(()) => packet::read(stream, packet::MAX_LOGIN_PACKET).await,
-            Err(e) => Err(e),
-        };
-        match reply {
-            Ok((_, reply)) => {
-                upstreams.release(lease, reply.first() == Some(&0x00)).await;
-                reply
-            }
-            Err(_) => {
-                upstreams.release(lease, false).await;
-                packet::err(
-                    code::UNKNOWN,
-                    "HY000",
-                    "The database did not answer the KILL",
-                )
+                packet::err(code::UNKNOWN, "HY000", message)
             }
         }
     }

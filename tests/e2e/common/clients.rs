@@ -76,3 +76,35 @@ pub async fn java(jar: &str, source: &str, args: &[&str]) -> String {
     cmd.arg("-cp").arg(jar).arg(&file).args(args);
     run(cmd).await
 }
+
+/// The `portcullis` binary as a user runs it: from a directory other than the repository,
+/// with `env` set and `stdin` fed; (exit code, stdout, stderr). Asynchronous: the gateway
+/// it talks to runs on the test's own thread.
+pub async fn portcullis(
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&str>,
+) -> (i32, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .envs(env.iter().copied())
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await.unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

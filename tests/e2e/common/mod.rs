@@ -125,6 +125,16 @@ pub fn client(running: &Running, token: Option<&str>) -> Client {
     Client::new(&format!("http://{addr}"), token.map(str::to_owned))
 }
 
+/// An API client holding a fresh token of `user` (made with the bootstrap token).
+pub async fn user_client(running: &Running, dir: &Dir, user: &str) -> Client {
+    let admin = client(running, Some(&dir.bootstrap_token()));
+    let made = admin
+        .post("/api/tokens", serde_json::json!({ "user": user }))
+        .await
+        .unwrap();
+    client(running, made["token"].as_str())
+}
+
 /// The HTTP status of a failed call, or 200 for success.
 pub fn status(r: Result<Value, portcullis::cli::client::ClientError>) -> u16 {
     match r {
@@ -151,8 +161,9 @@ pub fn people(password: &str) -> String {
     out
 }
 
-/// Everything an end-to-end environment declares: the people, one resource, and two
-/// resource roles on it — `rr` (native, group eng) and `rr-web-only` (native off).
+/// Everything an end-to-end environment declares: the people, one resource, and three
+/// resource roles on it, all for group eng — `rr` (native), `rr-web-only` (web, no
+/// upstream password) and `rr-ops` (web and runbooks).
 pub fn declarations(
     resource: &str,
     protocol: &str,
@@ -169,6 +180,11 @@ pub fn declarations(
     for (name, password, modes) in [
         ("rr", Some(password), None),
         ("rr-web-only", None, Some("{ native = false, web = true }")),
+        (
+            "rr-ops",
+            Some(password),
+            Some("{ native = false, web = true, runbooks = true }"),
+        ),
     ] {
         out.push_str(&format!(
             "[[resource_roles]]\nname = \"{name}\"\nresource = \"{resource}\"\ndatabase = \"{db}\"\nuser = \"{user}\"\nallowed_groups = [\"eng\"]\n"

@@ -1,0 +1,222 @@
+//! One-offs and runbooks over the API: `POST /api/resource-roles/{name}/exec` (`web`
+//! mode), `GET /api/runbooks` (those the caller may run, with their parameters: enough to
+//! draw a form), `GET /api/runbooks/{name}`, `POST /api/runbooks/{name}/run` (`runbooks`
+//! mode). Each run is a session (`crate::oneoff`); the answer is its results.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ApiError, ApiState, Body, Caller, ClientAddr, Failures};
+use crate::api::{ExecRequest, Executed, RunbookRun};
+use crate::config::OneoffsConfig;
+use crate::oneoff::{self, Job, RunError, Work};
+use crate::protocol::exec::Bind;
+use crate::runbook::Runbook;
+
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(exec))
+        .routes(routes!(list_runbooks))
+        .routes(routes!(show_runbook))
+        .routes(routes!(run_runbook))
+}
+
+impl From<RunError> for ApiError {
+    fn from(e: RunError) -> ApiError {
+        match e {
+            RunError::Denied(_) => ApiError::forbidden(
+                "you may not run this on that resource role (the monitoring log has the reason)",
+            ),
+            RunError::LockedOut(m) => ApiError::too_many(m),
+            RunError::Invalid(m) => ApiError::invalid(m),
+            RunError::Params(problems) => ApiError::invalid(
+                problems
+                    .iter()
+                    .map(|(name, why)| format!("parameter `{name}` {why}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            RunError::LogUnavailable => ApiError::unavailable(e.to_string()),
+            RunError::Upstream(u) => {
+                ApiError::bad_gateway(format!("{u}; the monitoring log has the reason"))
+            }
+        }
+    }
+}
+
+/// The request's limits within the config's bounds.
+fn limits(
+    s: &ApiState,
+    max_rows: Option<usize>,
+    timeout: Option<&str>,
+) -> Result<(usize, Duration), ApiError> {
+    let defaults = s.control.config().oneoffs.clone();
+    let max_rows = max_rows.unwrap_or(defaults.max_rows);
+    if max_rows == 0 || max_rows > OneoffsConfig::MAX_ROWS {
+        return Err(ApiError::invalid(format!(
+            "max_rows is between 1 and {}",
+            OneoffsConfig::MAX_ROWS
+        )));
+    }
+    let timeout = match timeout {
+        None => defaults.timeout,
+        Some(t) => crate::config::parse_duration(t).map_err(ApiError::invalid)?,
+    };
+    if timeout.is_zero() || timeout > OneoffsConfig::MAX_TIMEOUT {
+        return Err(ApiError::invalid("timeout is more than 0s and at most 1h"));
+    }
+    Ok((max_rows, timeout))
+}
+
+/// A job within the request's limits.
+fn job(
+    s: &ApiState,
+    resource_role: String,
+    work: Work,
+    (max_rows, timeout): (Option<usize>, Option<&str>),
+    application_name: String,
+    client: std::net::SocketAddr,
+) -> Result<Job, ApiError> {
+    let (max_rows, timeout) = limits(s, max_rows, timeout)?;
+    Ok(Job {
+        resource_role,
+        work,
+        max_rows,
+        timeout,
+        application_name,
+        client,
+    })
+}
+
+async fn run(s: &ApiState, caller: &Caller, job: Job) -> Result<Json<Executed>, ApiError> {
+    Ok(Json(oneoff::run(&s.0, &caller.1, job).await?))
+}
+
+/// A JSON value as a bound parameter.
+fn bind(v: &Value) -> Result<Bind, ApiError> {
+    Ok(match v {
+        Value::Null => Bind::Null,
+        Value::Bool(b) => Bind::Bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Bind::Int(i),
+            None => Bind::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => Bind::Text(s.clone()),
+        _ => {
+            return Err(ApiError::invalid(
+                "a parameter is a string, number, boolean or null",
+            ));
+        }
+    })
+}
+
+/// Runs one-off statements on a resource role (`web` mode); a session of its own.
+#[utoipa::path(post, path = "/api/resource-roles/{name}/exec", tag = "one-offs",
+    params(("name" = String, Path, description = "resource role name")),
+    request_body = ExecRequest,
+    responses((status = 200, body = Executed), Failures))]
+async fn exec(
+    State(s): State<ApiState>,
+    caller: Caller,
+    ClientAddr(client): ClientAddr,
+    Path(name): Path<String>,
+    Body(req): Body<ExecRequest>,
+) -> Result<Json<Executed>, ApiError> {
+    let (max_rows, timeout) = limits(&s, req.max_rows, req.timeout.as_deref())?;
+    let params = req.params.iter().map(bind).collect::<Result<_, _>>()?;
+    let job = Job {
+        resource_role: name,
+        work: Work::Text {
+            text: req.statement,
+            params,
+        },
+        max_rows,
+        timeout,
+        application_name: req
+            .application_name
+            .unwrap_or_else(|| "portcullis-exec".into()),
+        client,
+    };
+    Ok(Json(oneoff::run(&s.0, &caller.1, job).await?))
+}
+
+/// The runbooks the caller may run on some resource role (admins and auditors: all).
+#[utoipa::path(get, path = "/api/runbooks", tag = "runbooks",
+    responses((status = 200, body = Vec<Runbook>), Failures))]
+async fn list_runbooks(
+    State(s): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<Vec<Runbook>>, ApiError> {
+    let catalog = s.control.runbooks();
+    Ok(Json(
+        catalog
+            .runbooks
+            .values()
+            .filter(|r| caller.is_reader() || runnable(&s, &caller, r))
+            .map(|r| (**r).clone())
+            .collect(),
+    ))
+}
+
+/// Whether the caller may run `runbook` on at least one resource role.
+fn runnable(s: &ApiState, caller: &Caller, runbook: &Runbook) -> bool {
+    let snapshot = s.control.snapshot();
+    snapshot
+        .resource_roles
+        .keys()
+        .any(|role| crate::access::decide_runbook(&snapshot, &caller.1, runbook, role).is_ok())
+}
+
+fn find(s: &ApiState, caller: &Caller, name: &str) -> Result<Arc<Runbook>, ApiError> {
+    s.control
+        .runbooks()
+        .runbooks
+        .get(name)
+        .filter(|r| caller.is_reader() || runnable(s, caller, r))
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("runbook `{name}` not found")))
+}
+
+/// One runbook, with its parameters and statements.
+#[utoipa::path(get, path = "/api/runbooks/{name}", tag = "runbooks",
+    params(("name" = String, Path, description = "runbook name")),
+    responses((status = 200, body = Runbook), Failures))]
+async fn show_runbook(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Runbook>, ApiError> {
+    Ok(Json((*find(&s, &caller, &name)?).clone()))
+}
+
+/// Runs a runbook on a resource role (`runbooks` mode): parameters checked against their
+/// types first (422 naming each bad one, nothing run), then bound by the server.
+#[utoipa::path(post, path = "/api/runbooks/{name}/run", tag = "runbooks",
+    params(("name" = String, Path, description = "runbook name")),
+    request_body = RunbookRun,
+    responses((status = 200, body = Executed), Failures))]
+async fn run_runbook(
+    State(s): State<ApiState>,
+    caller: Caller,
+    ClientAddr(client): ClientAddr,
+    Path(name): Path<String>,
+    Body(req): Body<RunbookRun>,
+) -> Result<Json<Executed>, ApiError> {
+    let runbook = find(&s, &caller, &name)?;
+    let work = Work::Runbook {
+        runbook,
+        values: req.params,
+    };
+    let app = req
+        .application_name
+        .unwrap_or_else(|| format!("portcullis-runbook {name}"));
+    let limits = (req.max_rows, req.timeout.as_deref());
+    let job = job(&s, req.resource_role, work, limits, app, client)?;
+    run(&s, &caller, job).await
+}
