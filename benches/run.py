@@ -6,7 +6,7 @@ several rounds, medians). Writes a dated markdown table under benches/results/.
 Run through benches/run.sh, which builds the release binaries first.
 Environment: ROUNDS (3), SECONDS (5), SCALE (10), WORKLOADS (subset of the pgbench rows),
 MYSQL=0 (skip MariaDB), IDLE_SESSIONS (1000; 0 skips), LARGE=0 (skip the 1M-row results),
-LOGINS=0 (skip login rates), STRACE=0 (skip syscall counts).
+LOGINS=0 (skip login rates), STRACE=0 (skip syscall counts), EXEC=0 (skip one-off latency).
 """
 import datetime
 import json
@@ -29,6 +29,7 @@ SCALE = int(os.environ.get("SCALE", "10"))
 PASSWORD = "bench-password"
 PG = ["127.0.0.1", 5432]  # replaced by the private cluster's port
 IDLE_SESSIONS = int(os.environ.get("IDLE_SESSIONS", "1000"))
+ADMIN = {}  # gateway name -> (admin port, data dir)
 BEFORE = os.environ.get("PORTCULLIS_BEFORE")  # another build's binary, measured as `portcullis-before`
 
 
@@ -135,6 +136,7 @@ def start_portcullis(tmp, statements=True, name=None, limits="", binary=None, au
         MY_PORT[0] = my_port
     tmp = os.path.join(tmp, name or ("portcullis" if statements else "portcullis-nolog"))
     os.makedirs(tmp)
+    ADMIN[os.path.basename(tmp)] = (admin, os.path.join(tmp, "data"))
     cfg = os.path.join(tmp, "portcullis.toml")
     with open(cfg, "w") as f:
         f.write(f"""
@@ -174,6 +176,7 @@ resource = "pg"
 database = "bench"
 user = "postgres"
 allowed_groups = ["bench"]
+access_modes = {{ native = true, web = true }}
 [[resources]]
 name = "maria"
 protocol = "mysql"
@@ -382,6 +385,38 @@ def syscalls(pid, port, user, db, n=8000):
     return counts
 
 
+def exec_latency(name, n=1000):
+    """p50 / p95 of `select 1` as a one-off through the API (one kept-alive HTTP
+    connection, a bench user's token) and, beside it, `psql -c 'select 1'` direct."""
+    import http.client
+    admin, data = ADMIN[name]
+    with open(os.path.join(data, "bootstrap-token")) as f:
+        boot = f.read().strip()
+    c = http.client.HTTPConnection("127.0.0.1", admin)
+
+    def post(path, body, token):
+        c.request("POST", path, json.dumps(body), {"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        r = c.getresponse()
+        return r.status, json.loads(r.read() or b"null")
+
+    status, made = post("/api/tokens", {"user": "bench"}, boot)
+    token = made["token"]
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        status, done = post("/api/resource-roles/bench/exec", {"statement": "select 1"}, token)
+        times.append(time.perf_counter() - t)
+        assert status == 200 and done["failed"] is None, done
+    direct = []
+    env = dict(os.environ, PGSSLMODE="disable")
+    for _ in range(200):
+        t = time.perf_counter()
+        run(["psql", "-h", PG[0], "-p", str(PG[1]), "-U", "postgres", "-d", "bench", "-Atc", "select 1"], env=env)
+        direct.append(time.perf_counter() - t)
+    q = lambda xs, p: sorted(xs)[int(len(xs) * p)] * 1000
+    return {"exec_p50": q(times, 0.5), "exec_p95": q(times, 0.95), "psql_p50": q(direct, 0.5), "psql_p95": q(direct, 0.95)}
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="pc-bench-")
     make_cert(tmp)
@@ -482,6 +517,9 @@ def main():
             c.wait()
         time.sleep(3)
     my = mysql_rounds() if os.environ.get("MYSQL", "1") != "0" else None
+    oneoff = None
+    if os.environ.get("EXEC", "1") != "0":
+        oneoff = {"kept upstreams": exec_latency("portcullis"), "a new upstream login each": exec_latency("portcullis-anew")}
     for p in (pc, nolog, acked, anew, relay, *([before[0]] if before else [])):
         p.terminate()
     if bouncer_pid:
@@ -490,7 +528,7 @@ def main():
         except OSError:
             pass
     stop_cluster()
-    write_report(results, cpu, rss, my, large, logins, login_cpu, sys_counts)
+    write_report(results, cpu, rss, my, large, logins, login_cpu, sys_counts, oneoff)
 
 
 def med(rs, key="tps"):
@@ -498,7 +536,7 @@ def med(rs, key="tps"):
     return statistics.median(vals) if vals else float("nan")
 
 
-def write_report(results, cpu, rss, my, large, logins, login_cpu, sys_counts):
+def write_report(results, cpu, rss, my, large, logins, login_cpu, sys_counts, oneoff=None):
     now = datetime.datetime.now(datetime.timezone.utc)
     lines = [f"# PostgreSQL benchmark {now:%Y-%m-%d %H:%M} UTC", "",
              f"Machine: {platform.node()}, {os.cpu_count()} cores, {platform.platform()}; "
@@ -595,6 +633,11 @@ def write_report(results, cpu, rss, my, large, logins, login_cpu, sys_counts):
             lines += ["", f"MySQL logins per second (caching_sha2_password scramble, 4 at a time): direct MariaDB {m['direct']['logins/s']:.0f}/s "
                       f"(switched to mysql_native_password), Portcullis {m['portcullis']['logins/s']:.0f}/s (caching_sha2 fast path; "
                       f"mysql_native_password upstream, kept upstream connections as for PostgreSQL)."]
+    if oneoff:
+        lines += ["", "One-off `select 1` through the API (1000 calls on one kept-alive HTTP connection, each a session with its events), "
+                  "beside `psql -c 'select 1'` direct (200 runs, process start included):", ""]
+        for how, o in oneoff.items():
+            lines.append(f"- {how}: exec p50 {o['exec_p50']:.2f} ms, p95 {o['exec_p95']:.2f} ms; psql -c direct p50 {o['psql_p50']:.2f} ms, p95 {o['psql_p95']:.2f} ms")
     text = "\n".join(lines) + "\n"
     os.makedirs(os.path.join(ROOT, "benches/results"), exist_ok=True)
     path = os.path.join(ROOT, f"benches/results/{now:%Y-%m-%d-%H%M}-postgres.md")

@@ -9,12 +9,14 @@ use std::sync::Arc;
 
 pub use crate::auth::Identity;
 use crate::model::{
-    AccessMode, DEFAULT_FORWARD_OPTIONS, NEVER_FORWARDED, Protocol, ResourceRole, Role, Status,
+    AccessMode, AccessRequest, DEFAULT_FORWARD_OPTIONS, NEVER_FORWARDED, Protocol, RequestKind,
+    RequestStatus, ResourceRole, Role, Status,
 };
 use crate::runbook::Runbook;
 use crate::snapshot::{ResourceEntry, ResourceRoleEntry, Snapshot, UserEntry};
 
 pub mod api;
+pub mod approval;
 
 /// Permission to open one session on one resource role in one mode.
 #[derive(Clone, Debug)]
@@ -24,6 +26,8 @@ pub struct Permit {
     resource_role: Arc<ResourceRoleEntry>,
     resource: Arc<ResourceEntry>,
     mode: AccessMode,
+    /// The approved command request this permit runs (per-command rules let it through).
+    request: Option<String>,
 }
 
 impl Permit {
@@ -48,11 +52,13 @@ impl Permit {
     /// change): `Ok` while the user may still use the resource role in this mode, on a
     /// resource of the same protocol.
     pub fn recheck(&self, snapshot: &Snapshot) -> Result<(), Denied> {
-        let now = decide(
+        let role = &self.resource_role.name;
+        let now = decide_with(
             snapshot,
             &self.identity,
-            &self.resource_role.name,
+            role,
             self.mode,
+            self.request.is_some(),
         )?;
         if now.resource.protocol != self.resource.protocol {
             return Err(Denied::WrongProtocol {
@@ -82,6 +88,13 @@ pub enum Denied {
     RunbookNotForRole,
     /// The runbook is limited to groups the user is not in.
     NotInRunbookGroups,
+    /// An access request rule governs the user's access: it needs an approved request.
+    ApprovalRequired {
+        rule: String,
+        kind: RequestKind,
+    },
+    /// An approved-command run whose request is not (or no longer) approved for it.
+    RequestNotApproved(String),
 }
 
 impl fmt::Display for Denied {
@@ -107,27 +120,75 @@ impl fmt::Display for Denied {
             Denied::NotInRunbookGroups => {
                 f.write_str("the user is in none of the runbook's groups")
             }
+            Denied::ApprovalRequired { rule, kind } => {
+                write!(
+                    f,
+                    "access request rule `{rule}` requires an approved {kind} request"
+                )
+            }
+            Denied::RequestNotApproved(why) => write!(f, "the access request {why}"),
         }
     }
 }
 
 impl std::error::Error for Denied {}
 
-/// Active, and admin or sharing a group that still exists; the mode must be enabled.
+/// Active, and admin or sharing a group that still exists; the mode must be enabled; and
+/// the access request rules on the resource role satisfied (a live just-in-time grant; a
+/// per-command rule lets only approved commands through, `decide_approved`).
 pub fn decide(
     snapshot: &Snapshot,
     identity: &Identity,
     resource_role: &str,
     mode: AccessMode,
 ) -> Result<Permit, Denied> {
+    decide_with(snapshot, identity, resource_role, mode, false)
+}
+
+fn decide_with(
+    snapshot: &Snapshot,
+    identity: &Identity,
+    resource_role: &str,
+    mode: AccessMode,
+    command_approved: bool,
+) -> Result<Permit, Denied> {
     let (user, role, resource) = check(snapshot, identity.user(), resource_role, mode)?;
+    approval::required(snapshot, user, resource_role, command_approved)?;
     Ok(Permit {
         identity: identity.clone(),
         user: Arc::clone(user),
         resource_role: Arc::clone(role),
         resource: Arc::clone(resource),
         mode,
+        request: None,
     })
+}
+
+/// The run of an approved per-command `request` (by its requester, before it expires):
+/// access control in `mode` again, the just-in-time rules too, the command rule satisfied
+/// by the approval.
+pub fn decide_approved(
+    snapshot: &Snapshot,
+    identity: &Identity,
+    request: &AccessRequest,
+    mode: AccessMode,
+) -> Result<Permit, Denied> {
+    let refused = |why: &str| Err(Denied::RequestNotApproved(why.to_owned()));
+    if request.requester != identity.user() {
+        return refused("is someone else's");
+    }
+    if request.kind != RequestKind::Command || request.status != RequestStatus::Approved {
+        return refused(&format!(
+            "is {} {}, not an approved command",
+            request.status, request.kind
+        ));
+    }
+    if request.expires_at <= crate::clock::now() {
+        return refused("has expired");
+    }
+    let mut permit = decide_with(snapshot, identity, &request.resource_role, mode, true)?;
+    permit.request = Some(request.id.clone());
+    Ok(permit)
 }
 
 /// `decide` for a native session arriving on the listener of `protocol`.
@@ -147,15 +208,21 @@ pub fn decide_native(
     Ok(permit)
 }
 
-/// A run of `runbook` on `resource_role`: access control in the `runbooks` mode, then
-/// the runbook's own limits (the resource roles it names, its groups).
+/// A run of `runbook` on `resource_role`: access control in the `runbooks` mode (an
+/// approved command request's run: `approved`), then the runbook's own limits (the
+/// resource roles it names, its groups).
 pub fn decide_runbook(
     snapshot: &Snapshot,
     identity: &Identity,
     runbook: &Runbook,
     resource_role: &str,
+    approved: Option<&AccessRequest>,
 ) -> Result<Permit, Denied> {
-    let permit = decide(snapshot, identity, resource_role, AccessMode::Runbooks)?;
+    let mode = AccessMode::Runbooks;
+    let permit = match approved {
+        Some(request) => decide_approved(snapshot, identity, request, mode)?,
+        None => decide(snapshot, identity, resource_role, mode)?,
+    };
     if !runbook.runs_on(resource_role) {
         return Err(Denied::RunbookNotForRole);
     }

@@ -8,6 +8,7 @@ mod error;
 mod lockouts;
 mod oneoffs;
 mod ops;
+mod requests;
 mod resource_roles;
 mod serve;
 mod sessions;
@@ -89,6 +90,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .merge(access::routes())
         .merge(tokens::routes())
         .merge(oneoffs::routes())
+        .merge(requests::routes())
         .merge(ops::routes())
 }
 

@@ -189,6 +189,9 @@ pub struct ExecRequest {
     /// The session's application name (default `portcullis-exec`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub application_name: Option<String>,
+    /// Why: for the approvers, when the resource role holds commands for approval.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 /// A runbook run: `POST /api/runbooks/{name}/run`.
@@ -206,6 +209,9 @@ pub struct RunbookRun {
     pub timeout: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub application_name: Option<String>,
+    /// Why: for the approvers, when the resource role holds commands for approval.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
 }
 
 /// What a one-off or runbook run did: a result per statement run, up to the first that
@@ -217,4 +223,56 @@ pub struct Executed {
     pub results: Vec<StatementResult>,
     /// The index in `results` of the statement the run stopped at.
     pub failed: Option<usize>,
+}
+
+/// A just-in-time access request: `POST /api/access-requests`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccessRequest {
+    pub resource_role: String,
+    /// How long the access lasts once approved, e.g. `2h` (default: the rule's longest).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<String>,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// An approver's vote, a denial's reason, a revocation's reason.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// An access request rule as written to the API (`max_duration` like `8h`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccessRequestRule {
+    pub name: String,
+    pub resource_roles: Vec<String>,
+    /// `jit` or `command`.
+    pub kind: String,
+    #[serde(default)]
+    pub requester_groups: Vec<String>,
+    #[serde(default)]
+    pub approver_groups: Vec<String>,
+    /// Default 1.
+    pub min_approvals: Option<u32>,
+    #[serde(default)]
+    pub all_approver_groups: bool,
+    pub max_duration: Option<String>,
+    /// Default true.
+    pub reason_required: Option<bool>,
+    #[serde(default)]
+    pub break_glass_groups: Vec<String>,
+}
+
+/// What a one-off or runbook run answered: its results, or (202) the request that holds
+/// it for approval.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum RunAnswer {
+    Ran(Executed),
+    Held(Box<crate::model::AccessRequestView>),
 }

@@ -222,6 +222,7 @@ async fn open(
         tasks: tokio_util::task::TaskTracker::new(),
         instance: instance.into(),
         signer,
+        notifier: crate::notify::Notifier::spawn(control.config().notify.webhooks.clone()),
     });
     Ok((gateway, writer, index_task))
 }
@@ -292,6 +293,7 @@ fn warn_open_files(config: &Config) {
 async fn background(gateway: Arc<Gateway>, stop: impl Future<Output = ()>) {
     let poller = gateway.control.spawn_poller();
     let watcher = spawn_revalidator(&gateway);
+    let requests = crate::requests::spawn_sweeper(&gateway);
     let gw = Arc::clone(&gateway);
     let sweeper = tokio::spawn(async move {
         loop {
@@ -303,6 +305,7 @@ async fn background(gateway: Arc<Gateway>, stop: impl Future<Output = ()>) {
     stop.await;
     poller.abort();
     watcher.abort();
+    requests.abort();
     sweeper.abort();
 }
 

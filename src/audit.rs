@@ -129,6 +129,23 @@ pub enum Kind {
         signature: String,
         key_id: String,
     },
+    /// An access request changed (SPEC §6): created, a vote, approved, denied, expired,
+    /// revoked, cancelled, executed, break-glass.
+    AccessRequest {
+        request_id: String,
+        rule: String,
+        request_kind: crate::model::RequestKind,
+        resource_role: String,
+        requester: String,
+        state: String,
+        /// Who made the change (the requester, an approver, an admin; `gateway` for an
+        /// expiry).
+        by: String,
+        #[serde(skip_serializing_if = "String::is_empty")]
+        reason: String,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        break_glass: bool,
+    },
     /// At start, the log did not reach the head anchored in the store.
     LogTruncated {
         anchored_seq: u64,

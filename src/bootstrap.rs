@@ -1,5 +1,5 @@
 //! Start-up state: the config's declarative `[[groups]]`, `[[users]]`, `[[resources]]` and
-//! `[[resource_roles]]` are applied to the store and marked as owned by the file (the API
+//! `[[resource_roles]]` (and `[[access_request_rules]]`) are applied to the store and marked as owned by the file (the API
 //! refuses to change them); objects the file owned before but no longer declares are
 //! removed. On an empty store, an `admin` user and a one-time bootstrap token are created.
 
@@ -42,12 +42,28 @@ pub async fn apply(store: &Store, config: &Config) -> Result<()> {
         };
         store.put_resource_role(&record, true).await?;
     }
+    for rule in &config.access_request_rules {
+        store.put_rule(rule, true, false).await?;
+    }
     remove_undeclared(store, config).await
 }
 
 /// Objects the file owned but no longer declares go, dependents first.
 async fn remove_undeclared(store: &Store, config: &Config) -> Result<()> {
     let declared = |names: Vec<&String>| names.into_iter().cloned().collect::<HashSet<_>>();
+    let rules = declared(
+        config
+            .access_request_rules
+            .iter()
+            .map(|r| &r.name)
+            .collect(),
+    );
+    for r in store.list_rules().await? {
+        if r.managed && !rules.contains(&r.rule.name) {
+            tracing::info!(rule = %r.rule.name, "removed: no longer declared in the config");
+            store.delete_rule(&r.rule.name).await?;
+        }
+    }
     let roles = declared(config.resource_roles.iter().map(|r| &r.name).collect());
     for r in store.list_resource_roles().await? {
         if r.managed && !roles.contains(&r.name) {

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod client;
 mod commands;
 mod oneoffs;
+mod requests;
 pub mod table;
 
 use std::path::PathBuf;
@@ -105,6 +106,70 @@ pub enum Command {
     /// Runbook files: `runbooks lint [DIR]` checks every file (locally; usable in CI).
     #[command(subcommand)]
     Runbooks(RunbooksCmd),
+    /// Access requests: `request ROLE --for 2h --reason …` asks for just-in-time access;
+    /// `request approve|deny|revoke|cancel|run|show ID`; `request rules`.
+    Request(RequestArgs),
+    /// Access requests: all you may see (default), `--mine`, or `--pending` (waiting for
+    /// your vote).
+    Requests {
+        #[arg(long, conflicts_with = "pending")]
+        mine: bool,
+        #[arg(long)]
+        pending: bool,
+        /// pending | approved | denied | expired | revoked | cancelled | executed
+        #[arg(long)]
+        status: Option<String>,
+    },
+}
+
+/// `portcullis request ROLE …` or `portcullis request ACTION ID`.
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RequestArgs {
+    #[command(subcommand)]
+    pub action: Option<RequestCmd>,
+    /// The resource role to ask just-in-time access to.
+    pub resource_role: Option<String>,
+    /// How long, e.g. 2h (default: the rule's longest).
+    #[arg(long = "for")]
+    pub duration: Option<String>,
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RequestCmd {
+    Show {
+        id: String,
+    },
+    /// Vote for it (approvers; never your own).
+    Approve {
+        id: String,
+        #[arg(long, default_value = "")]
+        comment: String,
+    },
+    /// Deny it (any approver; one denial ends it).
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// End a pending or approved request now (admin).
+    Revoke {
+        id: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Withdraw your own request.
+    Cancel {
+        id: String,
+    },
+    /// Run your approved command, once.
+    Run {
+        id: String,
+    },
+    /// The access request rules.
+    Rules,
 }
 
 /// A one-off's statements and limits.
@@ -120,6 +185,9 @@ pub struct ExecArgs {
     /// A value for `$1`, `$2`… (PostgreSQL) or `?` (MySQL), in order (repeat).
     #[arg(long = "param")]
     pub params: Vec<String>,
+    /// Why, for the approvers (resource roles that hold commands for approval).
+    #[arg(long)]
+    pub reason: Option<String>,
     #[command(flatten)]
     pub limits: RunLimits,
 }
@@ -152,6 +220,9 @@ pub enum RunbookCmd {
         /// A parameter, `name=value` (repeat).
         #[arg(long = "param")]
         params: Vec<String>,
+        /// Why, for the approvers (resource roles that hold commands for approval).
+        #[arg(long)]
+        reason: Option<String>,
         #[command(flatten)]
         limits: RunLimits,
     },

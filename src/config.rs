@@ -30,6 +30,9 @@ pub struct Config {
     pub limits: Limits,
     pub oneoffs: OneoffsConfig,
     pub runbooks: RunbooksConfig,
+    pub access_requests: AccessRequestsConfig,
+    pub notify: NotifyConfig,
+    pub access_request_rules: Vec<crate::model::AccessRequestRule>,
     pub groups: Vec<GroupDecl>,
     pub users: Vec<UserDecl>,
     pub resources: Vec<ResourceDecl>,
@@ -123,6 +126,27 @@ impl OneoffsConfig {
     pub const MAX_ROWS: usize = 100_000;
     /// The longest timeout any request may ask for.
     pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+}
+
+/// Access requests: how long one may wait for a decision (and an approved command for
+/// its run).
+#[derive(Clone, Debug)]
+pub struct AccessRequestsConfig {
+    pub pending_timeout: Duration,
+}
+
+/// Where access-request changes are announced.
+#[derive(Clone, Debug, Default)]
+pub struct NotifyConfig {
+    pub webhooks: Vec<Webhook>,
+}
+
+/// A JSON POST on every request change, signed with HMAC-SHA-256 of the body under
+/// `secret` (header `X-Portcullis-Signature: sha256=HEX`).
+#[derive(Clone, Debug)]
+pub struct Webhook {
+    pub url: String,
+    pub secret: Option<Secret>,
 }
 
 /// Where the runbook files are (one `.sql` file per runbook).

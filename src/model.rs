@@ -6,6 +6,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+mod requests;
+pub use requests::*;
+
 /// Checks a name (user, group, resource, resource role): 1–63 characters of ASCII letters,
 /// digits, `_`, `-`, `.`, starting with a letter or digit.
 pub fn check_name(name: &str) -> Result<(), String> {

@@ -27,6 +27,8 @@ use crate::upstream::{MysqlUpstream, PostgresUpstream, UpstreamError};
 pub struct Job {
     pub resource_role: String,
     pub work: Work,
+    /// An approved per-command request this job is the one run of.
+    pub approved: Option<crate::model::AccessRequest>,
     pub max_rows: usize,
     pub timeout: Duration,
     pub application_name: String,
@@ -120,10 +122,14 @@ fn admit(
     }
     let snapshot = gw.control.snapshot();
     let role = &job.resource_role;
-    let permit = match &job.work {
-        Work::Text { .. } => access::decide(&snapshot, identity, role, AccessMode::Web)?,
-        Work::Runbook { runbook, .. } => {
-            access::decide_runbook(&snapshot, identity, runbook, role)?
+    let approved = job.approved.as_ref();
+    let permit = match (&job.work, approved) {
+        (Work::Text { .. }, None) => access::decide(&snapshot, identity, role, AccessMode::Web)?,
+        (Work::Text { .. }, Some(r)) => {
+            access::decide_approved(&snapshot, identity, r, AccessMode::Web)?
+        }
+        (Work::Runbook { runbook, .. }, approved) => {
+            access::decide_runbook(&snapshot, identity, runbook, role, approved)?
         }
     };
     let statements = plan(&job.work, permit.resource().protocol)?;
@@ -195,6 +201,11 @@ fn plain(text: &str) -> Planned {
 async fn refused(gw: &Gateway, common: Common, e: &RunError) {
     let reason = e.to_string();
     let kind = match e {
+        // A command held for approval is not a refusal: its request is the record.
+        RunError::Denied(Denied::ApprovalRequired {
+            kind: crate::model::RequestKind::Command,
+            ..
+        }) => return,
         RunError::Denied(_) => {
             Metrics::inc(&gw.metrics.access_denied_total);
             Kind::AccessDenied { reason }

@@ -50,6 +50,8 @@ pub struct Gateway {
     pub instance: Arc<str>,
     /// Signs the monitoring log's checkpoints; its public key is what auditors verify with.
     pub signer: Arc<crate::audit::signing::CheckpointSigner>,
+    /// Access request changes go out to the webhooks through it.
+    pub notifier: crate::notify::Notifier,
 }
 
 impl Gateway {
@@ -117,6 +119,9 @@ pub enum Refusal {
     /// A startup parameter the resource role does not forward (said only after the user
     /// proved who they are and may use the role).
     Parameter(String),
+    /// An access request rule needs an approval first: what to do (said only to a user
+    /// who passed access control for the role).
+    ApprovalRequired(String),
     NoResourceRole,
     TlsRequired,
     UpstreamUnreachable,
@@ -141,13 +146,17 @@ impl SessionError {
         }
     }
 
-    /// What the client is told; `None` when there is no one to tell.
-    pub fn refusal(&self) -> Option<Refusal> {
+    /// What the client is told; `None` when there is no one to tell. `role`: the
+    /// resource role the client named.
+    pub fn refusal(&self, role: &str) -> Option<Refusal> {
         Some(match self {
             SessionError::Closed => return None,
             SessionError::AuthFailed(_) => Refusal::BadCredentials,
             SessionError::Denied(Denied::StartupParameter(name)) => {
                 Refusal::Parameter(name.clone())
+            }
+            SessionError::Denied(Denied::ApprovalRequired { kind, .. }) => {
+                Refusal::ApprovalRequired(approval_guidance(role, *kind))
             }
             SessionError::Denied(_) => Refusal::NotAllowed,
             SessionError::NoResourceRole => Refusal::NoResourceRole,
@@ -172,6 +181,18 @@ impl SessionError {
             source = s.source();
         }
         out
+    }
+}
+
+/// What a user who may use `role` but needs an approval first is told to do.
+pub fn approval_guidance(role: &str, kind: crate::model::RequestKind) -> String {
+    match kind {
+        crate::model::RequestKind::Jit => format!(
+            "access to {role} requires an approved request: portcullis request {role} --for 1h --reason \"…\""
+        ),
+        crate::model::RequestKind::Command => format!(
+            "{role} runs approved commands only: portcullis exec {role} -e \"…\" holds each for approval"
+        ),
     }
 }
 

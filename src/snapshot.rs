@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::config::Secret;
-use crate::model::{Resource, ResourceRole, User, carries};
+use crate::model::{AccessRequestRule, Resource, ResourceRole, User, carries};
 
 /// Password verifiers of one user (never the password).
 #[derive(Clone, Debug, Default)]
@@ -67,6 +67,11 @@ pub struct Snapshot {
     pub resource_roles: HashMap<String, Arc<ResourceRoleEntry>>,
     /// Keyed by the hex SHA-256 of the token value.
     pub tokens: HashMap<String, TokenEntry>,
+    /// Access request rules by name.
+    pub rules: HashMap<String, Arc<AccessRequestRule>>,
+    /// Approved just-in-time grants: (user, resource role) → when the latest ends (unix
+    /// seconds).
+    pub grants: HashMap<(String, String), i64>,
     /// Derives the decoy SCRAM salt an unknown user name gets: persistent (from the store
     /// key), so a restart does not tell known names from unknown ones.
     pub decoy_key: [u8; 32],

@@ -6,6 +6,7 @@
 mod anchors;
 mod catalog;
 mod changes;
+mod requests;
 mod sessions;
 mod snapshot;
 mod tokens;
@@ -16,6 +17,7 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 
 pub use catalog::{ResourceRecord, ResourceRoleRecord};
 pub use changes::ChangeRecord;
+pub use requests::RequestFilter;
 pub use sessions::{IndexWrite, SessionEnd, SessionFilter, SessionRecord};
 pub use users::UserRecord;
 

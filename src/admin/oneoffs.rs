@@ -8,15 +8,20 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ApiState, Body, Caller, ClientAddr, Failures};
-use crate::api::{ExecRequest, Executed, RunbookRun};
+use crate::access::Denied;
+use crate::api::{ExecRequest, Executed, RunAnswer, RunbookRun};
 use crate::config::OneoffsConfig;
+use crate::model::{AccessRequestView, HeldWork, RequestKind};
 use crate::oneoff::{self, Job, RunError, Work};
 use crate::protocol::exec::Bind;
+use crate::requests::{self, Ask, RequestError};
 use crate::runbook::Runbook;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
@@ -25,6 +30,17 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(list_runbooks))
         .routes(routes!(show_runbook))
         .routes(routes!(run_runbook))
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> ApiError {
+        match e {
+            RequestError::Forbidden(m) => ApiError::forbidden(m),
+            RequestError::Invalid(m) => ApiError::invalid(m),
+            RequestError::Conflict(m) => ApiError::conflict(m),
+            RequestError::Store(e) => e.into(),
+        }
+    }
 }
 
 impl From<RunError> for ApiError {
@@ -87,6 +103,7 @@ fn job(
     Ok(Job {
         resource_role,
         work,
+        approved: None,
         max_rows,
         timeout,
         application_name,
@@ -94,8 +111,38 @@ fn job(
     })
 }
 
-async fn run(s: &ApiState, caller: &Caller, job: Job) -> Result<Json<Executed>, ApiError> {
-    Ok(Json(oneoff::run(&s.0, &caller.1, job).await?))
+/// Runs `job`; a resource role that holds commands for approval gets a pending request
+/// holding exactly `held` instead (202).
+async fn run(
+    s: &ApiState,
+    caller: &Caller,
+    job: Job,
+    held: HeldWork,
+    reason: String,
+) -> Result<Response, ApiError> {
+    let role = job.resource_role.clone();
+    match oneoff::run(&s.0, &caller.1, job).await {
+        Ok(done) => Ok(Json(RunAnswer::Ran(done)).into_response()),
+        Err(RunError::Denied(Denied::ApprovalRequired {
+            kind: RequestKind::Command,
+            ..
+        })) => {
+            let ask = Ask {
+                resource_role: role,
+                kind: RequestKind::Command,
+                reason,
+                duration: None,
+                work: Some(held),
+            };
+            let request = requests::create(&s.0, &caller.0, ask).await?;
+            let view = requests::view(&s.control.snapshot(), request);
+            Ok((StatusCode::ACCEPTED, Json(RunAnswer::Held(Box::new(view)))).into_response())
+        }
+        Err(RunError::Denied(Denied::ApprovalRequired { kind, .. })) => Err(ApiError::forbidden(
+            crate::session::approval_guidance(&role, kind),
+        )),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A JSON value as a bound parameter.
@@ -116,34 +163,34 @@ fn bind(v: &Value) -> Result<Bind, ApiError> {
     })
 }
 
-/// Runs one-off statements on a resource role (`web` mode); a session of its own.
+/// Runs one-off statements on a resource role (`web` mode); a session of its own. On a
+/// resource role whose commands need approval: 202 with the pending request.
 #[utoipa::path(post, path = "/api/resource-roles/{name}/exec", tag = "one-offs",
     params(("name" = String, Path, description = "resource role name")),
     request_body = ExecRequest,
-    responses((status = 200, body = Executed), Failures))]
+    responses((status = 200, body = Executed), (status = 202, body = AccessRequestView), Failures))]
 async fn exec(
     State(s): State<ApiState>,
     caller: Caller,
     ClientAddr(client): ClientAddr,
     Path(name): Path<String>,
     Body(req): Body<ExecRequest>,
-) -> Result<Json<Executed>, ApiError> {
-    let (max_rows, timeout) = limits(&s, req.max_rows, req.timeout.as_deref())?;
+) -> Result<Response, ApiError> {
     let params = req.params.iter().map(bind).collect::<Result<_, _>>()?;
-    let job = Job {
-        resource_role: name,
-        work: Work::Text {
-            text: req.statement,
-            params,
-        },
-        max_rows,
-        timeout,
-        application_name: req
-            .application_name
-            .unwrap_or_else(|| "portcullis-exec".into()),
-        client,
+    let held = HeldWork::Statement {
+        statement: req.statement.clone(),
+        params: req.params,
     };
-    Ok(Json(oneoff::run(&s.0, &caller.1, job).await?))
+    let work = Work::Text {
+        text: req.statement,
+        params,
+    };
+    let app = req
+        .application_name
+        .unwrap_or_else(|| "portcullis-exec".into());
+    let limits = (req.max_rows, req.timeout.as_deref());
+    let job = job(&s, name, work, limits, app, client)?;
+    run(&s, &caller, job, held, req.reason).await
 }
 
 /// The runbooks the caller may run on some resource role (admins and auditors: all).
@@ -164,13 +211,29 @@ async fn list_runbooks(
     ))
 }
 
+/// Whether the caller may run `runbook` on `role`, now or once a command is approved.
+fn runnable_on(
+    snapshot: &crate::snapshot::Snapshot,
+    caller: &Caller,
+    runbook: &Runbook,
+    role: &str,
+) -> bool {
+    use crate::access::Denied;
+    use crate::model::RequestKind;
+    match crate::access::decide_runbook(snapshot, &caller.1, runbook, role, None) {
+        Ok(_) => true,
+        Err(Denied::ApprovalRequired { kind, .. }) => kind == RequestKind::Command,
+        Err(_) => false,
+    }
+}
+
 /// Whether the caller may run `runbook` on at least one resource role.
 fn runnable(s: &ApiState, caller: &Caller, runbook: &Runbook) -> bool {
     let snapshot = s.control.snapshot();
     snapshot
         .resource_roles
         .keys()
-        .any(|role| crate::access::decide_runbook(&snapshot, &caller.1, runbook, role).is_ok())
+        .any(|role| runnable_on(&snapshot, caller, runbook, role))
 }
 
 fn find(s: &ApiState, caller: &Caller, name: &str) -> Result<Arc<Runbook>, ApiError> {
@@ -196,19 +259,25 @@ async fn show_runbook(
 }
 
 /// Runs a runbook on a resource role (`runbooks` mode): parameters checked against their
-/// types first (422 naming each bad one, nothing run), then bound by the server.
+/// types first (422 naming each bad one, nothing run), then bound by the server. On a
+/// resource role whose commands need approval: 202 with the pending request.
 #[utoipa::path(post, path = "/api/runbooks/{name}/run", tag = "runbooks",
     params(("name" = String, Path, description = "runbook name")),
     request_body = RunbookRun,
-    responses((status = 200, body = Executed), Failures))]
+    responses((status = 200, body = Executed), (status = 202, body = AccessRequestView), Failures))]
 async fn run_runbook(
     State(s): State<ApiState>,
     caller: Caller,
     ClientAddr(client): ClientAddr,
     Path(name): Path<String>,
     Body(req): Body<RunbookRun>,
-) -> Result<Json<Executed>, ApiError> {
+) -> Result<Response, ApiError> {
     let runbook = find(&s, &caller, &name)?;
+    let held = HeldWork::Runbook {
+        name: runbook.name.clone(),
+        sha256: runbook.sha256.clone(),
+        params: req.params.clone(),
+    };
     let work = Work::Runbook {
         runbook,
         values: req.params,
@@ -218,5 +287,93 @@ async fn run_runbook(
         .unwrap_or_else(|| format!("portcullis-runbook {name}"));
     let limits = (req.max_rows, req.timeout.as_deref());
     let job = job(&s, req.resource_role, work, limits, app, client)?;
-    run(&s, &caller, job).await
+    run(&s, &caller, job, held, req.reason).await
+}
+
+/// The job an approved command request holds.
+fn approved_job(
+    s: &ApiState,
+    taken: &crate::model::AccessRequest,
+    client: std::net::SocketAddr,
+) -> Result<Job, ApiError> {
+    let (work, app) = match taken.work.clone() {
+        Some(HeldWork::Statement { statement, params }) => {
+            let params = params.iter().map(bind).collect::<Result<_, _>>()?;
+            let work = Work::Text {
+                text: statement,
+                params,
+            };
+            (work, "portcullis-exec".to_owned())
+        }
+        Some(HeldWork::Runbook { name, params, .. }) => {
+            let runbook = s
+                .control
+                .runbooks()
+                .runbooks
+                .get(&name)
+                .cloned()
+                .ok_or_else(|| ApiError::conflict(format!("runbook `{name}` no longer exists")))?;
+            let work = Work::Runbook {
+                runbook,
+                values: params,
+            };
+            (work, format!("portcullis-runbook {name}"))
+        }
+        None => return Err(ApiError::invalid("the request holds nothing to run")),
+    };
+    let mut job = job(
+        s,
+        taken.resource_role.clone(),
+        work,
+        (None, None),
+        app,
+        client,
+    )?;
+    job.approved = Some(taken.clone());
+    Ok(job)
+}
+
+/// The one run of an approved command request (its requester's): exactly what was
+/// approved. A runbook whose file changed since is refused.
+pub async fn run_approved(
+    s: &ApiState,
+    caller: &Caller,
+    id: &str,
+    client: std::net::SocketAddr,
+) -> Result<Executed, ApiError> {
+    let catalog = s.control.runbooks();
+    let current = |name: &str| catalog.runbooks.get(name).cloned();
+    let check = |r: &crate::model::AccessRequest| match &r.work {
+        Some(HeldWork::Runbook { name, sha256, .. }) => match current(name) {
+            Some(now) if now.sha256 == *sha256 => Ok(()),
+            Some(_) => Err(RequestError::Conflict(format!(
+                "runbook `{name}` changed since it was approved; request the run again"
+            ))),
+            None => Err(RequestError::Conflict(format!(
+                "runbook `{name}` no longer exists"
+            ))),
+        },
+        Some(HeldWork::Statement { .. }) => Ok(()),
+        None => Err(RequestError::Invalid(
+            "the request holds nothing to run".into(),
+        )),
+    };
+    let taken = requests::take_for_run(&s.0, caller.name(), id, check).await?;
+    let job = match approved_job(s, &taken, client) {
+        Ok(job) => job,
+        Err(e) => {
+            requests::untake(&s.0, id).await;
+            return Err(e);
+        }
+    };
+    match oneoff::run(&s.0, &caller.1, job).await {
+        Ok(done) => {
+            requests::executed(&s.0, taken, done.session_id.clone()).await;
+            Ok(done)
+        }
+        Err(e) => {
+            requests::untake(&s.0, id).await;
+            Err(e.into())
+        }
+    }
 }

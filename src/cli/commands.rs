@@ -169,6 +169,15 @@ pub async fn run_remote(cli: &Cli) -> Result<Printed, ClientError> {
         }
         Command::Exec(args) => return super::oneoffs::exec(&c, args, cli.output).await,
         Command::Runbook(cmd) => return super::oneoffs::runbook(&c, cmd, cli.output).await,
+        Command::Request(args) => return super::requests::request(&c, args, cli.output).await,
+        Command::Requests {
+            mine,
+            pending,
+            status,
+        } => {
+            let status = status.as_deref();
+            return super::requests::requests(&c, *mine, *pending, status, cli.output).await;
+        }
         Command::Sessions { action, filter } => match action {
             Some(SessionsCmd::Show { id }) => {
                 return session(&c, id, cli.output).await.map(Printed::ok);

@@ -12,7 +12,7 @@ use super::client::{Client, ClientError};
 use super::commands::{Printed, seg};
 use super::table::{csv, grid, positional, render};
 use super::{ExecArgs, Output, RunLimits, RunbookCmd};
-use crate::api::{ExecRequest, Executed, RunbookRun, StatementResult};
+use crate::api::{ExecRequest, Executed, RunAnswer, RunbookRun, StatementResult};
 
 pub async fn exec(c: &Client, args: &ExecArgs, output: Output) -> Result<Printed, ClientError> {
     let statement = match (&args.sql, &args.file) {
@@ -38,10 +38,34 @@ pub async fn exec(c: &Client, args: &ExecArgs, output: Output) -> Result<Printed
         max_rows: *max_rows,
         timeout: timeout.clone(),
         application_name: app.clone(),
+        reason: args.reason.clone().unwrap_or_default(),
     };
     let path = format!("/api/resource-roles/{}/exec", seg(&args.resource_role));
-    let done: Executed = c.typed(Method::POST, &path, Some(&req)).await?;
-    Ok(executed(&done, output))
+    let answer: RunAnswer = c.typed(Method::POST, &path, Some(&req)).await?;
+    Ok(answered(answer, output))
+}
+
+/// Results, or the request that holds the run for approval.
+fn answered(answer: RunAnswer, output: Output) -> Printed {
+    match answer {
+        RunAnswer::Ran(done) => executed(&done, output),
+        RunAnswer::Held(view) => {
+            let r = &view.request;
+            let mut printed = Printed::ok(match output {
+                Output::Json => serde_json::to_string_pretty(&view).unwrap_or_default() + "\n",
+                _ => format!("{}\n", r.id),
+            });
+            printed.err = format!(
+                "held for approval under rule `{}` ({} approval{} needed): request {}\nonce approved, run it with `portcullis request run {}`\n",
+                r.rule,
+                view.approvals_needed,
+                if view.approvals_needed == 1 { "" } else { "s" },
+                r.id,
+                r.id
+            );
+            printed
+        }
+    }
 }
 
 pub async fn runbook(c: &Client, cmd: &RunbookCmd, output: Output) -> Result<Printed, ClientError> {
@@ -79,6 +103,7 @@ pub async fn runbook(c: &Client, cmd: &RunbookCmd, output: Output) -> Result<Pri
             name,
             resource_role,
             params,
+            reason,
             limits,
         } => {
             let mut values = serde_json::Map::new();
@@ -94,16 +119,17 @@ pub async fn runbook(c: &Client, cmd: &RunbookCmd, output: Output) -> Result<Pri
                 max_rows: limits.max_rows,
                 timeout: limits.timeout.clone(),
                 application_name: limits.app.clone(),
+                reason: reason.clone().unwrap_or_default(),
             };
             let run_path = format!("{}/run", path(name));
-            let done: Executed = c.typed(Method::POST, &run_path, Some(&req)).await?;
-            Ok(executed(&done, output))
+            let answer: RunAnswer = c.typed(Method::POST, &run_path, Some(&req)).await?;
+            Ok(answered(answer, output))
         }
     }
 }
 
 /// A run's results as the caller asked; failed when a statement failed.
-fn executed(done: &Executed, output: Output) -> Printed {
+pub(super) fn executed(done: &Executed, output: Output) -> Printed {
     let mut printed = Printed::ok(String::new());
     printed.failed = done.failed.is_some();
     match output {

@@ -23,6 +23,12 @@ pub struct RawConfig {
     #[serde(default)]
     pub oneoffs: RawOneoffs,
     #[serde(default)]
+    pub access_requests: RawAccessRequests,
+    #[serde(default)]
+    pub notify: RawNotify,
+    #[serde(default)]
+    pub access_request_rules: Vec<RawRule>,
+    #[serde(default)]
     pub runbooks: RawRunbooks,
     #[serde(default)]
     pub groups: Vec<RawGroup>,
@@ -77,6 +83,41 @@ pub struct RawAudit {
 pub struct RawOneoffs {
     pub max_rows: Option<u64>,
     pub timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawAccessRequests {
+    pub pending_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawNotify {
+    #[serde(default)]
+    pub webhooks: Vec<RawWebhook>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawWebhook {
+    pub url: String,
+    pub secret: Option<SecretSource>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawRule {
+    pub name: String,
+    #[serde(default)]
+    pub resource_roles: Vec<String>,
+    pub kind: String,
+    #[serde(default)]
+    pub requester_groups: Vec<String>,
+    #[serde(default)]
+    pub approver_groups: Vec<String>,
+    pub min_approvals: Option<u32>,
+    pub all_approver_groups: Option<bool>,
+    pub max_duration: Option<String>,
+    pub reason_required: Option<bool>,
+    #[serde(default)]
+    pub break_glass_groups: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

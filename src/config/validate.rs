@@ -118,6 +118,22 @@ pub fn validate(
     let resources = resources(&mut p, &raw.resources);
     let resource_names: HashSet<&str> = resources.iter().map(|r| r.name.as_str()).collect();
     let resource_roles = resource_roles(&mut p, &raw.resource_roles, &group_names, &resource_names);
+    let access_request_rules = rules(
+        &mut p,
+        &raw.access_request_rules,
+        &users,
+        &group_names,
+        &resource_roles,
+    );
+    let access_requests = AccessRequestsConfig {
+        pending_timeout: duration_or(
+            &mut p,
+            "access_requests.pending_timeout",
+            raw.access_requests.pending_timeout,
+            Duration::from_secs(24 * 3600),
+        ),
+    };
+    let notify = notify(&mut p, raw.notify);
     if !p.0.is_empty() {
         return Err(p.0);
     }
@@ -130,6 +146,9 @@ pub fn validate(
         limits,
         oneoffs,
         runbooks,
+        access_requests,
+        notify,
+        access_request_rules,
         groups,
         users,
         resources,
@@ -183,6 +202,88 @@ fn store(p: &mut Problems, raw: super::raw::RawStore) -> StoreConfig {
             Duration::from_millis(250),
         ),
     }
+}
+
+fn notify(p: &mut Problems, raw: super::raw::RawNotify) -> NotifyConfig {
+    let mut webhooks = Vec::new();
+    for (i, w) in raw.webhooks.into_iter().enumerate() {
+        let at = |k: &str| format!("notify.webhooks[{i}].{k}");
+        let host = w
+            .url
+            .strip_prefix("http://")
+            .or_else(|| w.url.strip_prefix("https://"))
+            .and_then(|rest| rest.split(['/', '?']).next())
+            .filter(|h| !h.is_empty());
+        if host.is_none() {
+            p.add(
+                at("url"),
+                format!("`{}` is not an http:// or https:// URL", w.url),
+            );
+        }
+        webhooks.push(Webhook {
+            url: w.url,
+            secret: secret(p, at("secret"), w.secret),
+        });
+    }
+    NotifyConfig { webhooks }
+}
+
+/// The access request rules, each checked against what the file declares.
+fn rules(
+    p: &mut Problems,
+    raw: &[super::raw::RawRule],
+    users: &[UserDecl],
+    groups: &HashSet<&str>,
+    roles: &[ResourceRoleDecl],
+) -> Vec<crate::model::AccessRequestRule> {
+    use crate::model::{AccessRequestRule, Known, RequestKind, Status};
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, r) in raw.iter().enumerate() {
+        let at = |k: &str| format!("access_request_rules[{i}].{k}");
+        p.unique(&mut seen, at("name"), &r.name);
+        let kind = p
+            .parse(&at("kind"), r.kind.parse::<RequestKind>())
+            .unwrap_or(RequestKind::Jit);
+        let max = r
+            .max_duration
+            .as_deref()
+            .and_then(|d| p.parse(&at("max_duration"), parse_duration(d)));
+        let rule = AccessRequestRule {
+            name: r.name.clone(),
+            resource_roles: r.resource_roles.clone(),
+            kind,
+            requester_groups: r.requester_groups.clone(),
+            approver_groups: r.approver_groups.clone(),
+            min_approvals: r.min_approvals.unwrap_or(1),
+            all_approver_groups: r.all_approver_groups.unwrap_or(false),
+            max_duration_s: max.map(|d| d.as_secs()),
+            reason_required: r.reason_required.unwrap_or(true),
+            break_glass_groups: r.break_glass_groups.clone(),
+        };
+        let approvers = |gs: &[String]| {
+            users
+                .iter()
+                .filter(|u| u.status == Status::Active && u.groups.iter().any(|g| gs.contains(g)))
+                .count()
+        };
+        let known = Known {
+            resource_role: &|name| roles.iter().any(|d| d.name == name),
+            group: &|g| groups.contains(g),
+            approvers: &approvers,
+        };
+        for (field, message) in rule.problems(&known) {
+            p.add(at(field), message);
+        }
+        out.push(rule);
+    }
+    for (a, b, role) in crate::model::overlapping(&out) {
+        p.add(
+            "access_request_rules".to_owned(),
+            format!("rules `{a}` and `{b}` are of the same kind on resource role `{role}`"),
+        );
+    }
+    out
 }
 
 fn oneoffs(p: &mut Problems, raw: super::raw::RawOneoffs) -> OneoffsConfig {

@@ -110,7 +110,7 @@ pub async fn run<F: Frontend>(
 
 async fn refuse<F: Frontend>(gw: &Gateway, fe: &mut F, attempt: &Attempt, e: &SessionError) {
     refused(gw, &attempt.common, &attempt.hello, e).await;
-    if let Some(refusal) = e.refusal() {
+    if let Some(refusal) = e.refusal(&attempt.hello.resource_role) {
         fe.refuse(&attempt.hello, refusal).await;
     }
 }

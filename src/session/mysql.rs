@@ -477,6 +477,7 @@ fn refusal_message(hello: &Hello, refusal: Refusal) -> (u16, &'static str, Strin
             "28000",
             format!("Access denied for user '{user}'"),
         ),
+        Refusal::ApprovalRequired(message) => (code::DB_ACCESS_DENIED, "42000", message),
         Refusal::NotAllowed | Refusal::Parameter(_) => (
             code::DB_ACCESS_DENIED,
             "42000",

@@ -433,6 +433,7 @@ fn refusal_message(hello: &Hello, refusal: Refusal) -> (&'static str, String) {
             sqlstate::INVALID_AUTHORIZATION,
             "this gateway requires TLS (use sslmode=require)".into(),
         ),
+        Refusal::ApprovalRequired(message) => (sqlstate::INVALID_AUTHORIZATION, message),
         Refusal::Parameter(name) => (
             sqlstate::INSUFFICIENT_PRIVILEGE,
             format!(

@@ -16,7 +16,7 @@ use crate::snapshot::Snapshot;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum EndReason {
     Killed { by: String },
-    AccessLost(String),
+    AccessLost(crate::access::Denied),
     Shutdown,
 }
 
@@ -33,6 +33,10 @@ impl EndReason {
     pub fn message(&self) -> String {
         match self {
             EndReason::Killed { .. } => "terminating connection: ended by an administrator".into(),
+            EndReason::AccessLost(crate::access::Denied::ApprovalRequired { .. }) => {
+                "terminating connection: the approved access request for this resource role ended"
+                    .into()
+            }
             EndReason::AccessLost(_) => {
                 "terminating connection: access to this resource role was withdrawn".into()
             }
@@ -184,8 +188,7 @@ impl Registry {
             if let Err(denied) = e.grant.recheck(snapshot) {
                 let view = &e.view;
                 tracing::info!(session_id = %view.id, user = %view.user, reason = %denied, "ending session: access withdrawn");
-                e.end
-                    .send_replace(Some(EndReason::AccessLost(denied.to_string())));
+                e.end.send_replace(Some(EndReason::AccessLost(denied)));
                 ended += 1;
             }
         }

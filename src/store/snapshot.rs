@@ -94,6 +94,16 @@ impl Store {
             };
             snap.tokens.insert(r.try_get(2)?, entry);
         }
+        for v in self.list_rules().await? {
+            snap.rules.insert(v.rule.name.clone(), Arc::new(v.rule));
+        }
+        for g in self.live_grants().await? {
+            let until = snap
+                .grants
+                .entry((g.requester, g.resource_role))
+                .or_default();
+            *until = (*until).max(g.expires_at);
+        }
         Ok(snap)
     }
 }

@@ -100,7 +100,7 @@ fn the_bottom_layers_import_nothing_above_them() {
         ("config", &["model"]),
         ("snapshot", &["model", "config"]),
         ("auth", &["snapshot", "model", "clock"]),
-        ("access", &["auth", "snapshot", "model", "runbook"]),
+        ("access", &["auth", "snapshot", "model", "runbook", "clock"]),
         (
             "store",
             &[

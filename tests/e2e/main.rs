@@ -3,6 +3,7 @@
 //! so the crate is linked once; modules by area.
 #![allow(clippy::unwrap_used)]
 
+mod access_requests;
 mod admin_api;
 mod architecture;
 mod audit_failure;

@@ -1,0 +1,182 @@
+//! Access request rules and requests. A request is stored whole (JSON) beside the columns
+//! lists filter on; every change is read, checked and written in one transaction, so two
+//! approvers (on any instances) never overwrite each other's votes, and bumps the revision
+//! (approved grants are part of the snapshot).
+
+use sqlx::Row;
+
+use super::{Result, Store, StoreError, conflict, now};
+use crate::model::{AccessRequest, AccessRequestRule, AccessRequestRuleView, RequestStatus};
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text)
+        .map_err(|e| StoreError::Invalid(format!("a stored record does not read: {e}")))
+}
+
+/// Which requests a list shows.
+#[derive(Clone, Debug, Default)]
+pub struct RequestFilter {
+    pub status: Option<RequestStatus>,
+    pub requester: Option<String>,
+    pub limit: i64,
+}
+
+impl Store {
+    pub async fn list_rules(&self) -> Result<Vec<AccessRequestRuleView>> {
+        let rows =
+            sqlx::query("SELECT definition, managed FROM access_request_rules ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(AccessRequestRuleView {
+                    rule: parse(&r.try_get::<String, _>(0)?)?,
+                    managed: r.try_get::<i64, _>(1)? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Creates (`create`) or replaces a rule.
+    pub async fn put_rule(
+        &self,
+        rule: &AccessRequestRule,
+        managed: bool,
+        create: bool,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let sql = if create {
+            "INSERT INTO access_request_rules (name, definition, managed, created_at) VALUES ($1, $2, $3, $4)"
+        } else {
+            "INSERT INTO access_request_rules (name, definition, managed, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET definition = $2, managed = $3"
+        };
+        sqlx::query(sql)
+            .bind(&rule.name)
+            .bind(json(rule)?)
+            .bind(i64::from(managed))
+            .bind(now())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| conflict(e, || format!("access request rule `{}` exists", rule.name)))?;
+        Self::commit(tx).await
+    }
+
+    pub async fn delete_rule(&self, name: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query("DELETE FROM access_request_rules WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!(
+                "access request rule `{name}`"
+            )));
+        }
+        Self::commit(tx).await
+    }
+
+    pub async fn create_request(&self, r: &AccessRequest) -> Result<()> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "INSERT INTO access_requests (id, requester, resource_role, kind, status, body, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&r.id)
+        .bind(&r.requester)
+        .bind(&r.resource_role)
+        .bind(r.kind.as_str())
+        .bind(r.status.as_str())
+        .bind(json(r)?)
+        .bind(r.created_at)
+        .bind(r.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        Self::commit(tx).await
+    }
+
+    pub async fn get_request(&self, id: &str) -> Result<AccessRequest> {
+        let row = sqlx::query("SELECT body FROM access_requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("access request `{id}`")))?;
+        parse(&row.try_get::<String, _>(0)?)
+    }
+
+    /// Newest first.
+    pub async fn list_requests(&self, f: &RequestFilter) -> Result<Vec<AccessRequest>> {
+        let rows = sqlx::query(
+            "SELECT body FROM access_requests WHERE ($1 IS NULL OR status = $1) \
+             AND ($2 IS NULL OR requester = $2) ORDER BY created_at DESC, id LIMIT $3",
+        )
+        .bind(f.status.map(|s| s.as_str()))
+        .bind(f.requester.as_deref())
+        .bind(if f.limit > 0 { f.limit } else { 200 })
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| parse(&r.try_get::<String, _>(0)?))
+            .collect()
+    }
+
+    /// Changes one request in a transaction: `change` sees it as stored and says what it
+    /// becomes (or why not, untouched).
+    pub async fn update_request<E>(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut AccessRequest) -> std::result::Result<(), E>,
+    ) -> Result<std::result::Result<AccessRequest, E>> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query("SELECT body FROM access_requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("access request `{id}`")))?;
+        let mut r: AccessRequest = parse(&row.try_get::<String, _>(0)?)?;
+        if let Err(e) = change(&mut r) {
+            return Ok(Err(e));
+        }
+        sqlx::query(
+            "UPDATE access_requests SET status = $2, body = $3, expires_at = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(r.status.as_str())
+        .bind(json(&r)?)
+        .bind(r.expires_at)
+        .execute(&mut *tx)
+        .await?;
+        Self::commit(tx).await?;
+        Ok(Ok(r))
+    }
+
+    /// Pending and approved requests whose time is up (`expires_at` passed).
+    pub async fn due_requests(&self, at: i64) -> Result<Vec<AccessRequest>> {
+        let rows = sqlx::query(
+            "SELECT body FROM access_requests WHERE status IN ('pending', 'approved') AND expires_at <= $1",
+        )
+        .bind(at)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| parse(&r.try_get::<String, _>(0)?))
+            .collect()
+    }
+
+    /// Approved just-in-time requests whose grant still runs: the snapshot's grants.
+    pub(super) async fn live_grants(&self) -> Result<Vec<AccessRequest>> {
+        let rows = sqlx::query(
+            "SELECT body FROM access_requests WHERE kind = 'jit' AND status = 'approved' AND expires_at > $1",
+        )
+        .bind(now())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| parse(&r.try_get::<String, _>(0)?))
+            .collect()
+    }
+}
