@@ -285,8 +285,9 @@ async fn n_of_m_across_approver_groups_and_undecided_requests_expire() {
     env.gw.shutdown().await;
 }
 
-/// A local HTTP server that records each request's headers and body, answering 200.
-async fn webhook_sink() -> (u16, Arc<Mutex<Vec<(String, String)>>>) {
+/// A local HTTP server that records each request's headers and body, answering 500 to
+/// the first `fail` and 200 after.
+async fn webhook_sink_failing(fail: usize) -> (u16, Arc<Mutex<Vec<(String, String)>>>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let got = Arc::new(Mutex::new(Vec::new()));
@@ -321,18 +322,42 @@ async fn webhook_sink() -> (u16, Arc<Mutex<Vec<(String, String)>>>) {
                     if body.len() < len {
                         continue;
                     }
-                    seen.lock()
-                        .unwrap()
-                        .push((head.to_owned(), body.to_owned()));
-                    let _ = s
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                        .await;
+                    let n = {
+                        let mut seen = seen.lock().unwrap();
+                        seen.push((head.to_owned(), body.to_owned()));
+                        seen.len()
+                    };
+                    let answer: &[u8] = if n <= fail {
+                        b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n"
+                    } else {
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+                    };
+                    let _ = s.write_all(answer).await;
                     return;
                 }
             });
         }
     });
     (port, got)
+}
+
+async fn webhook_sink() -> (u16, Arc<Mutex<Vec<(String, String)>>>) {
+    webhook_sink_failing(0).await
+}
+
+#[tokio::test]
+async fn a_webhook_that_fails_is_retried() {
+    let (hook, got) = webhook_sink_failing(2).await;
+    let config = format!("[[notify.webhooks]]\nurl = \"http://127.0.0.1:{hook}/x\"\n{JIT}");
+    let env = PgEnv::new(&people(&config)).await;
+    let alice = user_client(&env.gw, &env.dir, "alice").await;
+    request(&alice, "rr", "1h", "retry me").await;
+    let three = until(10, async || got.lock().unwrap().len() >= 3).await;
+    assert!(three, "three attempts: {:?}", got.lock().unwrap());
+    let bodies: Vec<String> = got.lock().unwrap().iter().map(|(_, b)| b.clone()).collect();
+    assert_eq!(bodies[0], bodies[2], "the same delivery again");
+    assert!(bodies[0].contains("access_request.created"));
+    env.gw.shutdown().await;
 }
 
 #[tokio::test]
@@ -480,23 +505,43 @@ async fn the_cli_asks_lists_approves_and_runs() {
     let token = |user: &'static str| {
         let admin = &admin;
         async move {
-            let made = admin.post("/api/tokens", json!({"user": user})).await.unwrap();
+            let made = admin
+                .post("/api/tokens", json!({"user": user}))
+                .await
+                .unwrap();
             made["token"].as_str().unwrap().to_owned()
         }
     };
     let (alice, lee) = (token("alice").await, token("lee").await);
     let server = format!("http://{}", env.gw.admin_addr.unwrap());
-    let as_user = |t: &str| [("PORTCULLIS_SERVER", server.clone()), ("PORTCULLIS_TOKEN", t.to_owned())];
+    let as_user = |t: &str| {
+        [
+            ("PORTCULLIS_SERVER", server.clone()),
+            ("PORTCULLIS_TOKEN", t.to_owned()),
+        ]
+    };
     let cli = async |t: &str, args: &[&str]| {
         let env = as_user(t);
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         common::clients::portcullis(args, &env, None).await
     };
-    let (code, out, err) = cli(&alice, &["request", "rr", "--for", "30m", "--reason", "deploy", "--output", "json"]).await;
+    let (code, out, err) = cli(
+        &alice,
+        &[
+            "request", "rr", "--for", "30m", "--reason", "deploy", "--output", "json",
+        ],
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
-    let id = serde_json::from_str::<Value>(&out).unwrap()["id"].as_str().unwrap().to_owned();
+    let id = serde_json::from_str::<Value>(&out).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (_, out, _) = cli(&lee, &["requests", "--pending"]).await;
-    assert!(out.contains(&id) && out.contains("alice") && out.contains("0/1") && out.contains("30m"), "{out}");
+    assert!(
+        out.contains(&id) && out.contains("alice") && out.contains("0/1") && out.contains("30m"),
+        "{out}"
+    );
     let (code, _, err) = cli(&alice, &["request", "approve", &id]).await;
     assert_eq!(code, 1);
     assert!(err.contains("nobody approves their own request"), "{err}");
@@ -506,16 +551,36 @@ async fn the_cli_asks_lists_approves_and_runs() {
     let (ok, _, err) = psql(&env.conn_str("alice", PASSWORD, "rr"), &["-c", "select 1"]).await;
     assert!(ok, "{err}");
     // A held command: the CLI says so and how to run it once approved.
-    let (code, out, err) = cli(&alice, &["exec", "rr-ops", "-e", "select 41 + 1 as answer", "--reason", "check"]).await;
+    let (code, out, err) = cli(
+        &alice,
+        &[
+            "exec",
+            "rr-ops",
+            "-e",
+            "select 41 + 1 as answer",
+            "--reason",
+            "check",
+        ],
+    )
+    .await;
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("held for approval under rule `ops-cmd`"), "{err}");
+    assert!(
+        err.contains("held for approval under rule `ops-cmd`"),
+        "{err}"
+    );
     let held = out.trim().to_owned();
     cli(&lee, &["request", "approve", &held]).await;
     let (code, out, err) = cli(&alice, &["request", "run", &held]).await;
     assert_eq!((code, out.as_str()), (0, "answer\n42\n(1 row)\n"), "{err}");
     let (_, out, _) = cli(&alice, &["requests", "--mine"]).await;
-    assert!(out.contains("executed") && out.contains("approved"), "{out}");
+    assert!(
+        out.contains("executed") && out.contains("approved"),
+        "{out}"
+    );
     let (_, out, _) = cli(&alice, &["request", "rules"]).await;
-    assert!(out.contains("rr-jit") && out.contains("1h") && out.contains("ops-cmd"), "{out}");
+    assert!(
+        out.contains("rr-jit") && out.contains("1h") && out.contains("ops-cmd"),
+        "{out}"
+    );
     env.gw.shutdown().await;
 }
