@@ -2,7 +2,7 @@
 # Makes sure the local PostgreSQL (127.0.0.1:5432, user postgres, trust, database `test`)
 # and MariaDB (127.0.0.1:3306, root with an empty password, database `test`) that the demo
 # and the tests use are running, installing them from Debian's packages when absent.
-# Also installs the client tools the tests drive (psql, pgbench, mariadb).
+# Only what the demo needs: the tests' own tools are scripts/test-tools.sh.
 set -euo pipefail
 
 say() { printf 'services: %s\n' "$*" >&2; }
@@ -57,24 +57,4 @@ if ! my_up; then
 fi
 my_up || { say "MariaDB did not come up on 127.0.0.1:3306"; exit 1; }
 mariadb --protocol=tcp -h 127.0.0.1 -uroot -e "CREATE DATABASE IF NOT EXISTS test"
-command -v sysbench >/dev/null || need_pkg sysbench
-# tmux drives the interactive mariadb client (Ctrl-C).
-command -v tmux >/dev/null || need_pkg tmux
-
-# --- client drivers the tests use ---------------------------------------------
-python3 -c "import psycopg" 2>/dev/null || { say "installing psycopg (PyPI)"; python3 -m pip install -q "psycopg[binary]"; }
-python3 -c "import pymysql, mysql.connector" 2>/dev/null || { say "installing PyMySQL and mysql-connector-python (PyPI)"; python3 -m pip install -q pymysql mysql-connector-python; }
-# JDBC (the drivers BI tools use): a JDK for the source launcher, pgjdbc and MariaDB
-# Connector/J from Debian's packages.
-command -v javac >/dev/null || need_pkg default-jdk-headless
-[ -f /usr/share/java/postgresql.jar ] && [ -f /usr/share/java/mariadb-java-client.jar ] \
-  || need_pkg libpostgresql-jdbc-java libmariadb-java
-# Node.js drivers (npm), kept under target/ (not in git).
-command -v npm >/dev/null || need_pkg nodejs npm
-node_dir="$(cd "$(dirname "$0")/.." && pwd)/target/node-clients"
-[ -d "$node_dir/node_modules/pg" ] && [ -d "$node_dir/node_modules/mysql2" ] || {
-  say "installing node-postgres and mysql2 (npm)"
-  mkdir -p "$node_dir"
-  npm install --silent --no-audit --no-fund --prefix "$node_dir" pg@8 mysql2@3 >/dev/null
-}
 say "PostgreSQL and MariaDB are up"

@@ -2,18 +2,18 @@
 //! `admin` writes; `auditor` reads everything and changes nothing; `standard` sees its own
 //! profile, its tokens and the resource roles it can use. Each resource has its own file.
 
-mod access;
-mod catalog;
+pub(crate) mod access;
+pub(crate) mod catalog;
 mod error;
-mod lockouts;
-mod oneoffs;
-mod ops;
-mod requests;
-mod resource_roles;
+pub(crate) mod lockouts;
+pub(crate) mod oneoffs;
+pub(crate) mod ops;
+pub(crate) mod requests;
+pub(crate) mod resource_roles;
 mod serve;
-mod sessions;
-mod tokens;
-mod users;
+pub(crate) mod sessions;
+pub(crate) mod tokens;
+pub(crate) mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

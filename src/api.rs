@@ -151,6 +151,21 @@ pub struct Reach {
     pub via: Vec<String>,
 }
 
+/// One line of the access review: a user who can reach a resource role, how, and when
+/// they last used it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, utoipa::ToSchema)]
+pub struct ReviewRow {
+    pub resource_role: String,
+    pub resource: String,
+    pub user: String,
+    pub modes: Vec<AccessMode>,
+    pub via: Vec<String>,
+    /// Their last session on it (unix seconds), if any.
+    pub last_used_at: Option<i64>,
+    /// Not used within the review's window (`unused_for`).
+    pub unused: bool,
+}
+
 /// What a reload answers.
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reloaded {

@@ -126,10 +126,11 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if let Some(addr) = listen.admin {
         let listener = bind(addr, "listen.admin").await?;
         admin_addr = Some(listener.local_addr()?);
-        tracing::info!(addr = %listener.local_addr()?, "admin API listening");
+        tracing::info!(addr = %listener.local_addr()?, console = %format!("http://{}/ui/", listener.local_addr()?), "admin API and web console listening");
         let (api, shutdown) = (ApiState(Arc::clone(&gateway)), stopped_fut(stopped.clone()));
         let caps = Caps::new(budget.admin, per_address);
-        listeners.spawn(crate::admin::serve(listener, api, caps, shutdown));
+        let app = crate::admin::router(api.clone()).merge(crate::console::router(api.clone()));
+        listeners.spawn(crate::admin::serve(listener, api, app, caps, shutdown));
     }
     let mut postgres_addr = None;
     if let Some(addr) = listen.postgres {
@@ -153,6 +154,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         let caps = Caps::new(budget.sessions, per_address);
         listeners.spawn(crate::session::accept_loop(my, listener, caps, stop));
     }
+    let _ = gateway.listening.set((postgres_addr, mysql_addr));
     Ok(Running {
         mysql_addr,
         control,
@@ -223,6 +225,7 @@ async fn open(
         instance: instance.into(),
         signer,
         notifier: crate::notify::Notifier::spawn(control.config().notify.webhooks.clone()),
+        listening: std::sync::OnceLock::new(),
     });
     Ok((gateway, writer, index_task))
 }

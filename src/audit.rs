@@ -307,3 +307,51 @@ pub fn session_queries(
     }
     Ok(out)
 }
+
+/// The sessions whose statements contain `text` (case-sensitive, as written), newest
+/// last, at most `limit`: read from the log files written since `since` (Unix seconds).
+/// A byte search finds the candidate lines; only those are parsed.
+pub fn sessions_with(
+    dir: &std::path::Path,
+    text: &str,
+    since: i64,
+    limit: usize,
+) -> std::io::Result<Vec<String>> {
+    let mut found: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    // The text as it appears inside a JSON string.
+    let escaped = serde_json::to_string(text).unwrap_or_default();
+    let needle = escaped.trim_matches('"').as_bytes().to_vec();
+    let finder = memchr::memmem::Finder::new(&needle);
+    let since = std::time::UNIX_EPOCH + std::time::Duration::from_secs(since.max(1) as u64 - 1);
+    for file in chain::log_files(dir)? {
+        if std::fs::metadata(&file)?
+            .modified()
+            .is_ok_and(|m| m < since)
+        {
+            continue;
+        }
+        let bytes = std::fs::read(&file)?;
+        let mut at = 0;
+        while let Some(hit) = finder.find(&bytes[at..]) {
+            let hit = at + hit;
+            let start = memchr::memrchr(b'\n', &bytes[..hit]).map_or(0, |i| i + 1);
+            let end = memchr::memchr(b'\n', &bytes[hit..]).map_or(bytes.len(), |i| hit + i);
+            at = end;
+            let Ok(line) = serde_json::from_slice::<serde_json::Value>(&bytes[start..end]) else {
+                continue;
+            };
+            let matches = line["kind"] == "query"
+                && line["statement"].as_str().is_some_and(|s| s.contains(text));
+            if let (true, Some(id)) = (matches, line["session_id"].as_str())
+                && seen.insert(id.to_owned())
+            {
+                found.push(id.to_owned());
+            }
+        }
+    }
+    if found.len() > limit {
+        found.drain(..found.len() - limit);
+    }
+    Ok(found)
+}

@@ -112,6 +112,18 @@ pub fn verify_cleartext(snapshot: &Snapshot, user: &str, presented: &str) -> Opt
     constant_time_eq(&derived.stored_key, &v.stored_key).then(|| Identity::proven(user, None))
 }
 
+/// Whether the credential behind `identity` still holds: a token not revoked or expired
+/// since (a password proof holds while the user exists; access is `access`'s question).
+pub fn still_valid(snapshot: &Snapshot, identity: &Identity) -> bool {
+    match identity.token() {
+        None => snapshot.users.contains_key(identity.user()),
+        Some(id) => snapshot
+            .tokens
+            .values()
+            .any(|t| t.id == id && t.expires_at.is_none_or(|e| e > crate::clock::now())),
+    }
+}
+
 /// Whether `presented` is `user`'s password (never a token).
 pub fn verify_password(snapshot: &Snapshot, user: &str, presented: &str) -> bool {
     !looks_like_token(presented) && verify_cleartext(snapshot, user, presented).is_some()

@@ -400,6 +400,15 @@ pub enum AccessCmd {
         #[arg(long)]
         user: Option<String>,
     },
+    /// The periodic access review: who can reach each resource role, through which
+    /// groups, and when they last used it; unused grants flagged.
+    Review {
+        /// Flag grants unused for this long.
+        #[arg(long, default_value = "90d")]
+        unused_for: String,
+        #[arg(long)]
+        resource_role: Option<String>,
+    },
     Grant {
         resource_role: String,
         group: String,

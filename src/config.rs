@@ -31,6 +31,7 @@ pub struct Config {
     pub oneoffs: OneoffsConfig,
     pub runbooks: RunbooksConfig,
     pub access_requests: AccessRequestsConfig,
+    pub console: ConsoleConfig,
     pub notify: NotifyConfig,
     pub access_request_rules: Vec<crate::model::AccessRequestRule>,
     pub groups: Vec<GroupDecl>,
@@ -133,6 +134,17 @@ impl OneoffsConfig {
 #[derive(Clone, Debug)]
 pub struct AccessRequestsConfig {
     pub pending_timeout: Duration,
+}
+
+/// The web console's sign-ins.
+#[derive(Clone, Debug)]
+pub struct ConsoleConfig {
+    /// Signed out after this long without a request.
+    pub idle_timeout: Duration,
+    /// Signed out this long after signing in, whatever happens.
+    pub absolute_timeout: Duration,
+    /// Mark the cookie `Secure` (behind a TLS-terminating proxy).
+    pub secure_cookie: bool,
 }
 
 /// Where access-request changes are announced.

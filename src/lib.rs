@@ -33,6 +33,7 @@ mod caps;
 pub mod cli;
 mod clock;
 pub mod config;
+mod console;
 mod control;
 mod fsutil;
 mod lockout;

@@ -52,6 +52,10 @@ pub struct Gateway {
     pub signer: Arc<crate::audit::signing::CheckpointSigner>,
     /// Access request changes go out to the webhooks through it.
     pub notifier: crate::notify::Notifier,
+    /// Where the PostgreSQL and MySQL listeners listen (as bound: a configured port 0
+    /// becomes the real one), for the console's connection hints.
+    pub listening:
+        std::sync::OnceLock<(Option<std::net::SocketAddr>, Option<std::net::SocketAddr>)>,
 }
 
 impl Gateway {

@@ -10,25 +10,82 @@ use utoipa_axum::routes;
 
 use super::{ApiError, ApiState, Caller, Failures};
 use crate::access::reachable_modes;
-use crate::api::Reach;
+use crate::api::{Reach, ReviewRow};
 use crate::model::Role;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(reach))
+    OpenApiRouter::new()
+        .routes(routes!(reach))
+        .routes(routes!(review))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ReviewFilter {
+    /// Grants not used for this long are flagged, e.g. `90d` (default 90d).
+    pub(crate) unused_for: Option<String>,
+    pub(crate) resource_role: Option<String>,
+}
+
+/// The access review (readers): every user who can reach each resource role, through
+/// which groups, and when they last used it; grants unused for `unused_for` flagged.
+#[utoipa::path(get, path = "/api/access/review", tag = "access control", params(ReviewFilter),
+    responses((status = 200, body = Vec<ReviewRow>), Failures))]
+pub(crate) async fn review(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Query(f): Query<ReviewFilter>,
+) -> Result<Json<Vec<ReviewRow>>, ApiError> {
+    if !caller.is_reader() {
+        return Err(ApiError::forbidden(
+            "the access review is for admins and auditors",
+        ));
+    }
+    let window = match &f.unused_for {
+        Some(d) => crate::config::parse_duration(d).map_err(ApiError::invalid)?,
+        None => std::time::Duration::from_secs(90 * 86_400),
+    };
+    let filter = Filter {
+        user: None,
+        resource_role: f.resource_role,
+    };
+    let reach = reach(State(s.clone()), caller, Query(filter)).await?.0;
+    let used = s.control.store.last_uses().await?;
+    let since = crate::clock::now() - window.as_secs() as i64;
+    Ok(Json(
+        reach
+            .into_iter()
+            .map(|r| {
+                let last = used
+                    .get(&(r.user.clone(), r.resource_role.clone()))
+                    .copied();
+                ReviewRow {
+                    unused: last.is_none_or(|t| t < since),
+                    last_used_at: last,
+                    resource_role: r.resource_role,
+                    resource: r.resource,
+                    user: r.user,
+                    modes: r.modes,
+                    via: r.via,
+                }
+            })
+            .collect(),
+    ))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Filter {
-    user: Option<String>,
-    resource_role: Option<String>,
+    pub(crate) user: Option<String>,
+    pub(crate) resource_role: Option<String>,
 }
 
 /// Who can reach what (readers: everyone; others: themselves).
 #[utoipa::path(get, path = "/api/access", tag = "access control", params(Filter),
     responses((status = 200, body = Vec<Reach>), Failures))]
-async fn reach(
+pub(crate) async fn reach(
     State(s): State<ApiState>,
     caller: Caller,
     Query(f): Query<Filter>,

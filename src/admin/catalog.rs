@@ -32,7 +32,7 @@ fn reader(caller: &Caller) -> Result<(), ApiError> {
 /// Every group with its members (readers).
 #[utoipa::path(get, path = "/api/groups", tag = "groups",
     responses((status = 200, body = Vec<GroupView>), Failures))]
-async fn list_groups(
+pub(crate) async fn list_groups(
     State(s): State<ApiState>,
     caller: Caller,
 ) -> Result<Json<Vec<GroupView>>, ApiError> {
@@ -40,7 +40,7 @@ async fn list_groups(
     Ok(Json(s.control.store.list_groups().await?))
 }
 
-async fn find_group(s: &ApiState, name: &str) -> Result<GroupView, ApiError> {
+pub(crate) async fn find_group(s: &ApiState, name: &str) -> Result<GroupView, ApiError> {
     let groups = s.control.store.list_groups().await?;
     groups
         .into_iter()
@@ -52,7 +52,7 @@ async fn find_group(s: &ApiState, name: &str) -> Result<GroupView, ApiError> {
 #[utoipa::path(get, path = "/api/groups/{name}", tag = "groups",
     params(("name" = String, Path, description = "group name")),
     responses((status = 200, body = GroupView), Failures))]
-async fn show_group(
+pub(crate) async fn show_group(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -64,7 +64,7 @@ async fn show_group(
 /// Creates a group (admin).
 #[utoipa::path(post, path = "/api/groups", tag = "groups", request_body = NewGroup,
     responses((status = 201, body = GroupView), Failures))]
-async fn create_group(
+pub(crate) async fn create_group(
     State(s): State<ApiState>,
     caller: Caller,
     Body(new): Body<NewGroup>,
@@ -89,7 +89,7 @@ async fn create_group(
 #[utoipa::path(delete, path = "/api/groups/{name}", tag = "groups",
     params(("name" = String, Path, description = "group name")),
     responses((status = 204), Failures))]
-async fn delete_group(
+pub(crate) async fn delete_group(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -113,7 +113,7 @@ async fn delete_group(
 /// Every resource (readers).
 #[utoipa::path(get, path = "/api/resources", tag = "resources",
     responses((status = 200, body = Vec<ResourceView>), Failures))]
-async fn list_resources(
+pub(crate) async fn list_resources(
     State(s): State<ApiState>,
     caller: Caller,
 ) -> Result<Json<Vec<ResourceView>>, ApiError> {
@@ -121,7 +121,7 @@ async fn list_resources(
     Ok(Json(s.control.store.list_resources().await?))
 }
 
-async fn find_resource(s: &ApiState, name: &str) -> Result<ResourceView, ApiError> {
+pub(crate) async fn find_resource(s: &ApiState, name: &str) -> Result<ResourceView, ApiError> {
     let all = s.control.store.list_resources().await?;
     all.into_iter()
         .find(|r| r.name == name)
@@ -132,7 +132,7 @@ async fn find_resource(s: &ApiState, name: &str) -> Result<ResourceView, ApiErro
 #[utoipa::path(get, path = "/api/resources/{name}", tag = "resources",
     params(("name" = String, Path, description = "resource name")),
     responses((status = 200, body = ResourceView), Failures))]
-async fn show_resource(
+pub(crate) async fn show_resource(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -144,7 +144,7 @@ async fn show_resource(
 /// Creates a resource (admin).
 #[utoipa::path(post, path = "/api/resources", tag = "resources", request_body = NewResource,
     responses((status = 201, body = ResourceView), Failures))]
-async fn create_resource(
+pub(crate) async fn create_resource(
     State(s): State<ApiState>,
     caller: Caller,
     Body(new): Body<NewResource>,
@@ -179,7 +179,7 @@ async fn create_resource(
 #[utoipa::path(patch, path = "/api/resources/{name}", tag = "resources", request_body = ResourcePatch,
     params(("name" = String, Path, description = "resource name")),
     responses((status = 200, body = ResourceView), Failures))]
-async fn patch_resource(
+pub(crate) async fn patch_resource(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -218,7 +218,7 @@ async fn patch_resource(
 #[utoipa::path(delete, path = "/api/resources/{name}", tag = "resources",
     params(("name" = String, Path, description = "resource name")),
     responses((status = 204), Failures))]
-async fn delete_resource(
+pub(crate) async fn delete_resource(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,

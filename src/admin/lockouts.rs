@@ -19,7 +19,10 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 /// Users and client addresses locked out now (readers).
 #[utoipa::path(get, path = "/api/lockouts", tag = "lockouts",
     responses((status = 200, body = Vec<LockView>), Failures))]
-async fn list(State(s): State<ApiState>, caller: Caller) -> Result<Json<Vec<LockView>>, ApiError> {
+pub(crate) async fn list(
+    State(s): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<Vec<LockView>>, ApiError> {
     if !caller.is_reader() {
         return Err(ApiError::forbidden(
             "this requires the admin or auditor role",
@@ -33,7 +36,7 @@ async fn list(State(s): State<ApiState>, caller: Caller) -> Result<Json<Vec<Lock
     params(("kind" = String, Path, description = "`user` or `address`"),
         ("subject" = String, Path, description = "the user name or IP address")),
     responses((status = 204), Failures))]
-async fn clear(
+pub(crate) async fn clear(
     State(s): State<ApiState>,
     caller: Caller,
     Path((kind, subject)): Path<(String, String)>,

@@ -113,16 +113,16 @@ fn job(
 
 /// Runs `job`; a resource role that holds commands for approval gets a pending request
 /// holding exactly `held` instead (202).
-async fn run(
+pub(crate) async fn run(
     s: &ApiState,
     caller: &Caller,
     job: Job,
     held: HeldWork,
     reason: String,
-) -> Result<Response, ApiError> {
+) -> Result<RunAnswer, ApiError> {
     let role = job.resource_role.clone();
     match oneoff::run(&s.0, &caller.1, job).await {
-        Ok(done) => Ok(Json(RunAnswer::Ran(done)).into_response()),
+        Ok(done) => Ok(RunAnswer::Ran(done)),
         Err(RunError::Denied(Denied::ApprovalRequired {
             kind: RequestKind::Command,
             ..
@@ -136,12 +136,20 @@ async fn run(
             };
             let request = requests::create(&s.0, &caller.0, ask).await?;
             let view = requests::view(&s.control.snapshot(), request);
-            Ok((StatusCode::ACCEPTED, Json(RunAnswer::Held(Box::new(view)))).into_response())
+            Ok(RunAnswer::Held(Box::new(view)))
         }
         Err(RunError::Denied(Denied::ApprovalRequired { kind, .. })) => Err(ApiError::forbidden(
             crate::session::approval_guidance(&role, kind),
         )),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// 200 with the results, or 202 with the request that holds the run.
+fn respond(answer: RunAnswer) -> Response {
+    match answer {
+        ran @ RunAnswer::Ran(_) => Json(ran).into_response(),
+        held @ RunAnswer::Held(_) => (StatusCode::ACCEPTED, Json(held)).into_response(),
     }
 }
 
@@ -169,13 +177,26 @@ fn bind(v: &Value) -> Result<Bind, ApiError> {
     params(("name" = String, Path, description = "resource role name")),
     request_body = ExecRequest,
     responses((status = 200, body = Executed), (status = 202, body = AccessRequestView), Failures))]
-async fn exec(
+pub(crate) async fn exec(
     State(s): State<ApiState>,
     caller: Caller,
     ClientAddr(client): ClientAddr,
     Path(name): Path<String>,
     Body(req): Body<ExecRequest>,
 ) -> Result<Response, ApiError> {
+    exec_answer(&s, &caller, client, name, req)
+        .await
+        .map(respond)
+}
+
+/// A one-off's answer (the console shows it as a page).
+pub(crate) async fn exec_answer(
+    s: &ApiState,
+    caller: &Caller,
+    client: std::net::SocketAddr,
+    name: String,
+    req: ExecRequest,
+) -> Result<RunAnswer, ApiError> {
     let params = req.params.iter().map(bind).collect::<Result<_, _>>()?;
     let held = HeldWork::Statement {
         statement: req.statement.clone(),
@@ -189,14 +210,14 @@ async fn exec(
         .application_name
         .unwrap_or_else(|| "portcullis-exec".into());
     let limits = (req.max_rows, req.timeout.as_deref());
-    let job = job(&s, name, work, limits, app, client)?;
-    run(&s, &caller, job, held, req.reason).await
+    let job = job(s, name, work, limits, app, client)?;
+    run(s, caller, job, held, req.reason).await
 }
 
 /// The runbooks the caller may run on some resource role (admins and auditors: all).
 #[utoipa::path(get, path = "/api/runbooks", tag = "runbooks",
     responses((status = 200, body = Vec<Runbook>), Failures))]
-async fn list_runbooks(
+pub(crate) async fn list_runbooks(
     State(s): State<ApiState>,
     caller: Caller,
 ) -> Result<Json<Vec<Runbook>>, ApiError> {
@@ -212,7 +233,7 @@ async fn list_runbooks(
 }
 
 /// Whether the caller may run `runbook` on `role`, now or once a command is approved.
-fn runnable_on(
+pub(crate) fn runnable_on(
     snapshot: &crate::snapshot::Snapshot,
     caller: &Caller,
     runbook: &Runbook,
@@ -236,7 +257,7 @@ fn runnable(s: &ApiState, caller: &Caller, runbook: &Runbook) -> bool {
         .any(|role| runnable_on(&snapshot, caller, runbook, role))
 }
 
-fn find(s: &ApiState, caller: &Caller, name: &str) -> Result<Arc<Runbook>, ApiError> {
+pub(crate) fn find(s: &ApiState, caller: &Caller, name: &str) -> Result<Arc<Runbook>, ApiError> {
     s.control
         .runbooks()
         .runbooks
@@ -250,7 +271,7 @@ fn find(s: &ApiState, caller: &Caller, name: &str) -> Result<Arc<Runbook>, ApiEr
 #[utoipa::path(get, path = "/api/runbooks/{name}", tag = "runbooks",
     params(("name" = String, Path, description = "runbook name")),
     responses((status = 200, body = Runbook), Failures))]
-async fn show_runbook(
+pub(crate) async fn show_runbook(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -265,14 +286,27 @@ async fn show_runbook(
     params(("name" = String, Path, description = "runbook name")),
     request_body = RunbookRun,
     responses((status = 200, body = Executed), (status = 202, body = AccessRequestView), Failures))]
-async fn run_runbook(
+pub(crate) async fn run_runbook(
     State(s): State<ApiState>,
     caller: Caller,
     ClientAddr(client): ClientAddr,
     Path(name): Path<String>,
     Body(req): Body<RunbookRun>,
 ) -> Result<Response, ApiError> {
-    let runbook = find(&s, &caller, &name)?;
+    runbook_answer(&s, &caller, client, name, req)
+        .await
+        .map(respond)
+}
+
+/// A runbook run's answer (the console shows it as a page).
+pub(crate) async fn runbook_answer(
+    s: &ApiState,
+    caller: &Caller,
+    client: std::net::SocketAddr,
+    name: String,
+    req: RunbookRun,
+) -> Result<RunAnswer, ApiError> {
+    let runbook = find(s, caller, &name)?;
     let held = HeldWork::Runbook {
         name: runbook.name.clone(),
         sha256: runbook.sha256.clone(),
@@ -286,8 +320,8 @@ async fn run_runbook(
         .application_name
         .unwrap_or_else(|| format!("portcullis-runbook {name}"));
     let limits = (req.max_rows, req.timeout.as_deref());
-    let job = job(&s, req.resource_role, work, limits, app, client)?;
-    run(&s, &caller, job, held, req.reason).await
+    let job = job(s, req.resource_role, work, limits, app, client)?;
+    run(s, caller, job, held, req.reason).await
 }
 
 /// The job an approved command request holds.

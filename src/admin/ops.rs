@@ -31,7 +31,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
     responses((status = 200, body = String, content_type = "text/plain")))]
-async fn health() -> &'static str {
+pub(crate) async fn health() -> &'static str {
     "ok\n"
 }
 
@@ -39,7 +39,7 @@ async fn health() -> &'static str {
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
     responses((status = 200, body = String, content_type = "text/plain"),
         (status = 503, body = super::error::ErrorBody)))]
-async fn ready(State(s): State<ApiState>) -> Result<&'static str, ApiError> {
+pub(crate) async fn ready(State(s): State<ApiState>) -> Result<&'static str, ApiError> {
     s.control
         .store
         .ping()
@@ -51,7 +51,7 @@ async fn ready(State(s): State<ApiState>) -> Result<&'static str, ApiError> {
 /// Counters and gauges in the Prometheus text format.
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, body = String, content_type = "text/plain")))]
-async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
+pub(crate) async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
     let snap = s.control.snapshot();
     let m = &s.metrics;
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -154,7 +154,7 @@ async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
 /// This document, generated from the handlers.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", security(()),
     responses((status = 200, body = Object, content_type = "application/json")))]
-async fn openapi() -> impl IntoResponse {
+pub(crate) async fn openapi() -> impl IntoResponse {
     static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let doc = DOC.get_or_init(|| super::openapi().to_pretty_json().unwrap_or_default());
     ([(header::CONTENT_TYPE, "application/json")], doc.as_str())
@@ -164,7 +164,10 @@ async fn openapi() -> impl IntoResponse {
 /// who check a copy of the log offline (`portcullis audit verify --public-key FILE`).
 #[utoipa::path(get, path = "/api/audit/public-key", tag = "monitoring log",
     responses((status = 200, body = String, content_type = "text/plain"), Failures))]
-async fn public_key(State(s): State<ApiState>, caller: Caller) -> Result<String, ApiError> {
+pub(crate) async fn public_key(
+    State(s): State<ApiState>,
+    caller: Caller,
+) -> Result<String, ApiError> {
     if !caller.is_reader() {
         return Err(ApiError::forbidden(
             "this requires the admin or auditor role",
@@ -176,7 +179,10 @@ async fn public_key(State(s): State<ApiState>, caller: Caller) -> Result<String,
 /// Re-reads the config file; a bad file keeps the old config (admin).
 #[utoipa::path(post, path = "/api/config/reload", tag = "operations",
     responses((status = 200, body = Reloaded), Failures))]
-async fn reload(State(s): State<ApiState>, caller: Caller) -> Result<Json<Reloaded>, ApiError> {
+pub(crate) async fn reload(
+    State(s): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<Reloaded>, ApiError> {
     caller.require_admin()?;
     s.control.reload_config().await.map_err(|e| {
         ApiError::invalid(format!(
@@ -199,7 +205,7 @@ pub struct Limit {
 /// Recorded admin changes, newest first (readers).
 #[utoipa::path(get, path = "/api/changes", tag = "operations", params(Limit),
     responses((status = 200, body = Vec<ChangeRecord>), Failures))]
-async fn changes(
+pub(crate) async fn changes(
     State(s): State<ApiState>,
     caller: Caller,
     Query(l): Query<Limit>,

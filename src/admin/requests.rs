@@ -37,7 +37,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 #[utoipa::path(post, path = "/api/access-requests", tag = "access requests",
     request_body = NewAccessRequest,
     responses((status = 201, body = AccessRequestView), Failures))]
-async fn create(
+pub(crate) async fn create(
     State(s): State<ApiState>,
     caller: Caller,
     Body(req): Body<NewAccessRequest>,
@@ -71,6 +71,16 @@ pub struct Listing {
     limit: Option<i64>,
 }
 
+impl Listing {
+    pub(crate) fn scoped(scope: &str) -> Listing {
+        Listing {
+            scope: Some(scope.to_owned()),
+            status: None,
+            limit: None,
+        }
+    }
+}
+
 /// Whether `caller` may vote on `r` now.
 fn votes_on(s: &ApiState, caller: &Caller, r: &AccessRequest) -> bool {
     let snapshot = s.control.snapshot();
@@ -96,7 +106,7 @@ fn sees(s: &ApiState, caller: &Caller, r: &AccessRequest) -> bool {
 /// Requests, newest first.
 #[utoipa::path(get, path = "/api/access-requests", tag = "access requests", params(Listing),
     responses((status = 200, body = Vec<AccessRequestView>), Failures))]
-async fn list(
+pub(crate) async fn list(
     State(s): State<ApiState>,
     caller: Caller,
     Query(q): Query<Listing>,
@@ -130,7 +140,11 @@ async fn list(
     ))
 }
 
-async fn find(s: &ApiState, caller: &Caller, id: &str) -> Result<AccessRequest, ApiError> {
+pub(crate) async fn find(
+    s: &ApiState,
+    caller: &Caller,
+    id: &str,
+) -> Result<AccessRequest, ApiError> {
     let missing = || ApiError::not_found(format!("access request `{id}` not found"));
     let r = s
         .control
@@ -148,7 +162,7 @@ async fn find(s: &ApiState, caller: &Caller, id: &str) -> Result<AccessRequest, 
 #[utoipa::path(get, path = "/api/access-requests/{id}", tag = "access requests",
     params(("id" = String, Path, description = "request id")),
     responses((status = 200, body = AccessRequestView), Failures))]
-async fn show(
+pub(crate) async fn show(
     State(s): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -157,7 +171,7 @@ async fn show(
     Ok(Json(requests::view(&s.control.snapshot(), r)))
 }
 
-async fn voted(
+pub(crate) async fn voted(
     s: ApiState,
     caller: Caller,
     id: String,
@@ -174,7 +188,7 @@ async fn voted(
 #[utoipa::path(post, path = "/api/access-requests/{id}/approve", tag = "access requests",
     params(("id" = String, Path, description = "request id")), request_body = Decision,
     responses((status = 200, body = AccessRequestView), Failures))]
-async fn approve(
+pub(crate) async fn approve(
     State(s): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -187,7 +201,7 @@ async fn approve(
 #[utoipa::path(post, path = "/api/access-requests/{id}/deny", tag = "access requests",
     params(("id" = String, Path, description = "request id")), request_body = Decision,
     responses((status = 200, body = AccessRequestView), Failures))]
-async fn deny(
+pub(crate) async fn deny(
     State(s): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -204,7 +218,7 @@ async fn deny(
 #[utoipa::path(post, path = "/api/access-requests/{id}/revoke", tag = "access requests",
     params(("id" = String, Path, description = "request id")), request_body = Decision,
     responses((status = 200, body = AccessRequestView), Failures))]
-async fn revoke(
+pub(crate) async fn revoke(
     State(s): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -219,7 +233,7 @@ async fn revoke(
 #[utoipa::path(post, path = "/api/access-requests/{id}/cancel", tag = "access requests",
     params(("id" = String, Path, description = "request id")),
     responses((status = 200, body = AccessRequestView), Failures))]
-async fn cancel(
+pub(crate) async fn cancel(
     State(s): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -233,7 +247,7 @@ async fn cancel(
 #[utoipa::path(post, path = "/api/access-requests/{id}/run", tag = "access requests",
     params(("id" = String, Path, description = "request id")),
     responses((status = 200, body = Executed), Failures))]
-async fn run(
+pub(crate) async fn run(
     State(s): State<ApiState>,
     caller: Caller,
     ClientAddr(client): ClientAddr,
@@ -248,14 +262,14 @@ async fn run(
 /// The rules (anyone may read them: they say who approves what).
 #[utoipa::path(get, path = "/api/access-request-rules", tag = "access requests",
     responses((status = 200, body = Vec<AccessRequestRuleView>), Failures))]
-async fn list_rules(
+pub(crate) async fn list_rules(
     State(s): State<ApiState>,
     _caller: Caller,
 ) -> Result<Json<Vec<AccessRequestRuleView>>, ApiError> {
     Ok(Json(s.control.store.list_rules().await?))
 }
 
-async fn find_rule(s: &ApiState, name: &str) -> Result<AccessRequestRuleView, ApiError> {
+pub(crate) async fn find_rule(s: &ApiState, name: &str) -> Result<AccessRequestRuleView, ApiError> {
     s.control
         .store
         .list_rules()
@@ -268,7 +282,7 @@ async fn find_rule(s: &ApiState, name: &str) -> Result<AccessRequestRuleView, Ap
 #[utoipa::path(get, path = "/api/access-request-rules/{name}", tag = "access requests",
     params(("name" = String, Path, description = "rule name")),
     responses((status = 200, body = AccessRequestRuleView), Failures))]
-async fn show_rule(
+pub(crate) async fn show_rule(
     State(s): State<ApiState>,
     _caller: Caller,
     Path(name): Path<String>,
@@ -277,7 +291,7 @@ async fn show_rule(
 }
 
 /// The rule from the request, checked against what exists and the other rules.
-async fn checked(
+pub(crate) async fn checked(
     s: &ApiState,
     new: NewAccessRequestRule,
     replacing: Option<&str>,
@@ -344,7 +358,7 @@ async fn checked(
 #[utoipa::path(post, path = "/api/access-request-rules", tag = "access requests",
     request_body = NewAccessRequestRule,
     responses((status = 201, body = AccessRequestRuleView), Failures))]
-async fn create_rule(
+pub(crate) async fn create_rule(
     State(s): State<ApiState>,
     caller: Caller,
     Body(new): Body<NewAccessRequestRule>,
@@ -376,7 +390,7 @@ async fn create_rule(
     params(("name" = String, Path, description = "rule name")),
     request_body = NewAccessRequestRule,
     responses((status = 200, body = AccessRequestRuleView), Failures))]
-async fn replace_rule(
+pub(crate) async fn replace_rule(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -410,7 +424,7 @@ async fn replace_rule(
 #[utoipa::path(delete, path = "/api/access-request-rules/{name}", tag = "access requests",
     params(("name" = String, Path, description = "rule name")),
     responses((status = 204), Failures))]
-async fn delete_rule(
+pub(crate) async fn delete_rule(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,

@@ -43,7 +43,7 @@ fn shown(caller: &Caller, mut view: ResourceRoleView) -> ResourceRoleView {
 /// Every resource role (readers), or those the caller can use in some mode.
 #[utoipa::path(get, path = "/api/resource-roles", tag = "resource roles",
     responses((status = 200, body = Vec<ResourceRoleView>), Failures))]
-async fn list(
+pub(crate) async fn list(
     State(s): State<ApiState>,
     caller: Caller,
 ) -> Result<Json<Vec<ResourceRoleView>>, ApiError> {
@@ -56,7 +56,7 @@ async fn list(
     ))
 }
 
-async fn find(s: &ApiState, name: &str) -> Result<ResourceRoleView, ApiError> {
+pub(crate) async fn find(s: &ApiState, name: &str) -> Result<ResourceRoleView, ApiError> {
     let all = s.control.store.list_resource_roles().await?;
     all.into_iter()
         .find(|r| r.name == name)
@@ -67,7 +67,7 @@ async fn find(s: &ApiState, name: &str) -> Result<ResourceRoleView, ApiError> {
 #[utoipa::path(get, path = "/api/resource-roles/{name}", tag = "resource roles",
     params(("name" = String, Path, description = "resource role name")),
     responses((status = 200, body = ResourceRoleView), Failures))]
-async fn show(
+pub(crate) async fn show(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -93,7 +93,7 @@ fn record(v: ResourceRoleView, secret: Option<String>) -> ResourceRoleRecord {
 #[utoipa::path(post, path = "/api/resource-roles", tag = "resource roles",
     request_body = NewResourceRole,
     responses((status = 201, body = ResourceRoleView), Failures))]
-async fn create(
+pub(crate) async fn create(
     State(s): State<ApiState>,
     caller: Caller,
     Body(new): Body<NewResourceRole>,
@@ -133,7 +133,7 @@ async fn create(
 }
 
 /// Applies `edit` to the stored resource role and records the change.
-async fn update(
+pub(crate) async fn update(
     s: &ApiState,
     caller: &Caller,
     name: &str,
@@ -157,7 +157,7 @@ async fn update(
     request_body = ResourceRolePatch,
     params(("name" = String, Path, description = "resource role name")),
     responses((status = 200, body = ResourceRoleView), Failures))]
-async fn patch(
+pub(crate) async fn patch(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -188,7 +188,7 @@ async fn patch(
 #[utoipa::path(delete, path = "/api/resource-roles/{name}", tag = "resource roles",
     params(("name" = String, Path, description = "resource role name")),
     responses((status = 204), Failures))]
-async fn remove(
+pub(crate) async fn remove(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -214,7 +214,7 @@ async fn remove(
 #[utoipa::path(get, path = "/api/resource-roles/{name}/access", tag = "access control",
     params(("name" = String, Path, description = "resource role name")),
     responses((status = 200, body = Access), Failures))]
-async fn show_access(
+pub(crate) async fn show_access(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -234,7 +234,7 @@ async fn show_access(
     request_body = Access,
     params(("name" = String, Path, description = "resource role name")),
     responses((status = 200, body = Access), Failures))]
-async fn set_access(
+pub(crate) async fn set_access(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -254,7 +254,7 @@ async fn set_access(
     request_body = Grant,
     params(("name" = String, Path, description = "resource role name")),
     responses((status = 200, body = Access), Failures))]
-async fn grant(
+pub(crate) async fn grant(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -276,7 +276,7 @@ async fn grant(
     params(("name" = String, Path, description = "resource role name"),
         ("group" = String, Path, description = "group name")),
     responses((status = 200, body = Access), Failures))]
-async fn revoke(
+pub(crate) async fn revoke(
     State(s): State<ApiState>,
     caller: Caller,
     Path((name, group)): Path<(String, String)>,

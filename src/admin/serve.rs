@@ -17,22 +17,22 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::{ApiState, router};
+use super::ApiState;
 use crate::caps::{Caps, Slot};
 
 const TOO_MANY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
 content-length: 32\r\nconnection: close\r\n\r\n{\"error\":\"too many connections\"}";
 
-/// Serves the API on `listener` until `shutdown` resolves, then lets requests in flight
-/// finish (up to 5 s).
+/// Serves `app` (the API, and the console beside it) on `listener` until `shutdown`
+/// resolves, then lets requests in flight finish (up to 5 s).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: ApiState,
+    app: axum::Router,
     caps: Caps,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let limits = state.control.config().limits.clone();
-    let app = router(state);
     let (stop, stopping) = watch::channel(false);
     let tasks = tokio_util::task::TaskTracker::new();
     tokio::pin!(shutdown);
@@ -61,7 +61,7 @@ pub async fn serve(
     let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
 }
 
-async fn connection(
+pub(crate) async fn connection(
     tcp: TcpStream,
     addr: SocketAddr,
     app: axum::Router,

@@ -23,7 +23,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 /// Sessions from the index, newest first (readers: all; others: their own).
 #[utoipa::path(get, path = "/api/sessions", tag = "sessions", params(SessionFilter),
     responses((status = 200, body = Vec<SessionRecord>), Failures))]
-async fn list(
+pub(crate) async fn list(
     State(s): State<ApiState>,
     caller: Caller,
     Query(mut f): Query<SessionFilter>,
@@ -40,14 +40,54 @@ async fn list(
     {
         return Err(ApiError::invalid("status is `live` or `ended`"));
     }
-    Ok(Json(s.control.store.list_sessions(&f).await?))
+    match f.q.clone().filter(|q| !q.is_empty()) {
+        None => Ok(Json(s.control.store.list_sessions(&f).await?)),
+        Some(text) => Ok(Json(searched(&s, &f, text).await?)),
+    }
+}
+
+/// Sessions whose statements contain `text` (found in the monitoring log), then the
+/// other filters, newest first, paged.
+async fn searched(
+    s: &ApiState,
+    f: &SessionFilter,
+    text: String,
+) -> Result<Vec<SessionRecord>, ApiError> {
+    let dir = s.control.config().audit.dir.clone();
+    let since = f.since.unwrap_or(0);
+    let ids = tokio::task::spawn_blocking(move || {
+        crate::audit::sessions_with(&dir, &text, since, 10_000)
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(e.to_string()))?
+    .map_err(|e| ApiError::unavailable(format!("cannot read the monitoring log: {e}")))?;
+    let all = s.control.store.sessions_by_id(&ids).await?;
+    let wanted = |r: &SessionRecord| {
+        let is =
+            |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f == value);
+        let live = r.ended_at.is_none();
+        is(&f.user, &r.user)
+            && is(&f.resource_role, &r.resource_role)
+            && is(&f.mode, &r.mode)
+            && f.status.as_deref().is_none_or(|st| (st == "live") == live)
+            && f.since.is_none_or(|t| r.started_at >= t)
+            && f.until.is_none_or(|t| r.started_at <= t)
+    };
+    let offset = f.offset.unwrap_or(0).max(0) as usize;
+    let limit = f.limit.unwrap_or(100).clamp(1, 10_000) as usize;
+    Ok(all
+        .into_iter()
+        .filter(wanted)
+        .skip(offset)
+        .take(limit)
+        .collect())
 }
 
 /// One session (live or ended) with its statements.
 #[utoipa::path(get, path = "/api/sessions/{id}", tag = "sessions",
     params(("id" = String, Path, description = "session id")),
     responses((status = 200, body = SessionDetail), Failures))]
-async fn show(
+pub(crate) async fn show(
     State(s): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -76,7 +116,7 @@ async fn show(
 #[utoipa::path(delete, path = "/api/sessions/{id}", tag = "sessions",
     params(("id" = String, Path, description = "session id")),
     responses((status = 204), Failures))]
-async fn end(
+pub(crate) async fn end(
     State(s): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,

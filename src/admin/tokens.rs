@@ -21,13 +21,13 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 #[derive(Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct Filter {
-    user: Option<String>,
+    pub(crate) user: Option<String>,
 }
 
 /// Tokens' metadata (readers: any user's; others: their own).
 #[utoipa::path(get, path = "/api/tokens", tag = "tokens", params(Filter),
     responses((status = 200, body = Vec<TokenView>), Failures))]
-async fn list(
+pub(crate) async fn list(
     State(s): State<ApiState>,
     caller: Caller,
     Query(f): Query<Filter>,
@@ -47,7 +47,7 @@ async fn list(
 /// once.
 #[utoipa::path(post, path = "/api/tokens", tag = "tokens", request_body = NewToken,
     responses((status = 201, body = CreatedToken), Failures))]
-async fn create(
+pub(crate) async fn create(
     State(s): State<ApiState>,
     caller: Caller,
     Body(new): Body<NewToken>,
@@ -112,7 +112,7 @@ fn within_parent(
 #[utoipa::path(delete, path = "/api/tokens/{id}", tag = "tokens",
     params(("id" = String, Path, description = "token id")),
     responses((status = 204), Failures))]
-async fn remove(
+pub(crate) async fn remove(
     State(s): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,

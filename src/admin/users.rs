@@ -22,7 +22,10 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 /// All users (readers), or just the caller.
 #[utoipa::path(get, path = "/api/users", tag = "users",
     responses((status = 200, body = Vec<UserView>), Failures))]
-async fn list(State(s): State<ApiState>, caller: Caller) -> Result<Json<Vec<UserView>>, ApiError> {
+pub(crate) async fn list(
+    State(s): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<Vec<UserView>>, ApiError> {
     let users = s.control.store.list_users().await?;
     Ok(Json(
         users
@@ -35,11 +38,14 @@ async fn list(State(s): State<ApiState>, caller: Caller) -> Result<Json<Vec<User
 /// The caller's own profile.
 #[utoipa::path(get, path = "/api/me", tag = "users",
     responses((status = 200, body = UserView), Failures))]
-async fn me(State(s): State<ApiState>, caller: Caller) -> Result<Json<UserView>, ApiError> {
+pub(crate) async fn me(
+    State(s): State<ApiState>,
+    caller: Caller,
+) -> Result<Json<UserView>, ApiError> {
     Ok(Json(find(&s, caller.name()).await?))
 }
 
-async fn find(s: &ApiState, name: &str) -> Result<UserView, ApiError> {
+pub(crate) async fn find(s: &ApiState, name: &str) -> Result<UserView, ApiError> {
     s.control
         .store
         .get_user(name)
@@ -51,7 +57,7 @@ async fn find(s: &ApiState, name: &str) -> Result<UserView, ApiError> {
 #[utoipa::path(get, path = "/api/users/{name}", tag = "users",
     params(("name" = String, Path, description = "user name")),
     responses((status = 200, body = UserView), Failures))]
-async fn show(
+pub(crate) async fn show(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -70,7 +76,7 @@ fn check_password(pw: &Option<String>) -> Result<(), ApiError> {
 /// Creates a user (admin).
 #[utoipa::path(post, path = "/api/users", tag = "users", request_body = NewUser,
     responses((status = 201, body = UserView), Failures))]
-async fn create(
+pub(crate) async fn create(
     State(s): State<ApiState>,
     caller: Caller,
     Body(new): Body<NewUser>,
@@ -112,7 +118,7 @@ async fn create(
 #[utoipa::path(patch, path = "/api/users/{name}", tag = "users", request_body = UserPatch,
     params(("name" = String, Path, description = "user name")),
     responses((status = 200, body = UserView), Failures))]
-async fn patch(
+pub(crate) async fn patch(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -171,7 +177,7 @@ async fn patch(
 #[utoipa::path(delete, path = "/api/users/{name}", tag = "users",
     params(("name" = String, Path, description = "user name")),
     responses((status = 204), Failures))]
-async fn remove(
+pub(crate) async fn remove(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,

@@ -13,7 +13,7 @@ use super::table::render;
 use super::*;
 use crate::api::{
     Access, CreatedToken, Grant, NewGroup, NewResource, NewResourceRole, NewToken, NewUser, Reach,
-    Reloaded, ResourcePatch, ResourceRolePatch, SessionDetail, UserPatch,
+    Reloaded, ResourcePatch, ResourceRolePatch, ReviewRow, SessionDetail, UserPatch,
 };
 use crate::lockout::LockView;
 use crate::model::{
@@ -500,6 +500,29 @@ async fn access(c: &Client, cmd: &AccessCmd) -> Result<Shown, ClientError> {
             }
             let reach: Vec<Reach> = c.fetch(&format!("/api/access?{}", q.join("&"))).await?;
             shown(&reach, &["resource_role", "user", "modes", "via"])
+        }
+        AccessCmd::Review {
+            unused_for,
+            resource_role,
+        } => {
+            let mut q = vec![format!("unused_for={}", seg(unused_for))];
+            if let Some(r) = resource_role {
+                q.push(format!("resource_role={}", seg(r)));
+            }
+            let rows: Vec<ReviewRow> = c
+                .fetch(&format!("/api/access/review?{}", q.join("&")))
+                .await?;
+            shown(
+                &rows,
+                &[
+                    "resource_role",
+                    "user",
+                    "modes",
+                    "via",
+                    "last_used_at",
+                    "unused",
+                ],
+            )
         }
         AccessCmd::Grant {
             resource_role,

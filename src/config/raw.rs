@@ -25,6 +25,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub access_requests: RawAccessRequests,
     #[serde(default)]
+    pub console: RawConsole,
+    #[serde(default)]
     pub notify: RawNotify,
     #[serde(default)]
     pub access_request_rules: Vec<RawRule>,
@@ -83,6 +85,13 @@ pub struct RawAudit {
 pub struct RawOneoffs {
     pub max_rows: Option<u64>,
     pub timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawConsole {
+    pub idle_timeout: Option<String>,
+    pub absolute_timeout: Option<String>,
+    pub secure_cookie: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

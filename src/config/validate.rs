@@ -134,6 +134,21 @@ pub fn validate(
         ),
     };
     let notify = notify(&mut p, raw.notify);
+    let console = ConsoleConfig {
+        idle_timeout: duration_or(
+            &mut p,
+            "console.idle_timeout",
+            raw.console.idle_timeout,
+            Duration::from_secs(30 * 60),
+        ),
+        absolute_timeout: duration_or(
+            &mut p,
+            "console.absolute_timeout",
+            raw.console.absolute_timeout,
+            Duration::from_secs(12 * 3600),
+        ),
+        secure_cookie: raw.console.secure_cookie.unwrap_or(false),
+    };
     if !p.0.is_empty() {
         return Err(p.0);
     }
@@ -147,6 +162,7 @@ pub fn validate(
         oneoffs,
         runbooks,
         access_requests,
+        console,
         notify,
         access_request_rules,
         groups,

@@ -289,6 +289,8 @@ fn timestamp(s: &str) -> Result<String, String> {
         time::macros::format_description!(
             "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond]"
         ),
+        // A browser's datetime-local leaves the seconds out when they are zero.
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]"),
     ] {
         if let Ok(t) = time::PrimitiveDateTime::parse(&naive, form) {
             return t.format(out).map_err(|_| bad());

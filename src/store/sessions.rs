@@ -129,6 +129,12 @@ pub struct SessionFilter {
     pub since: Option<i64>,
     pub until: Option<i64>,
     pub limit: Option<i64>,
+    /// Rows skipped first (paging).
+    #[serde(default)]
+    pub offset: Option<i64>,
+    /// Only sessions whose statements contain this text (searched in the monitoring log).
+    #[serde(default)]
+    pub q: Option<String>,
 }
 
 macro_rules! columns {
@@ -192,7 +198,7 @@ impl Store {
              AND ($2 IS NULL OR resource_role = $2) AND ($3 IS NULL OR mode = $3) \
              AND ($4 IS NULL OR ($4 = 'live' AND ended_at IS NULL) OR ($4 = 'ended' AND ended_at IS NOT NULL)) \
              AND ($5 IS NULL OR started_at >= $5) AND ($6 IS NULL OR started_at <= $6) \
-             ORDER BY started_at DESC, id LIMIT $7"
+             ORDER BY started_at DESC, id LIMIT $7 OFFSET $8"
         );
         let rows = sqlx::query(sql)
             .bind(&f.user)
@@ -202,6 +208,7 @@ impl Store {
             .bind(f.since)
             .bind(f.until)
             .bind(f.limit.unwrap_or(100).clamp(1, 10_000))
+            .bind(f.offset.unwrap_or(0).max(0))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(record).collect()
@@ -219,6 +226,29 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(record).collect()
+    }
+
+    /// These sessions (those the index has), newest first.
+    pub async fn sessions_by_id(&self, ids: &[String]) -> Result<Vec<SessionRecord>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT {} FROM sessions WHERE id IN ({})",
+                columns!(),
+                marks.join(", ")
+            );
+            // Only numbered placeholders are formatted in; the ids are bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                out.push(record(&row)?);
+            }
+        }
+        out.sort_by(|a, b| (b.started_at, &b.id).cmp(&(a.started_at, &a.id)));
+        Ok(out)
     }
 
     pub async fn get_session(&self, id: &str) -> Result<Option<SessionRecord>> {
@@ -253,4 +283,22 @@ fn record(r: &sqlx::any::AnyRow) -> Result<SessionRecord> {
         error: r.try_get(14)?,
         instance: r.try_get(15)?,
     })
+}
+
+impl Store {
+    /// The last time each (user, resource role) had a session: the access review's "last
+    /// used".
+    pub async fn last_uses(&self) -> Result<std::collections::HashMap<(String, String), i64>> {
+        let rows = sqlx::query(
+            "SELECT user_name, resource_role, MAX(started_at) FROM sessions GROUP BY user_name, resource_role",
+        )
+        .fetch_all(&self.index)
+        .await?;
+        let mut out = std::collections::HashMap::new();
+        for r in rows {
+            let key: (String, String) = (r.try_get(0)?, r.try_get(1)?);
+            out.insert(key, r.try_get::<i64, _>(2)?);
+        }
+        Ok(out)
+    }
 }

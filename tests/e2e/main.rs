@@ -10,6 +10,7 @@ mod audit_failure;
 mod audit_log;
 mod common;
 mod config_fixtures;
+mod console;
 mod crash;
 mod faults;
 mod framer_props;

@@ -410,7 +410,7 @@ async fn sysbench_read_write_and_point_select_in_both_prepared_modes() {
                 .args(&args)
                 .output()
                 .await
-                .expect("sysbench is installed (scripts/services.sh)");
+                .expect("sysbench is installed (scripts/test-tools.sh)");
             let text = format!(
                 "{}{}",
                 String::from_utf8_lossy(&out.stdout),

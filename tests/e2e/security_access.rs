@@ -161,7 +161,7 @@ async fn data_store_and_log_files_are_private() {
         let line = line.unwrap();
         seen.push_str(&line);
         seen.push('\n');
-        if line.contains("admin API listening") {
+        if line.contains("web console listening") {
             break;
         }
     }

@@ -101,7 +101,7 @@ impl Pane {
             ])
             .arg(command)
             .status()
-            .expect("tmux is installed (scripts/services.sh installs it)");
+            .expect("tmux is installed (scripts/test-tools.sh installs it)");
         assert!(ok.success());
         Pane { socket }
     }

@@ -11,7 +11,7 @@ pub async fn run(mut cmd: Command) -> String {
     let out = cmd
         .output()
         .await
-        .unwrap_or_else(|e| panic!("cannot run {program} ({e}); run scripts/services.sh"));
+        .unwrap_or_else(|e| panic!("cannot run {program} ({e}); run scripts/test-tools.sh"));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -21,9 +21,16 @@ pub async fn run(mut cmd: Command) -> String {
     text
 }
 
-/// A Python script.
+/// A Python script, run by the virtualenv that `scripts/test-tools.sh` fills with the
+/// drivers (never the system Python).
 pub async fn python(script: &str) -> String {
-    let mut cmd = Command::new("python3");
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/venv/bin/python3");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test-tools.sh (makes it, with the Python drivers)",
+        python.display()
+    );
+    let mut cmd = Command::new(python);
     cmd.args(["-c", script]);
     run(cmd).await
 }
@@ -35,7 +42,7 @@ pub fn assert_lines(out: &str, lines: &[&str]) {
     }
 }
 
-/// Where `scripts/services.sh` installs the drivers (npm).
+/// Where `scripts/test-tools.sh` installs the drivers (npm).
 fn node_modules() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/node-clients/node_modules")
 }
@@ -49,7 +56,7 @@ pub async fn node(body: &str) -> String {
     let modules = node_modules();
     assert!(
         modules.join("pg").exists() && modules.join("mysql2").exists(),
-        "{} lacks pg or mysql2: run scripts/services.sh (installs them with npm)",
+        "{} lacks pg or mysql2: run scripts/test-tools.sh (installs them with npm)",
         modules.display()
     );
     let mut cmd = tokio::process::Command::new("node");
@@ -58,7 +65,7 @@ pub async fn node(body: &str) -> String {
 }
 
 /// The JDBC driver jars (Debian `libpostgresql-jdbc-java`, `libmariadb-java`; installed
-/// by `scripts/services.sh`).
+/// by `scripts/test-tools.sh`).
 pub const PGJDBC: &str = "/usr/share/java/postgresql.jar";
 pub const MARIADB_J: &str = "/usr/share/java/mariadb-java-client.jar";
 
@@ -67,7 +74,7 @@ pub const MARIADB_J: &str = "/usr/share/java/mariadb-java-client.jar";
 pub async fn java(jar: &str, source: &str, args: &[&str]) -> String {
     assert!(
         std::path::Path::new(jar).exists(),
-        "{jar} is missing: run scripts/services.sh (installs the Debian JDBC driver packages)"
+        "{jar} is missing: run scripts/test-tools.sh (installs the Debian JDBC driver packages)"
     );
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("Main.java");

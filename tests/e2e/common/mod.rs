@@ -3,6 +3,7 @@
 //! the test with a message saying how to start them.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod clients;
 pub mod cluster;
 pub mod maria;
@@ -194,6 +195,19 @@ pub fn declarations(
         }
         if let Some(m) = modes {
             out.push_str(&format!("access_modes = {m}\n"));
+        }
+    }
+    out
+}
+
+/// Percent-encodes a form value.
+pub fn console_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
         }
     }
     out
