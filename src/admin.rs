@@ -6,6 +6,7 @@ pub(crate) mod access;
 pub(crate) mod catalog;
 mod error;
 pub(crate) mod lockouts;
+pub(crate) mod login;
 pub(crate) mod oneoffs;
 pub(crate) mod ops;
 pub(crate) mod requests;
@@ -89,6 +90,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .merge(lockouts::routes())
         .merge(access::routes())
         .merge(tokens::routes())
+        .merge(login::routes())
         .merge(oneoffs::routes())
         .merge(requests::routes())
         .merge(ops::routes())
@@ -100,7 +102,40 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 pub fn router(state: ApiState) -> Router {
-    documented().split_for_parts().0.with_state(state)
+    documented()
+        .split_for_parts()
+        .0
+        .fallback(|| async { ApiError::not_found("no such endpoint: see /openapi.json") })
+        .layer(axum::middleware::map_response(json_errors))
+        .with_state(state)
+}
+
+/// Every error answer is `{"error": …}`: the framework's own (a query string that does
+/// not parse, a wrong method, …) are rewritten, their text made readable.
+async fn json_errors(resp: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return resp;
+    }
+    let body = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body);
+    let text = if text.trim().is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        error::humane(text.trim())
+    };
+    ApiError {
+        status,
+        message: text,
+    }
+    .into_response()
 }
 
 /// The authenticated caller, from `Authorization: Bearer TOKEN`.
@@ -214,7 +249,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(v)) => Ok(Body(v)),
-            Err(e) => Err(ApiError::bad_request(e.body_text())),
+            Err(e) => Err(ApiError::bad_request(error::humane(&e.body_text()))),
         }
     }
 }

@@ -49,6 +49,21 @@ pub struct NewGroup {
     pub name: String,
 }
 
+/// `PATCH /api/groups/{name}`: a new name (members and grants move with it).
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupPatch {
+    pub name: String,
+}
+
+/// `?force=true` on a delete: go ahead although the object is in use.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Force {
+    #[serde(default)]
+    pub force: bool,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewResource {
@@ -128,6 +143,18 @@ pub struct NewToken {
     #[serde(default)]
     pub name: String,
     /// A duration like `30d`; none means the token does not expire.
+    pub expires: Option<String>,
+}
+
+/// `POST /api/login`: a user name and password (or token) for a new token.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub user: String,
+    pub password: String,
+    /// The new token's name (default `portcullis login`).
+    pub name: Option<String>,
+    /// Its expiry, e.g. `30d` (the default).
     pub expires: Option<String>,
 }
 

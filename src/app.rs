@@ -39,6 +39,22 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// Makes (at first start) the self-signed certificate and says how clients trust it.
+fn announce_self_signed(t: &crate::config::TlsConfig) -> anyhow::Result<()> {
+    let (made, fingerprint) = crate::tls::self_signed(&t.cert, &t.key)?;
+    let what = if made {
+        "made a self-signed TLS certificate"
+    } else {
+        "TLS with the self-signed certificate"
+    };
+    tracing::info!(
+        cert = %t.cert.display(),
+        sha256 = %fingerprint,
+        "{what}: clients encrypt with sslmode=require / --ssl, verify with sslrootcert= / --ssl-ca= this file; set [tls] cert and key for your own, or [tls] enabled = false"
+    );
+    Ok(())
+}
+
 /// Installs ring as the process's rustls provider (once; later calls are no-ops).
 pub fn install_crypto() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -106,7 +122,12 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     install_crypto();
     let listen = config.listen.clone();
     let server_tls = match &config.tls {
-        Some(t) => Some(crate::tls::server_config(&t.cert, &t.key)?),
+        Some(t) => {
+            if t.self_signed {
+                announce_self_signed(t)?;
+            }
+            Some(crate::tls::server_config(&t.cert, &t.key)?)
+        }
         None => None,
     };
     let budget = crate::caps::budget(&config.limits, crate::caps::raise_nofile());

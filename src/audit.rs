@@ -9,6 +9,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod encode;
 mod fields;
+pub mod search;
 pub mod signing;
 mod writer;
 

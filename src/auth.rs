@@ -112,6 +112,30 @@ pub fn verify_cleartext(snapshot: &Snapshot, user: &str, presented: &str) -> Opt
     constant_time_eq(&derived.stored_key, &v.stored_key).then(|| Identity::proven(user, None))
 }
 
+/// Why `presented` does not prove `user` — for the monitoring log's auditors, never the
+/// client: unknown or inactive user, an unknown, revoked, expired or another user's token,
+/// no password set, a wrong password. `None` when the secret itself was never at hand (a
+/// SCRAM or scramble proof, which cannot tell a password from a token).
+pub fn refusal(snapshot: &Snapshot, user: &str, presented: Option<&str>) -> &'static str {
+    let Some(u) = snapshot.users.get(user) else {
+        return "unknown user";
+    };
+    if u.status != crate::model::Status::Active {
+        return "inactive user";
+    }
+    match presented {
+        Some(p) if looks_like_token(p) => match snapshot.tokens.get(&token_hash(p.trim())) {
+            None => "unknown or revoked token",
+            Some(t) if t.user != user => "another user's token",
+            Some(t) if t.expires_at.is_some_and(|e| e <= crate::clock::now()) => "expired token",
+            Some(_) => "token not accepted",
+        },
+        Some(_) if u.verifiers.scram.is_none() => "no password set",
+        Some(_) => "wrong password",
+        None => "wrong password or token",
+    }
+}
+
 /// Whether the credential behind `identity` still holds: a token not revoked or expired
 /// since (a password proof holds while the user exists; access is `access`'s question).
 pub fn still_valid(snapshot: &Snapshot, identity: &Identity) -> bool {

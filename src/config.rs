@@ -54,6 +54,9 @@ pub struct Listen {
 pub struct TlsConfig {
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// No `cert`/`key` configured: a self-signed certificate the gateway made into its
+    /// data directory at first start (kept across restarts).
+    pub self_signed: bool,
     /// Refuse password authentication on plain connections.
     pub require: bool,
     /// Accept cleartext password authentication (only ever over TLS).

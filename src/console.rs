@@ -160,8 +160,8 @@ pub fn back(to: &str, outcome: Result<String, ApiError>) -> Response {
     Redirect::to(&format!("{to}{sep}{key}={}", encode(&text))).into_response()
 }
 
-/// A form that deletes the object `name` through the API's `handler` (the same checks),
-/// then goes back to `to` saying so.
+/// A form that deletes the object `name` through the API's `handler` (the same checks;
+/// its `force` box for one in use), then goes back to `to` saying so.
 pub async fn delete_via<F, Fut, T>(
     s: &ConsoleState,
     viewer: &signin::Viewer,
@@ -174,6 +174,7 @@ where
         axum::extract::State<ApiState>,
         crate::admin::Caller,
         axum::extract::Path<String>,
+        axum::extract::Query<crate::api::Force>,
     ) -> Fut,
     Fut: std::future::Future<Output = Result<T, ApiError>>,
 {
@@ -181,13 +182,13 @@ where
         return r;
     }
     let api = axum::extract::State(s.api.clone());
-    let done = handler(
-        api,
-        viewer.caller.clone(),
-        axum::extract::Path(name.clone()),
-    )
-    .await
-    .map(|_| format!("{what} {name} deleted"));
+    let force = axum::extract::Query(crate::api::Force {
+        force: fields.checked("force"),
+    });
+    let path = axum::extract::Path(name.clone());
+    let done = handler(api, viewer.caller.clone(), path, force)
+        .await
+        .map(|_| format!("{what} {name} deleted"));
     back(to, done)
 }
 

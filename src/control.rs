@@ -130,9 +130,13 @@ impl ControlPlane {
         before: Option<serde_json::Value>,
         after: Option<serde_json::Value>,
     ) -> Result<(), StoreError> {
+        let us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as i64);
         let change = ChangeRecord {
             id: uuid::Uuid::new_v4().to_string(),
-            ts: crate::clock::now(),
+            ts: us / 1_000_000,
+            ts_us: us,
             actor: actor.to_owned(),
             action: action.to_owned(),
             object: object.to_owned(),

@@ -44,7 +44,9 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Audit(cmd) => portcullis::cli::audit::run(cmd, cli.output),
+        Command::Audit(cmd) if portcullis::cli::audit::local(cmd) => {
+            portcullis::cli::audit::run(cmd, cli.output)
+        }
         Command::Runbooks(portcullis::cli::RunbooksCmd::Lint { dir }) => {
             portcullis::cli::lint_runbooks(dir.clone())
         }

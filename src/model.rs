@@ -224,11 +224,13 @@ pub struct UserView {
 }
 carries!(UserView => user: User);
 
-/// A group with its members.
+/// A group with its members and the resource roles it is granted.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GroupView {
     pub name: String,
     pub members: Vec<String>,
+    #[serde(default)]
+    pub resource_roles: Vec<String>,
     pub managed: bool,
 }
 

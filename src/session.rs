@@ -120,6 +120,9 @@ pub enum SessionError {
 pub enum Refusal {
     BadCredentials,
     NotAllowed,
+    /// The name given as the database is no resource role (said only after the user
+    /// proved who they are: how to name one).
+    UnknownResourceRole,
     /// A startup parameter the resource role does not forward (said only after the user
     /// proved who they are and may use the role).
     Parameter(String),
@@ -162,6 +165,7 @@ impl SessionError {
             SessionError::Denied(Denied::ApprovalRequired { kind, .. }) => {
                 Refusal::ApprovalRequired(approval_guidance(role, *kind))
             }
+            SessionError::Denied(Denied::UnknownResourceRole) => Refusal::UnknownResourceRole,
             SessionError::Denied(_) => Refusal::NotAllowed,
             SessionError::NoResourceRole => Refusal::NoResourceRole,
             SessionError::TlsRequired => Refusal::TlsRequired,

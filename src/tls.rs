@@ -10,6 +10,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use sha2::Digest;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
@@ -21,6 +22,44 @@ pub enum TlsError {
     Pem { path: String, message: String },
     #[error("invalid TLS configuration: {0}")]
     Config(#[from] rustls::Error),
+}
+
+/// Makes the self-signed certificate (names `localhost`, `127.0.0.1`, `::1` and this
+/// host's name; key 0600) unless both files are there; answers whether it was made now
+/// and the certificate's SHA-256 fingerprint (what a client pins or checks).
+pub fn self_signed(cert: &Path, key: &Path) -> Result<(bool, String), TlsError> {
+    let failed = |path: &Path, message: String| TlsError::Pem {
+        path: path.display().to_string(),
+        message,
+    };
+    let made = !(cert.is_file() && key.is_file());
+    if made {
+        let mut names = vec!["localhost".to_owned(), "127.0.0.1".into(), "::1".into()];
+        if let Ok(host) = std::fs::read_to_string("/etc/hostname") {
+            names.extend(Some(host.trim().to_owned()).filter(|h| !h.is_empty()));
+        }
+        let pair = rcgen::KeyPair::generate().map_err(|e| failed(key, e.to_string()))?;
+        let mut params =
+            rcgen::CertificateParams::new(names).map_err(|e| failed(cert, e.to_string()))?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Portcullis (self-signed)");
+        let made = params
+            .self_signed(&pair)
+            .map_err(|e| failed(cert, e.to_string()))?;
+        crate::fsutil::write_private(key, pair.serialize_pem().as_bytes())
+            .map_err(|e| failed(key, e.to_string()))?;
+        crate::fsutil::write_private(cert, made.pem().as_bytes())
+            .map_err(|e| failed(cert, e.to_string()))?;
+    }
+    let der = CertificateDer::from_pem_file(cert).map_err(|e| failed(cert, e.to_string()))?;
+    let digest = sha2::Sha256::digest(der.as_ref());
+    let fingerprint = digest
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    Ok((made, fingerprint))
 }
 
 /// The server side: certificate chain and key from PEM files.

@@ -1,20 +1,20 @@
 //! `/api/groups` and `/api/resources`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ApiState, Body, Caller, Failures, changed, not_managed};
-use crate::api::{NewGroup, NewResource, ResourcePatch};
+use crate::api::{Force, GroupPatch, NewGroup, NewResource, ResourcePatch};
 use crate::model::{GroupView, Resource, ResourceView, TlsMode, check_address, check_name};
 use crate::store::ResourceRecord;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(list_groups, create_group))
-        .routes(routes!(show_group, delete_group))
+        .routes(routes!(show_group, rename_group, delete_group))
         .routes(routes!(list_resources, create_resource))
         .routes(routes!(show_resource, patch_resource, delete_resource))
 }
@@ -85,18 +85,68 @@ pub(crate) async fn create_group(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-/// Deletes a group, its memberships and its grants (admin).
-#[utoipa::path(delete, path = "/api/groups/{name}", tag = "groups",
+/// Renames a group; members and grants move with it (admin).
+#[utoipa::path(patch, path = "/api/groups/{name}", tag = "groups", request_body = GroupPatch,
     params(("name" = String, Path, description = "group name")),
+    responses((status = 200, body = GroupView), Failures))]
+pub(crate) async fn rename_group(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    Body(patch): Body<GroupPatch>,
+) -> Result<Json<GroupView>, ApiError> {
+    caller.require_admin()?;
+    check_name(&patch.name).map_err(ApiError::invalid)?;
+    let before = find_group(&s, &name).await?;
+    not_managed(&s, before.managed, &format!("group `{name}`"))?;
+    let rules = s.control.snapshot();
+    if let Some(rule) = rules.rules.values().find(|r| r.names_group(&name)) {
+        return Err(ApiError::conflict(format!(
+            "access request rule `{}` names group `{name}`: change the rule first",
+            rule.name
+        )));
+    }
+    s.control.store.rename_group(&name, &patch.name).await?;
+    let after = find_group(&s, &patch.name).await?;
+    let object = format!("group/{name}");
+    changed(
+        &s,
+        &caller,
+        "group.rename",
+        &object,
+        Some(&before),
+        Some(&after),
+    )
+    .await?;
+    Ok(Json(after))
+}
+
+/// Deletes a group, its memberships and its grants (admin). A group with members or
+/// grants is refused, saying what would go, unless `force`.
+#[utoipa::path(delete, path = "/api/groups/{name}", tag = "groups",
+    params(("name" = String, Path, description = "group name"), Force),
     responses((status = 204), Failures))]
 pub(crate) async fn delete_group(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
+    Query(force): Query<Force>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
     let before = find_group(&s, &name).await?;
     not_managed(&s, before.managed, &format!("group `{name}`"))?;
+    let in_use = !(before.members.is_empty() && before.resource_roles.is_empty());
+    if !force.force && in_use {
+        let live = live_through(&s, &before.members, &before.resource_roles);
+        return Err(ApiError::conflict(format!(
+            "group `{name}` has {} member(s) ({}) and grants on {} resource role(s) ({}); \
+             deleting it removes them and ends up to {live} live session(s): confirm with --force",
+            before.members.len(),
+            before.members.join(", "),
+            before.resource_roles.len(),
+            before.resource_roles.join(", "),
+        )));
+    }
     s.control.store.delete_group(&name).await?;
     changed(
         &s,
@@ -108,6 +158,15 @@ pub(crate) async fn delete_group(
     )
     .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Live sessions of `users` on `roles`: what taking the grant away may end.
+pub(crate) fn live_through(s: &ApiState, users: &[String], roles: &[String]) -> usize {
+    s.registry
+        .list()
+        .iter()
+        .filter(|v| users.contains(&v.user) && roles.contains(&v.resource_role))
+        .count()
 }
 
 /// Every resource (readers).
@@ -214,18 +273,47 @@ pub(crate) async fn patch_resource(
     Ok(Json(after))
 }
 
-/// Deletes a resource no resource role uses (admin).
+/// Deletes a resource (admin). One that resource roles use is refused, naming them,
+/// unless `force`, which deletes those roles (and their grants) too.
 #[utoipa::path(delete, path = "/api/resources/{name}", tag = "resources",
-    params(("name" = String, Path, description = "resource name")),
+    params(("name" = String, Path, description = "resource name"), Force),
     responses((status = 204), Failures))]
 pub(crate) async fn delete_resource(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
+    Query(force): Query<Force>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
     let before = find_resource(&s, &name).await?;
     not_managed(&s, before.managed, &format!("resource `{name}`"))?;
+    let roles: Vec<_> = s.control.store.list_resource_roles().await?;
+    let roles: Vec<_> = roles
+        .into_iter()
+        .filter(|r| r.role.resource == name)
+        .collect();
+    if !roles.is_empty() {
+        let names: Vec<String> = roles.iter().map(|r| r.role.name.clone()).collect();
+        if !force.force {
+            let live = s
+                .registry
+                .list()
+                .iter()
+                .filter(|v| names.contains(&v.resource_role))
+                .count();
+            return Err(ApiError::conflict(format!(
+                "resource `{name}` is used by {} resource role(s) ({}) with {live} live \
+                 session(s); deleting it deletes them too: confirm with --force",
+                names.len(),
+                names.join(", ")
+            )));
+        }
+        for role in roles {
+            let path = Path(role.role.name.clone());
+            super::resource_roles::remove(State(s.clone()), caller.clone(), path, Query(force))
+                .await?;
+        }
+    }
     s.control.store.delete_resource(&name).await?;
     changed(
         &s,

@@ -102,3 +102,76 @@ impl IntoResponse for ApiError {
         (self.status, Json(body)).into_response()
     }
 }
+
+/// A deserializer's message as people read it: `role: unknown variant `root`, expected
+/// one of `admin`, `auditor`, `standard` at line 1 column 68` → `role must be one of
+/// admin, auditor, standard (not `root`)`.
+pub fn humane(raw: &str) -> String {
+    let text = raw
+        .trim_start_matches("Failed to deserialize the JSON body into the target type: ")
+        .trim_start_matches("Failed to deserialize query string: ")
+        .trim_start_matches("Failed to parse the request body as JSON: ");
+    let text = match text.rfind(" at line ") {
+        Some(i) if text[i..].contains(" column ") => &text[..i],
+        _ => text,
+    };
+    let (field, rest) = match text.split_once(": ") {
+        Some((f, r)) if !f.contains(' ') => (Some(f), r),
+        _ => (None, text),
+    };
+    let unquote = |s: &str| s.replace('`', "");
+    let named = |f: Option<&str>| f.map_or("a value".to_owned(), |f| format!("`{f}`"));
+    if let Some(r) = rest.strip_prefix("unknown variant ")
+        && let Some((got, expected)) = r.split_once(", expected one of ")
+    {
+        let field = field.unwrap_or("the value");
+        return format!("{field} must be one of {} (not {got})", unquote(expected));
+    }
+    if let Some(r) = rest.strip_prefix("unknown field ") {
+        let (got, expected) = r.split_once(", expected one of ").unwrap_or((r, ""));
+        let known = if expected.is_empty() {
+            String::new()
+        } else {
+            format!(": the fields are {}", unquote(expected))
+        };
+        return format!("unknown field {got}{known}");
+    }
+    if let Some(r) = rest.strip_prefix("missing field ") {
+        return format!("{r} is required");
+    }
+    if let Some(r) = rest.strip_prefix("invalid type: ") {
+        let expected = r.split_once(", expected ").map_or(r, |(_, e)| e);
+        return format!("{} must be {expected}", named(field));
+    }
+    if let Some(r) = rest.strip_prefix("invalid value: ") {
+        let expected = r.split_once(", expected ").map_or(r, |(_, e)| e);
+        return format!("{} must be {expected}", named(field));
+    }
+    match field {
+        Some(f) => format!("{f}: {rest}"),
+        None => rest.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::humane;
+
+    #[test]
+    fn deserializer_messages_read_as_sentences() {
+        let raw = "Failed to deserialize the JSON body into the target type: role: unknown variant `root`, expected one of `admin`, `auditor`, `standard` at line 1 column 68";
+        assert_eq!(
+            humane(raw),
+            "role must be one of admin, auditor, standard (not `root`)"
+        );
+        let raw = "Failed to deserialize the JSON body into the target type: missing field `name` at line 1 column 2";
+        assert_eq!(humane(raw), "`name` is required");
+        let raw = "Failed to deserialize the JSON body into the target type: nme: unknown field `nme`, expected one of `name`, `email` at line 1 column 7";
+        assert_eq!(
+            humane(raw),
+            "unknown field `nme`: the fields are name, email"
+        );
+        let raw = "Failed to deserialize the JSON body into the target type: groups: invalid type: string \"a\", expected a sequence at line 1 column 30";
+        assert_eq!(humane(raw), "`groups` must be a sequence");
+    }
+}

@@ -25,7 +25,79 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(reload))
         .routes(routes!(changes))
         .routes(routes!(verify))
+        .routes(routes!(events))
         .routes(routes!(public_key))
+}
+
+/// Which events `GET /api/audit/events` answers.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventFilter {
+    /// Comma-separated kinds, e.g. `auth_failed,access_denied,admin_change` (default:
+    /// those three).
+    kind: Option<String>,
+    /// Events of this user (or, for admin changes, by this actor).
+    user: Option<String>,
+    /// Unix seconds.
+    since: Option<i64>,
+    /// The newest this many (default 100, at most 10 000).
+    limit: Option<usize>,
+}
+
+/// Events from this instance's monitoring log, oldest first: by default the refusals and
+/// admin changes an auditor reads (readers). `auth_failed` events carry the real reason.
+#[utoipa::path(get, path = "/api/audit/events", tag = "monitoring log", params(EventFilter),
+    responses((status = 200, body = Vec<serde_json::Value>), Failures))]
+pub(crate) async fn events(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Query(f): Query<EventFilter>,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    if !caller.is_reader() {
+        return Err(ApiError::forbidden(
+            "this requires the admin or auditor role",
+        ));
+    }
+    const KNOWN: &[&str] = &[
+        "session_started",
+        "session_ended",
+        "query",
+        "auth_failed",
+        "access_denied",
+        "admin_change",
+        "access_request",
+        "checkpoint",
+        "log_truncated",
+    ];
+    let kinds: Vec<String> = f
+        .kind
+        .as_deref()
+        .unwrap_or("auth_failed,access_denied,admin_change")
+        .split(',')
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+        .collect();
+    if let Some(bad) = kinds.iter().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(ApiError::invalid(format!(
+            "unknown event kind `{bad}`: kinds are {}",
+            KNOWN.join(", ")
+        )));
+    }
+    let dir = s.control.config().audit.dir.clone();
+    let limit = f.limit.unwrap_or(100).clamp(1, 10_000);
+    let found = tokio::task::spawn_blocking(move || {
+        let q = crate::audit::search::EventQuery {
+            kinds: &kinds,
+            user: f.user.as_deref(),
+            since: f.since.unwrap_or(0),
+            limit,
+        };
+        crate::audit::search::events(&dir, &q)
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(e.to_string()))?
+    .map_err(|e| ApiError::unavailable(format!("cannot read the monitoring log: {e}")))?;
+    Ok(Json(found))
 }
 
 /// The process is up.

@@ -2,14 +2,14 @@
 //! The upstream password is write-only: accepted here, never returned.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, ApiState, Body, Caller, Failures, changed, not_managed};
 use crate::access::reachable_modes;
-use crate::api::{Access, Grant, NewResourceRole, ResourceRolePatch};
+use crate::api::{Access, Force, Grant, NewResourceRole, ResourceRolePatch};
 use crate::model::{ResourceRole, ResourceRoleView, check_name};
 use crate::store::ResourceRoleRecord;
 
@@ -184,18 +184,35 @@ pub(crate) async fn patch(
     Ok(Json(view))
 }
 
-/// Deletes a resource role (admin).
+/// Deletes a resource role (admin). One that groups are granted, or with live sessions,
+/// is refused, saying what would go, unless `force`.
 #[utoipa::path(delete, path = "/api/resource-roles/{name}", tag = "resource roles",
-    params(("name" = String, Path, description = "resource role name")),
+    params(("name" = String, Path, description = "resource role name"), Force),
     responses((status = 204), Failures))]
 pub(crate) async fn remove(
     State(s): State<ApiState>,
     caller: Caller,
     Path(name): Path<String>,
+    Query(force): Query<Force>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
     let before = find(&s, &name).await?;
     not_managed(&s, before.managed, &format!("resource role `{name}`"))?;
+    let groups = &before.role.allowed_groups;
+    let live = s
+        .registry
+        .list()
+        .iter()
+        .filter(|v| v.resource_role == name)
+        .count();
+    if !force.force && (!groups.is_empty() || live > 0) {
+        return Err(ApiError::conflict(format!(
+            "resource role `{name}` is granted to {} group(s) ({}) and has {live} live \
+             session(s); deleting it removes the grants and ends the sessions: confirm with --force",
+            groups.len(),
+            groups.join(", ")
+        )));
+    }
     s.control.store.delete_resource_role(&name).await?;
     let object = format!("resource_role/{name}");
     changed(

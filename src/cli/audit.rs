@@ -1,12 +1,93 @@
-//! `portcullis audit verify` and `audit tail`: read the log files directly.
+//! `portcullis audit …`: `verify` asks the gateway (role-checked) unless given `--dir` or
+//! `--config` for an offline copy; `events` asks the gateway; `tail` and `public-key`
+//! read the files directly.
 
 use std::io::{BufRead, Seek};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use super::{AuditCmd, Output};
+use super::client::{Client, ClientError};
+use super::{AuditCmd, Output, Printed};
+use crate::audit::VerifyReport;
 use crate::config::Config;
+
+/// Whether `cmd` reads files here rather than asking the gateway.
+pub fn local(cmd: &AuditCmd) -> bool {
+    match cmd {
+        AuditCmd::Verify { dir, config, .. } => dir.is_some() || config.is_some(),
+        AuditCmd::Events { .. } => false,
+        AuditCmd::PublicKey { .. } | AuditCmd::Tail { .. } => true,
+    }
+}
+
+/// The commands that ask the gateway.
+pub async fn remote(c: &Client, cmd: &AuditCmd, output: Output) -> Result<Printed, ClientError> {
+    match cmd {
+        AuditCmd::Events {
+            kind,
+            user,
+            since,
+            limit,
+        } => {
+            let mut q = vec![format!("limit={limit}")];
+            if let Some(k) = kind {
+                q.push(format!("kind={}", super::commands::seg(k)));
+            }
+            if let Some(u) = user {
+                q.push(format!("user={}", super::commands::seg(u)));
+            }
+            if let Some(s) = since {
+                q.push(format!("since={}", super::commands::ago(s)?));
+            }
+            let events: Vec<serde_json::Value> = c
+                .fetch(&format!("/api/audit/events?{}", q.join("&")))
+                .await?;
+            Ok(Printed::ok(events_text(&events, output)))
+        }
+        _ => {
+            let report: VerifyReport = c.fetch("/api/audit/verify").await?;
+            let (out, ok) = report_text(&report, true, output);
+            Ok(Printed {
+                out,
+                err: String::new(),
+                failed: !ok,
+            })
+        }
+    }
+}
+
+/// Events as a table: when, kind, who, and what (reason, or action and object).
+fn events_text(events: &[serde_json::Value], output: Output) -> String {
+    let rows: Vec<serde_json::Value> = events
+        .iter()
+        .map(|e| {
+            let what = match e["kind"].as_str() {
+                Some("admin_change") => format!(
+                    "{} {}",
+                    e["action"].as_str().unwrap_or(""),
+                    e["object"].as_str().unwrap_or("")
+                ),
+                _ => e["reason"].as_str().unwrap_or("").to_owned(),
+            };
+            let who = e["actor"].as_str().or(e["user"].as_str()).unwrap_or("");
+            serde_json::json!({
+                "ts": e["ts"], "kind": e["kind"], "user": who,
+                "client_addr": e["client_addr"], "resource_role": e["resource_role"],
+                "what": what,
+            })
+        })
+        .collect();
+    let cols = &["ts", "kind", "user", "client_addr", "resource_role", "what"];
+    match output {
+        Output::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(events).unwrap_or_default()
+        ),
+        Output::Table => super::table::render(&serde_json::Value::Array(rows), cols),
+        Output::Csv => super::table::render_csv(&serde_json::Value::Array(rows), cols),
+    }
+}
 
 fn load(config: &Option<PathBuf>) -> Result<Config, String> {
     let path = Config::path_from(config.clone());
@@ -31,6 +112,7 @@ pub fn run(cmd: &AuditCmd, output: Output) -> ExitCode {
             .and_then(|checks| Ok((log_dir(dir, config)?, checks)))
             .map(|(dir, checks)| verify(&dir, &checks, output)),
         AuditCmd::Tail { dir, config } => log_dir(dir, config).map(|d| tail(&d)),
+        AuditCmd::Events { .. } => Err("`audit events` asks the gateway".into()),
         AuditCmd::PublicKey { config } => load(config).and_then(|c| {
             let path = c
                 .store
@@ -90,38 +172,58 @@ fn verify(dir: &std::path::Path, checks: &crate::audit::Checks, output: Output) 
             return ExitCode::FAILURE;
         }
     };
-    if output == Output::Json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
-    } else if report.ok {
-        println!(
-            "ok: {} lines in {} files, hash chain intact",
-            report.lines, report.files
-        );
-        if checks.public_key.is_some() {
-            println!(
-                "signed: {} checkpoints verify; {} lines after the last one",
-                report.checkpoints, report.unsigned_tail
-            );
-        }
-        if report.truncated_tail {
-            println!(
-                "note: the last line of the newest file is incomplete (the process stopped mid-write); it is not part of the chain"
-            );
-        }
-    } else {
-        println!(
-            "BROKEN: {}",
-            report.first_error.as_deref().unwrap_or("unknown")
-        );
-    }
-    if report.ok {
+    let (out, ok) = report_text(&report, checks.public_key.is_some(), output);
+    print!("{out}");
+    if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// A verification as people (or scripts) read it, and whether the log holds.
+fn report_text(report: &VerifyReport, signed: bool, output: Output) -> (String, bool) {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if output == Output::Json {
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        );
+    } else if report.ok {
+        let _ = writeln!(
+            out,
+            "ok: {} lines in {} files, hash chain intact",
+            report.lines, report.files
+        );
+        if signed {
+            let _ = writeln!(
+                out,
+                "signed: {} checkpoints verify; {} lines after the last one",
+                report.checkpoints, report.unsigned_tail
+            );
+        }
+        if let Some(seq) = report.anchored_seq {
+            let _ = writeln!(
+                out,
+                "anchored: the log reaches line {seq} recorded in the store"
+            );
+        }
+        if report.truncated_tail {
+            let _ = writeln!(
+                out,
+                "note: the last line of the newest file is incomplete (the process stopped mid-write); it is not part of the chain"
+            );
+        }
+    } else {
+        let _ = writeln!(
+            out,
+            "BROKEN: {}",
+            report.first_error.as_deref().unwrap_or("unknown")
+        );
+    }
+    (out, report.ok)
 }
 
 /// Follows the newest file, switching when a newer one appears.

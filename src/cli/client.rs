@@ -26,6 +26,9 @@ pub enum ClientError {
     Api { status: u16, message: String },
     #[error("unexpected response: {0}")]
     Decode(String),
+    /// The command line itself is wrong or incomplete (nothing was sent).
+    #[error("{0}")]
+    Local(String),
 }
 
 impl Client {

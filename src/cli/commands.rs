@@ -40,7 +40,7 @@ const ROLE_COLS: &[&str] = &[
     "managed",
 ];
 const RESOURCE_COLS: &[&str] = &["name", "protocol", "address", "tls", "managed"];
-const GROUP_COLS: &[&str] = &["name", "members", "managed"];
+const GROUP_COLS: &[&str] = &["name", "members", "resource_roles", "managed"];
 const SESSION_COLS: &[&str] = &[
     "id",
     "user",
@@ -49,6 +49,8 @@ const SESSION_COLS: &[&str] = &[
     "mode",
     "client_addr",
     "started_at",
+    "ended_at",
+    "duration",
     "ended_by",
     "queries",
 ];
@@ -103,7 +105,7 @@ fn modes(list: &str) -> Result<AccessModes, ClientError> {
             "web" => m.web = true,
             "runbooks" => m.runbooks = true,
             other => {
-                return Err(ClientError::Decode(format!(
+                return Err(ClientError::Local(format!(
                     "unknown access mode `{other}`: use native, web, runbooks"
                 )));
             }
@@ -115,14 +117,14 @@ fn modes(list: &str) -> Result<AccessModes, ClientError> {
 fn parsed<T: std::str::FromStr<Err = String>>(what: &str, value: &str) -> Result<T, ClientError> {
     value
         .parse()
-        .map_err(|e| ClientError::Decode(format!("{what}: {e}")))
+        .map_err(|e| ClientError::Local(format!("{what}: {e}")))
 }
 
 fn stdin_line() -> Result<String, ClientError> {
     let mut s = String::new();
     std::io::stdin()
         .read_to_string(&mut s)
-        .map_err(|e| ClientError::Decode(format!("cannot read stdin: {e}")))?;
+        .map_err(|e| ClientError::Local(format!("cannot read stdin: {e}")))?;
     Ok(s.trim_end_matches(['\r', '\n']).to_owned())
 }
 
@@ -154,19 +156,29 @@ impl Printed {
 
 /// Runs one remote command and returns what to print.
 pub async fn run_remote(cli: &Cli) -> Result<Printed, ClientError> {
-    let token = cli.token.clone().or_else(|| {
-        std::fs::read_to_string("data/bootstrap-token")
-            .ok()
-            .map(|t| t.trim().to_owned())
-    });
-    let c = Client::new(&cli.server, token);
+    match &cli.command {
+        Command::Login {
+            user,
+            with_token,
+            expires,
+        } => return super::login::login(cli, user.as_deref(), *with_token, expires).await,
+        Command::Logout => return super::login::logout(cli).await,
+        _ => {}
+    }
+    let (server, token) = super::login::resolve(cli);
+    if token.is_none() {
+        return Err(super::login::missing(&server));
+    }
+    let c = Client::new(&server, token);
     let out = match &cli.command {
         Command::Serve { .. }
         | Command::CheckConfig { .. }
-        | Command::Audit(_)
-        | Command::Runbooks(_) => {
+        | Command::Runbooks(_)
+        | Command::Login { .. }
+        | Command::Logout => {
             return Ok(Printed::default());
         }
+        Command::Audit(cmd) => return super::audit::remote(&c, cmd, cli.output).await,
         Command::Exec(args) => return super::oneoffs::exec(&c, args, cli.output).await,
         Command::Runbook(cmd) => return super::oneoffs::runbook(&c, cmd, cli.output).await,
         Command::Request(args) => return super::requests::request(&c, args, cli.output).await,
@@ -179,8 +191,9 @@ pub async fn run_remote(cli: &Cli) -> Result<Printed, ClientError> {
             return super::requests::requests(&c, *mine, *pending, status, cli.output).await;
         }
         Command::Sessions { action, filter } => match action {
-            Some(SessionsCmd::Show { id }) => {
-                return session(&c, id, cli.output).await.map(Printed::ok);
+            Some(SessionsCmd::Show { id, search }) => {
+                let search = search.as_deref();
+                return session(&c, id, search, cli.output).await.map(Printed::ok);
             }
             Some(SessionsCmd::End { id }) => {
                 c.delete(&format!("/api/sessions/{}", seg(id))).await?;
@@ -208,7 +221,7 @@ pub async fn run_remote(cli: &Cli) -> Result<Printed, ClientError> {
         Command::Changes { limit } => shown(
             &c.fetch::<Vec<ChangeRecord>>(&format!("/api/changes?limit={limit}"))
                 .await?,
-            &["ts", "actor", "action", "object"],
+            &["ts_us", "actor", "action", "object"],
         )?,
         Command::Reload => {
             let r: Reloaded = send(&c, Method::POST, "/api/config/reload", &()).await?;
@@ -242,19 +255,58 @@ async fn sessions(c: &Client, f: &SessionsFilter) -> Result<Shown, ClientError> 
         }
     }
     if let Some(since) = &f.since {
-        let d = crate::config::parse_duration(since).map_err(ClientError::Decode)?;
-        q.push(format!(
-            "since={}",
-            crate::clock::now() - d.as_secs() as i64
-        ));
+        q.push(format!("since={}", ago(since)?));
+    }
+    if let Some(text) = &f.search {
+        q.push(format!("q={}", seg(text)));
     }
     let list: Vec<SessionRecord> = c.fetch(&format!("/api/sessions?{}", q.join("&"))).await?;
-    shown(&list, SESSION_COLS)
+    let mut out = shown(&list, SESSION_COLS)?;
+    if let Value::Array(rows) = &mut out.value {
+        rows.iter_mut().for_each(with_duration);
+    }
+    Ok(out)
 }
 
-async fn session(c: &Client, id: &str, output: Output) -> Result<String, ClientError> {
-    let detail: SessionDetail = c.fetch(&format!("/api/sessions/{}", seg(id))).await?;
-    let head = shown(&detail.session, SESSION_COLS)?;
+/// `1h` → the Unix time an hour ago.
+pub fn ago(since: &str) -> Result<i64, ClientError> {
+    let d = crate::config::parse_duration(since)
+        .map_err(|e| ClientError::Local(format!("--since: {e}")))?;
+    Ok(crate::clock::now() - d.as_secs() as i64)
+}
+
+/// Adds how long the session lasted (so far, when live).
+fn with_duration(row: &mut Value) {
+    let started = row["started_at"].as_i64().unwrap_or_default();
+    let end = row["ended_at"].as_i64();
+    let secs = end.unwrap_or_else(crate::clock::now) - started;
+    let text = crate::clock::human_duration(secs.max(0) as u64);
+    let text = if end.is_none() {
+        format!("{text} (live)")
+    } else {
+        text
+    };
+    row["duration"] = Value::String(text);
+}
+
+async fn session(
+    c: &Client,
+    id: &str,
+    search: Option<&str>,
+    output: Output,
+) -> Result<String, ClientError> {
+    let mut detail: SessionDetail = c.fetch(&format!("/api/sessions/{}", seg(id))).await?;
+    if let Some(text) = search {
+        for st in &mut detail.statements {
+            let hit = st["statement"].as_str().is_some_and(|s| s.contains(text));
+            st["match"] = Value::Bool(hit);
+            if hit && output == Output::Table {
+                st["op"] = Value::String(format!("» {}", st["op"].as_str().unwrap_or("")));
+            }
+        }
+    }
+    let mut head = shown(&detail.session, SESSION_COLS)?;
+    with_duration(&mut head.value);
     let statements = shown(&detail.statements, STATEMENT_COLS)?;
     Ok(match output {
         Output::Table => format!(
@@ -352,6 +404,23 @@ async fn user(c: &Client, cmd: &UserCmd) -> Result<Shown, ClientError> {
             };
             patch(name, p).await
         }
+        UserCmd::Set {
+            name,
+            email,
+            display_name,
+        } => {
+            if email.is_none() && display_name.is_none() {
+                return Err(ClientError::Local(
+                    "nothing to change: give --email and/or --display-name".into(),
+                ));
+            }
+            let p = UserPatch {
+                email: email.clone(),
+                display_name: display_name.clone(),
+                ..UserPatch::default()
+            };
+            patch(name, p).await
+        }
         UserCmd::Delete { name } => {
             c.delete(&path(name)).await?;
             deleted(name)
@@ -369,10 +438,26 @@ async fn group(c: &Client, cmd: &GroupCmd) -> Result<Shown, ClientError> {
             let v: GroupView = send(c, Method::POST, "/api/groups", &new).await?;
             shown(&v, &["name"])
         }
-        GroupCmd::Delete { name } => {
-            c.delete(&path(name)).await?;
+        GroupCmd::Rename { name, new_name } => {
+            let p = crate::api::GroupPatch {
+                name: new_name.clone(),
+            };
+            let v: GroupView = send(c, Method::PATCH, &path(name), &p).await?;
+            shown(&v, GROUP_COLS)
+        }
+        GroupCmd::Delete { name, force } => {
+            c.delete(&forced(path(name), *force)).await?;
             deleted(name)
         }
+    }
+}
+
+/// A delete's path, with `?force=true` when asked.
+fn forced(path: String, force: bool) -> String {
+    if force {
+        format!("{path}?force=true")
+    } else {
+        path
     }
 }
 
@@ -410,8 +495,8 @@ async fn resource(c: &Client, cmd: &ResourceCmd) -> Result<Shown, ClientError> {
             let v: ResourceView = send(c, Method::PATCH, &path(name), &p).await?;
             shown(&v, RESOURCE_COLS)
         }
-        ResourceCmd::Delete { name } => {
-            c.delete(&path(name)).await?;
+        ResourceCmd::Delete { name, force } => {
+            c.delete(&forced(path(name), *force)).await?;
             deleted(name)
         }
     }
@@ -441,7 +526,7 @@ async fn resource_role(c: &Client, cmd: &ResourceRoleCmd) -> Result<Shown, Clien
         } => {
             let password = match password_env {
                 Some(var) => Some(std::env::var(var).map_err(|_| {
-                    ClientError::Decode(format!("environment variable `{var}` is not set"))
+                    ClientError::Local(format!("environment variable `{var}` is not set"))
                 })?),
                 None => password.clone(),
             };
@@ -478,8 +563,8 @@ async fn resource_role(c: &Client, cmd: &ResourceRoleCmd) -> Result<Shown, Clien
             let v: ResourceRoleView = send(c, Method::PATCH, &path(name), &p).await?;
             shown(&v, ROLE_COLS)
         }
-        ResourceRoleCmd::Delete { name } => {
-            c.delete(&path(name)).await?;
+        ResourceRoleCmd::Delete { name, force } => {
+            c.delete(&forced(path(name), *force)).await?;
             deleted(name)
         }
     }

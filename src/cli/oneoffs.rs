@@ -18,12 +18,12 @@ pub async fn exec(c: &Client, args: &ExecArgs, output: Output) -> Result<Printed
     let statement = match (&args.sql, &args.file) {
         (Some(sql), _) => sql.clone(),
         (None, Some(file)) => std::fs::read_to_string(file)
-            .map_err(|e| ClientError::Decode(format!("cannot read {}: {e}", file.display())))?,
+            .map_err(|e| ClientError::Local(format!("cannot read {}: {e}", file.display())))?,
         (None, None) => {
             let mut s = String::new();
             std::io::stdin()
                 .read_to_string(&mut s)
-                .map_err(|e| ClientError::Decode(format!("cannot read stdin: {e}")))?;
+                .map_err(|e| ClientError::Local(format!("cannot read stdin: {e}")))?;
             s
         }
     };
@@ -109,7 +109,7 @@ pub async fn runbook(c: &Client, cmd: &RunbookCmd, output: Output) -> Result<Pri
             let mut values = serde_json::Map::new();
             for p in params {
                 let (k, v) = p.split_once('=').ok_or_else(|| {
-                    ClientError::Decode(format!("--param `{p}` is not name=value"))
+                    ClientError::Local(format!("--param `{p}` is not name=value"))
                 })?;
                 values.insert(k.to_owned(), Value::from(v));
             }

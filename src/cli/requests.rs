@@ -89,7 +89,7 @@ pub async fn request(
     match &args.action {
         None => {
             let Some(role) = &args.resource_role else {
-                return Err(ClientError::Decode(
+                return Err(ClientError::Local(
                     "name a resource role (`portcullis request ROLE --for 1h --reason …`) or an action (approve, deny, …)".into(),
                 ));
             };

@@ -19,12 +19,23 @@ fn cell(v: &Value) -> String {
 }
 
 /// Unix seconds → `2026-11-30 21:04:05Z`.
-fn timestamp(secs: i64) -> String {
+pub fn timestamp(secs: i64) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
         .and_then(|t| t.format(&fmt).ok())
         .unwrap_or_else(|| secs.to_string())
+}
+
+/// Unix microseconds → `2026-11-30 21:04:05.123456Z`.
+fn micros(us: i64) -> String {
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+        .ok()
+        .and_then(|t| t.format(&fmt).ok())
+        .unwrap_or_else(|| us.to_string())
 }
 
 /// A table of `rows` (an array, or one object) with the given columns.
@@ -58,6 +69,7 @@ fn cells(rows: &Value, columns: &[&str]) -> (Vec<String>, Vec<Vec<String>>) {
                 .map(|c| {
                     let v = r.get(*c).unwrap_or(&Value::Null);
                     match v.as_i64() {
+                        Some(us) if *c == "ts_us" => micros(us),
                         Some(secs) if c.ends_with("_at") || *c == "ts" => timestamp(secs),
                         _ => cell(v),
                     }

@@ -50,8 +50,10 @@ pub struct RawListen {
     pub mysql_server_version: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct RawTls {
+    /// `false` turns TLS off on the client listeners.
+    pub enabled: Option<bool>,
     pub cert: Option<String>,
     pub key: Option<String>,
     #[serde(default)]

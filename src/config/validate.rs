@@ -104,8 +104,8 @@ pub fn validate(
         admin: addr(&mut p, "listen.admin", raw.listen.admin),
         mysql_server_version: server_version(&mut p, raw.listen.mysql_server_version),
     };
-    let tls = raw.tls.and_then(|t| tls(&mut p, t));
     let store = store(&mut p, raw.store);
+    let tls = tls(&mut p, raw.tls.unwrap_or_default(), &store.data_dir);
     let audit = audit(&mut p, raw.audit);
     let limits = limits(&mut p, raw.limits);
     let oneoffs = oneoffs(&mut p, raw.oneoffs);
@@ -172,23 +172,47 @@ pub fn validate(
     })
 }
 
-fn tls(p: &mut Problems, t: super::raw::RawTls) -> Option<TlsConfig> {
-    let file = |p: &mut Problems, key: &str, v: Option<String>| match v {
-        None => {
-            p.add(format!("tls.{key}"), "missing: a PEM file path is required");
-            None
-        }
-        Some(v) if !Path::new(&v).is_file() => {
+/// The self-signed certificate's files in the data directory.
+const SELF_SIGNED_CERT: &str = "tls-cert.pem";
+const SELF_SIGNED_KEY: &str = "tls-key.pem";
+
+/// `[tls]` with `cert` and `key`: those files. Without them (or without `[tls]`): a
+/// self-signed certificate in the data directory. `enabled = false`: no TLS.
+fn tls(p: &mut Problems, t: super::raw::RawTls, data_dir: &Path) -> Option<TlsConfig> {
+    if t.enabled == Some(false) {
+        return None;
+    }
+    let file = |p: &mut Problems, key: &str, v: String| {
+        if Path::new(&v).is_file() {
+            Some(PathBuf::from(v))
+        } else {
             p.add(format!("tls.{key}"), format!("file `{v}` does not exist"));
             None
         }
-        Some(v) => Some(PathBuf::from(v)),
     };
-    let cert = file(p, "cert", t.cert);
-    let key = file(p, "key", t.key);
+    let (cert, key, self_signed) = match (t.cert, t.key) {
+        (None, None) => (
+            data_dir.join(SELF_SIGNED_CERT),
+            data_dir.join(SELF_SIGNED_KEY),
+            true,
+        ),
+        (cert, key) => {
+            let mut one = |name: &str, v: Option<String>| match v {
+                Some(v) => file(p, name, v),
+                None => {
+                    let why = "missing: a PEM file path is required (or neither cert nor key, for a self-signed certificate)";
+                    p.add(format!("tls.{name}"), why);
+                    None
+                }
+            };
+            let (cert, key) = (one("cert", cert), one("key", key));
+            (cert?, key?, false)
+        }
+    };
     Some(TlsConfig {
-        cert: cert?,
-        key: key?,
+        cert,
+        key,
+        self_signed,
         require: t.require,
         allow_cleartext: t.allow_cleartext,
     })

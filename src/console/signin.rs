@@ -5,7 +5,6 @@
 //! an idle or absolute timeout, or the user losing the right to sign in; each one carries
 //! the token that every state-changing form and htmx request must send back (CSRF).
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -21,7 +20,6 @@ use sha2::{Digest, Sha256};
 
 use super::{ConsoleState, Fields, Nav, Query, page};
 use crate::admin::{Caller, ClientAddr};
-use crate::audit::{Channel, Common, Kind, Mode};
 use crate::auth::Identity;
 use crate::model::{Role, Status};
 
@@ -81,24 +79,13 @@ async fn sign_in(
         (StatusCode::UNAUTHORIZED, page).into_response()
     };
     let gw = &s.api;
-    if let Err(reason) = gw.lockout.check(&name, client.ip()) {
-        failed(&s, &name, client, reason).await;
-        return refused("too many failed sign-ins: try again later");
-    }
-    let snapshot = gw.control.snapshot();
-    let proven = crate::auth::verify_cleartext(&snapshot, &name, &secret).filter(|id| {
-        snapshot
-            .users
-            .get(id.user())
-            .is_some_and(|u| u.status == Status::Active)
-    });
-    let Some(identity) = proven else {
-        gw.lockout.failed(&name, client.ip());
-        let reason = "console sign-in: wrong password or token, or an unknown or inactive user";
-        failed(&s, &name, client, reason.into()).await;
-        return refused("wrong user name, password or token");
+    let identity = match crate::admin::login::prove(gw, &name, &secret, client).await {
+        Ok(identity) => identity,
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
+            return refused("too many failed sign-ins: try again later");
+        }
+        Err(_) => return refused("wrong user name, password or token"),
     };
-    gw.control.token_used(&identity);
     let id = hex::encode(rand::random::<[u8; 32]>());
     let now = Instant::now();
     let signin = Signin {
@@ -115,17 +102,6 @@ async fn sign_in(
     };
     let cookie = format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict{secure}");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/ui/")).into_response()
-}
-
-/// A refused sign-in's `auth_failed` event (the real reason, for auditors).
-async fn failed(s: &ConsoleState, name: &str, client: SocketAddr, reason: String) {
-    crate::metrics::Metrics::inc(&s.api.metrics.auth_failures_total);
-    let mut common = Common::new("", Channel::Http, client);
-    common.mode = Mode::Admin;
-    common.user = name.to_owned();
-    s.api
-        .record(Arc::new(common), Kind::AuthFailed { reason })
-        .await;
 }
 
 async fn sign_out(State(s): State<ConsoleState>, viewer: Viewer, fields: Fields) -> Response {

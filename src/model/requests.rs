@@ -45,6 +45,17 @@ pub struct AccessRequestRule {
 }
 
 impl AccessRequestRule {
+    /// Whether the rule names `group` anywhere.
+    pub fn names_group(&self, group: &str) -> bool {
+        [
+            &self.requester_groups,
+            &self.approver_groups,
+            &self.break_glass_groups,
+        ]
+        .iter()
+        .any(|list| list.iter().any(|g| g == group))
+    }
+
     /// Whether the rule governs `groups`' access to `resource_role`.
     pub fn governs(&self, resource_role: &str, groups: &[String]) -> bool {
         self.resource_roles.iter().any(|r| r == resource_role)

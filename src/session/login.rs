@@ -157,9 +157,10 @@ fn authenticated(
         .check(user, attempt.client)
         .map_err(SessionError::AuthFailed)?;
     let identity = match proof {
-        Err(e @ SessionError::AuthFailed(_)) => {
+        Err(SessionError::AuthFailed(detail)) => {
             gw.lockout.failed(user, attempt.client);
-            return Err(e);
+            let why = crate::auth::refusal(&gw.control.snapshot(), user, None);
+            return Err(SessionError::AuthFailed(format!("{why} ({detail})")));
         }
         other => other?,
     };

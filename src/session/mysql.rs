@@ -478,10 +478,17 @@ fn refusal_message(hello: &Hello, refusal: Refusal) -> (u16, &'static str, Strin
             format!("Access denied for user '{user}'"),
         ),
         Refusal::ApprovalRequired(message) => (code::DB_ACCESS_DENIED, "42000", message),
-        Refusal::NotAllowed | Refusal::Parameter(_) => (
+        Refusal::Parameter(_) => (
             code::DB_ACCESS_DENIED,
             "42000",
             format!("Access denied for user '{user}' to resource role '{role}'"),
+        ),
+        Refusal::NotAllowed | Refusal::UnknownResourceRole => (
+            code::DB_ACCESS_DENIED,
+            "42000",
+            format!(
+                "Access denied for user '{user}' to resource role '{role}': name a resource role as the database (mysql -u {user} -p ROLE; `portcullis access show --user {user}` lists yours)"
+            ),
         ),
         Refusal::NoResourceRole => (
             code::NO_DB,

@@ -422,11 +422,20 @@ fn refusal_message(hello: &Hello, refusal: Refusal) -> (&'static str, String) {
             sqlstate::INVALID_PASSWORD,
             format!("password authentication failed for user \"{}\"", hello.user),
         ),
-        Refusal::NotAllowed | Refusal::NoResourceRole => (
+        Refusal::NoResourceRole => (
             sqlstate::INVALID_AUTHORIZATION,
             format!(
                 "user \"{}\" may not use resource role \"{role}\"",
                 hello.user
+            ),
+        ),
+        // One shape for "not allowed" and "no such resource role" (nothing revealed),
+        // with the convention a client that sent no database name needs.
+        Refusal::NotAllowed | Refusal::UnknownResourceRole => (
+            sqlstate::INVALID_AUTHORIZATION,
+            format!(
+                "user \"{user}\" may not use resource role \"{role}\": name a resource role as the database (psql \"host=… user={user} dbname=ROLE\"; `portcullis access show --user {user}` lists yours)",
+                user = hello.user
             ),
         ),
         Refusal::TlsRequired => (

@@ -63,11 +63,18 @@ impl Store {
                 members.entry(g).or_default().push(user.clone());
             }
         }
+        let mut grants: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let sql =
+            "SELECT group_name, resource_role FROM resource_role_groups ORDER BY resource_role";
+        for r in sqlx::query(sql).fetch_all(&self.pool).await? {
+            grants.entry(r.try_get(0)?).or_default().push(r.try_get(1)?);
+        }
         rows.into_iter()
             .map(|r| {
                 let name: String = r.try_get(0)?;
                 Ok(GroupView {
                     members: members.remove(&name).unwrap_or_default(),
+                    resource_roles: grants.remove(&name).unwrap_or_default(),
                     name,
                     managed: r.try_get::<i64, _>(1)? != 0,
                 })
@@ -104,6 +111,47 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(|e| conflict(e, || format!("group `{name}` already exists")))?;
+        Store::commit(tx).await
+    }
+
+    /// Renames a group; its members and grants move with it.
+    pub async fn rename_group(&self, old: &str, new: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let twin = sqlx::query("SELECT name FROM access_groups WHERE lower(name) = lower($1)")
+            .bind(new)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(row) = twin {
+            let other: String = row.try_get(0)?;
+            return Err(StoreError::Conflict(format!(
+                "a group `{other}` already exists"
+            )));
+        }
+        let made = sqlx::query(
+            "INSERT INTO access_groups (name, managed, created_at) \
+             SELECT $2, managed, created_at FROM access_groups WHERE name = $1",
+        )
+        .bind(old)
+        .bind(new)
+        .execute(&mut *tx)
+        .await?;
+        if made.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("group `{old}`")));
+        }
+        for sql in [
+            "UPDATE user_groups SET group_name = $2 WHERE group_name = $1",
+            "UPDATE resource_role_groups SET group_name = $2 WHERE group_name = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(old)
+                .bind(new)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM access_groups WHERE name = $1")
+            .bind(old)
+            .execute(&mut *tx)
+            .await?;
         Store::commit(tx).await
     }
 

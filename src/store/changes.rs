@@ -10,6 +10,9 @@ use super::{Result, Store};
 pub struct ChangeRecord {
     pub id: String,
     pub ts: i64,
+    /// The same time in microseconds (orders changes made within one second).
+    #[serde(default)]
+    pub ts_us: i64,
     pub actor: String,
     pub action: String,
     pub object: String,
@@ -21,8 +24,8 @@ impl Store {
     pub async fn record_change(&self, c: &ChangeRecord) -> Result<()> {
         let json = |v: &Option<serde_json::Value>| v.as_ref().map(|v| v.to_string());
         sqlx::query(
-            "INSERT INTO admin_changes (id, ts, actor, action, object, before_json, after_json) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO admin_changes (id, ts, actor, action, object, before_json, after_json, ts_us) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&c.id)
         .bind(c.ts)
@@ -31,6 +34,7 @@ impl Store {
         .bind(&c.object)
         .bind(json(&c.before))
         .bind(json(&c.after))
+        .bind(c.ts_us)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -39,8 +43,8 @@ impl Store {
     /// The most recent changes first.
     pub async fn list_changes(&self, limit: i64) -> Result<Vec<ChangeRecord>> {
         let rows = sqlx::query(
-            "SELECT id, ts, actor, action, object, before_json, after_json FROM admin_changes \
-             ORDER BY ts DESC, id LIMIT $1",
+            "SELECT id, ts, actor, action, object, before_json, after_json, ts_us \
+             FROM admin_changes ORDER BY ts DESC, ts_us DESC, id LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
@@ -56,6 +60,7 @@ impl Store {
                     object: r.try_get(4)?,
                     before: json(r.try_get(5)?),
                     after: json(r.try_get(6)?),
+                    ts_us: r.try_get(7)?,
                 })
             })
             .collect()

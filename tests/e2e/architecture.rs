@@ -93,7 +93,7 @@ fn the_bottom_layers_import_nothing_above_them() {
     let allowed: &[(&str, &[&str])] = &[
         ("model", &[]),
         ("clock", &[]),
-        ("tls", &["model"]),
+        ("tls", &["model", "fsutil"]),
         ("protocol", &["model", "tls"]),
         ("sql", &[]),
         ("runbook", &["model", "sql", "protocol"]),

@@ -13,6 +13,7 @@ mod config_fixtures;
 mod console;
 mod crash;
 mod faults;
+mod first_hour;
 mod framer_props;
 mod identity;
 mod jdbc;

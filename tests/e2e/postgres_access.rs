@@ -92,7 +92,9 @@ async fn each_refusal_gets_its_sqlstate_with_one_message_shape_and_the_log_gets_
         let expected = if code == "28P01" {
             format!("password authentication failed for user \"{user}\"")
         } else {
-            format!("user \"{user}\" may not use resource role \"{rr}\"")
+            format!(
+                "user \"{user}\" may not use resource role \"{rr}\": name a resource role as the database (psql \"host=… user={user} dbname=ROLE\"; `portcullis access show --user {user}` lists yours)"
+            )
         };
         assert_eq!(msg, expected, "one message shape, nothing revealed");
     }

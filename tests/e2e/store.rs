@@ -222,6 +222,7 @@ async fn tokens_and_changes(store: Store) {
     let change = portcullis::store::ChangeRecord {
         id: "c1".into(),
         ts: 5,
+        ts_us: 0,
         actor: "admin".into(),
         action: "user.update".into(),
         object: "user/alice".into(),

@@ -99,11 +99,35 @@ impl Browser {
         self.client.find(Locator::Css(css)).await.is_ok()
     }
 
+    /// Signs in (or fails to) and waits for the answer's page, so the next step does not
+    /// race the sign-in's redirect.
     pub async fn sign_in(&self, name: &str, secret: &str) {
         self.open("/ui/login").await;
         self.fill("#name", name).await;
         self.fill("#secret", secret).await;
+        self.client
+            .execute("window.__before_sign_in = true;", vec![])
+            .await
+            .unwrap();
         self.click("form button[type=submit]").await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let done = self
+                .client
+                .execute(
+                    "return window.__before_sign_in !== true && document.readyState === 'complete';",
+                    vec![],
+                )
+                .await
+                .ok()
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            if done {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the sign-in page never answered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits (up to 10 s) for `text` on the page.
