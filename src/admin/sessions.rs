@@ -40,9 +40,20 @@ pub(crate) async fn list(
     {
         return Err(ApiError::invalid("status is `live` or `ended`"));
     }
-    match f.q.clone().filter(|q| !q.is_empty()) {
-        None => Ok(Json(s.control.store.list_sessions(&f).await?)),
-        Some(text) => Ok(Json(searched(&s, &f, text).await?)),
+    let mut found = match f.q.clone().filter(|q| !q.is_empty()) {
+        None => s.control.store.list_sessions(&f).await?,
+        Some(text) => searched(&s, &f, text).await?,
+    };
+    so_far(&s, &mut found);
+    Ok(Json(found))
+}
+
+/// Live sessions' statements so far (the index has them only once a session ends).
+fn so_far(s: &ApiState, sessions: &mut [SessionRecord]) {
+    for r in sessions.iter_mut().filter(|r| r.ended_at.is_none()) {
+        if let Some(live) = s.registry.get(&r.id) {
+            r.statements = live.statements as i64;
+        }
     }
 }
 

@@ -143,7 +143,7 @@ impl Admitted {
             done: false,
             gw: self.gw,
             common: self.common,
-            _live: self.live,
+            live: self.live,
             end: self.end,
             started: self.started,
         }
@@ -177,7 +177,7 @@ pub struct Session {
     gw: Arc<Gateway>,
     common: Arc<Common>,
     /// Keeps the session in the registry until the session ends.
-    _live: LiveSession,
+    live: LiveSession,
     end: watch::Receiver<Option<EndReason>>,
     started: Instant,
     done: bool,
@@ -198,6 +198,7 @@ impl Session {
             statements: self.gw.control.config().audit.statements,
             acknowledged: self.gw.control.config().audit.durability
                 == crate::config::Durability::Acknowledged,
+            counted: self.live.counter(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! end at shutdown.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
 use serde::Serialize;
@@ -56,6 +57,8 @@ pub struct SessionView {
     pub client_addr: String,
     pub application_name: String,
     pub started_at: i64,
+    /// Statements so far.
+    pub statements: u64,
 }
 
 /// What a live session holds, checked again on every change.
@@ -81,11 +84,30 @@ struct Entry {
     view: SessionView,
     grant: Grant,
     end: watch::Sender<Option<EndReason>>,
+    /// Statements relayed so far (the sink counts them).
+    statements: Arc<AtomicU64>,
+}
+
+impl Entry {
+    fn view(&self) -> SessionView {
+        SessionView {
+            statements: self.statements.load(Ordering::Relaxed),
+            ..self.view.clone()
+        }
+    }
 }
 
 pub struct LiveSession {
     view: SessionView,
     registry: Arc<DashMap<String, Arc<Entry>>>,
+    statements: Arc<AtomicU64>,
+}
+
+impl LiveSession {
+    /// The counter of statements relayed so far, for the session's sink.
+    pub fn counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.statements)
+    }
 }
 
 impl Drop for LiveSession {
@@ -117,32 +139,32 @@ impl Registry {
             client_addr: common.client_addr.clone(),
             application_name: common.application_name.clone(),
             started_at: crate::clock::now(),
+            statements: 0,
         };
+        let statements = Arc::new(AtomicU64::new(0));
         let entry = Entry {
             view: view.clone(),
             grant,
             end,
+            statements: Arc::clone(&statements),
         };
         self.sessions.insert(view.id.clone(), Arc::new(entry));
         let live = LiveSession {
             view,
             registry: Arc::clone(&self.sessions),
+            statements,
         };
         (live, rx)
     }
 
     pub fn list(&self) -> Vec<SessionView> {
-        let mut all: Vec<SessionView> = self
-            .sessions
-            .iter()
-            .map(|e| e.value().view.clone())
-            .collect();
+        let mut all: Vec<SessionView> = self.sessions.iter().map(|e| e.value().view()).collect();
         all.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
         all
     }
 
     pub fn get(&self, id: &str) -> Option<SessionView> {
-        self.sessions.get(id).map(|e| e.value().view.clone())
+        self.sessions.get(id).map(|e| e.value().view())
     }
 
     pub fn len(&self) -> usize {

@@ -24,6 +24,8 @@ pub struct RelayLink {
     pub statements: bool,
     /// `audit.durability = "acknowledged"`: completions wait for their events.
     pub acknowledged: bool,
+    /// Statements so far, as the registry shows a live session.
+    pub counted: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RelayLink {
@@ -110,6 +112,7 @@ impl Sink for EventSink<'_> {
         {
             self.common = Arc::new(self.common.renamed(name));
         }
+        (self.link.counted).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if !self.link.statements {
             Metrics::inc(&self.link.metrics.queries_total);
             return;

@@ -386,6 +386,10 @@ async fn the_auditor_reads_refusals_searches_statements_and_verifies_through_the
     let found: Vec<Value> = serde_json::from_str(&out).unwrap();
     assert_eq!(found.len(), 1, "{out}");
     let id = found[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        found[0]["queries"], 2,
+        "a live session's statements so far: {out}"
+    );
     let table = run(&["sessions", "--search", "needle-in"]).await;
     assert!(table.contains("(live)"), "{table}");
     let shown = run(&["sessions", "show", &id, "--search", "needle"]).await;
