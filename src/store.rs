@@ -113,6 +113,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "change time",
         include_str!("../migrations/0009_change_time.sql"),
     ),
+    (
+        10,
+        "live sessions",
+        include_str!("../migrations/0010_live_sessions.sql"),
+    ),
 ];
 
 fn migrator() -> sqlx::migrate::Migrator {

@@ -191,22 +191,53 @@ impl Store {
     }
 
     pub async fn list_sessions(&self, f: &SessionFilter) -> Result<Vec<SessionRecord>> {
-        let sql = concat!(
-            "SELECT ",
+        // Only the filters given, so the planner can use the index that fits each
+        // (user, live, time) on a large index; values are always bound.
+        let mut clauses: Vec<String> = Vec::new();
+        let mut n = 0;
+        let mut mark = |clause: &str| {
+            n += 1;
+            clauses.push(clause.replace('?', &format!("${n}")));
+        };
+        let texts = [
+            ("user_name = ?", &f.user),
+            ("resource_role = ?", &f.resource_role),
+            ("mode = ?", &f.mode),
+        ];
+        for (clause, value) in texts {
+            if value.is_some() {
+                mark(clause);
+            }
+        }
+        for (clause, value) in [("started_at >= ?", f.since), ("started_at <= ?", f.until)] {
+            if value.is_some() {
+                mark(clause);
+            }
+        }
+        match f.status.as_deref() {
+            Some("live") => clauses.push("ended_at IS NULL".into()),
+            Some("ended") => clauses.push("ended_at IS NOT NULL".into()),
+            _ => {}
+        }
+        let filter = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {} FROM sessions {filter} ORDER BY started_at DESC, id LIMIT ${} OFFSET ${}",
             columns!(),
-            " FROM sessions WHERE ($1 IS NULL OR user_name = $1) \
-             AND ($2 IS NULL OR resource_role = $2) AND ($3 IS NULL OR mode = $3) \
-             AND ($4 IS NULL OR ($4 = 'live' AND ended_at IS NULL) OR ($4 = 'ended' AND ended_at IS NOT NULL)) \
-             AND ($5 IS NULL OR started_at >= $5) AND ($6 IS NULL OR started_at <= $6) \
-             ORDER BY started_at DESC, id LIMIT $7 OFFSET $8"
+            n + 1,
+            n + 2
         );
-        let rows = sqlx::query(sql)
-            .bind(&f.user)
-            .bind(&f.resource_role)
-            .bind(&f.mode)
-            .bind(&f.status)
-            .bind(f.since)
-            .bind(f.until)
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in texts.iter().filter_map(|(_, v)| v.as_ref()) {
+            q = q.bind(value);
+        }
+        for value in [f.since, f.until].into_iter().flatten() {
+            q = q.bind(value);
+        }
+        let rows = q
             .bind(f.limit.unwrap_or(100).clamp(1, 10_000))
             .bind(f.offset.unwrap_or(0).max(0))
             .fetch_all(&self.pool)
