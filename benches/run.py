@@ -154,7 +154,7 @@ statements = {"true" if statements else "false"}
 {audit}
 [limits]
 max_connections = 5000
-max_connections_per_address = 5000
+{"" if binary else "max_connections_per_address = 5000"}
 {limits}
 [tls]
 cert = "{CERT['cert']}"
