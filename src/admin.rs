@@ -105,9 +105,24 @@ pub fn router(state: ApiState) -> Router {
     documented()
         .split_for_parts()
         .0
-        .fallback(|| async { ApiError::not_found("no such endpoint: see /openapi.json") })
         .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// What a path nothing serves gets from the admin listener: JSON, or for the console's
+/// paths a page.
+pub async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if uri.path().starts_with("/ui") {
+        let page = "<!doctype html><title>Not found</title><p>No such page. <a href=\"/ui/\">Back to the console</a></p>";
+        (
+            axum::http::StatusCode::NOT_FOUND,
+            axum::response::Html(page),
+        )
+            .into_response()
+    } else {
+        ApiError::not_found("no such endpoint: see /openapi.json").into_response()
+    }
 }
 
 /// Every error answer is `{"error": …}`: the framework's own (a query string that does

@@ -150,7 +150,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         tracing::info!(addr = %listener.local_addr()?, console = %format!("http://{}/ui/", listener.local_addr()?), "admin API and web console listening");
         let (api, shutdown) = (ApiState(Arc::clone(&gateway)), stopped_fut(stopped.clone()));
         let caps = Caps::new(budget.admin, per_address);
-        let app = crate::admin::router(api.clone()).merge(crate::console::router(api.clone()));
+        let app = crate::admin::router(api.clone())
+            .merge(crate::console::router(api.clone()))
+            .fallback(crate::admin::not_found);
         listeners.spawn(crate::admin::serve(listener, api, app, caps, shutdown));
     }
     let mut postgres_addr = None;

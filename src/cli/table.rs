@@ -42,7 +42,11 @@ fn micros(us: i64) -> String {
 pub fn render(rows: &Value, columns: &[&str]) -> String {
     let (header, cells) = cells(rows, columns);
     let empty = cells.is_empty();
-    let mut out = grid(header.iter().map(|c| c.to_uppercase()).collect(), cells);
+    let title = |c: &String| match c.as_str() {
+        "ts_us" => "TIME".to_owned(),
+        other => other.to_uppercase(),
+    };
+    let mut out = grid(header.iter().map(title).collect(), cells);
     if empty {
         out.push_str("(none)\n");
     }

@@ -302,6 +302,10 @@ async fn api_errors_are_json_sentences() {
     assert_eq!(code, 404);
     let (code, _) = call("PUT", "/api/users", "{}").await;
     assert_eq!(code, 405);
+    // The console's paths get a page instead.
+    let (head, body) = common::browser::raw(addr, &common::browser::get("/ui/nope", None)).await;
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
+    assert!(body.contains("Back to the console"), "{body}");
     env.gw.shutdown().await;
 }
 
