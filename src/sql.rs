@@ -123,18 +123,27 @@ pub enum KillCheck {
 /// Whether `text` contains any of `words` (ASCII, any case): the cheap test that spares
 /// the tokenizer almost every statement.
 fn mentions(text: &str, words: &[&str]) -> bool {
-    let bytes = text.as_bytes();
+    mentions_bytes(text.as_bytes(), words)
+}
+
+/// Whether a message's bytes could name a backend signal function (`pg_signals` has
+/// nothing to find otherwise): the relay asks before it makes a string.
+pub fn could_signal(bytes: &[u8]) -> bool {
+    mentions_bytes(bytes, &["_backend"])
+}
+
+fn mentions_bytes(bytes: &[u8], words: &[&str]) -> bool {
     words.iter().any(|w| {
         let w = w.as_bytes();
         let Some(&first) = w.first() else {
             return false;
         };
         let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
-        bytes.iter().enumerate().any(|(i, &b)| {
-            (b == lo || b == up)
-                && bytes
-                    .get(i..i + w.len())
-                    .is_some_and(|s| s.eq_ignore_ascii_case(w))
+        // memchr jumps to the candidates (vectorized): most statements have few.
+        memchr::memchr2_iter(lo, up, bytes).any(|i| {
+            bytes
+                .get(i..i + w.len())
+                .is_some_and(|s| s.eq_ignore_ascii_case(w))
         })
     })
 }

@@ -320,6 +320,38 @@ async fn session(
     })
 }
 
+/// `user add`.
+async fn add_user(c: &Client, cmd: &UserCmd) -> Result<Shown, ClientError> {
+    let UserCmd::Add {
+        name,
+        email,
+        display_name,
+        groups,
+        role,
+        status,
+        password,
+        password_stdin,
+    } = cmd
+    else {
+        return Err(ClientError::Local("not `user add`".into()));
+    };
+    let password = match (password, password_stdin) {
+        (_, true) => Some(stdin_line()?),
+        (p, false) => p.clone(),
+    };
+    let new = NewUser {
+        name: name.clone(),
+        email: email.clone(),
+        display_name: display_name.clone(),
+        status: Some(parsed::<Status>("--status", status)?),
+        role: Some(parsed::<Role>("--role", role)?),
+        groups: groups.clone(),
+        password,
+    };
+    let v: UserView = send(c, Method::POST, "/api/users", &new).await?;
+    shown(&v, USER_COLS)
+}
+
 async fn user(c: &Client, cmd: &UserCmd) -> Result<Shown, ClientError> {
     let path = |n: &str| format!("/api/users/{}", seg(n));
     let patch = async |name: &str, p: UserPatch| -> Result<Shown, ClientError> {
@@ -329,32 +361,7 @@ async fn user(c: &Client, cmd: &UserCmd) -> Result<Shown, ClientError> {
     match cmd {
         UserCmd::List => shown(&c.fetch::<Vec<UserView>>("/api/users").await?, USER_COLS),
         UserCmd::Show { name } => shown(&c.fetch::<UserView>(&path(name)).await?, USER_COLS),
-        UserCmd::Add {
-            name,
-            email,
-            display_name,
-            groups,
-            role,
-            status,
-            password,
-            password_stdin,
-        } => {
-            let password = match (password, password_stdin) {
-                (_, true) => Some(stdin_line()?),
-                (p, false) => p.clone(),
-            };
-            let new = NewUser {
-                name: name.clone(),
-                email: email.clone(),
-                display_name: display_name.clone(),
-                status: Some(parsed::<Status>("--status", status)?),
-                role: Some(parsed::<Role>("--role", role)?),
-                groups: groups.clone(),
-                password,
-            };
-            let v: UserView = send(c, Method::POST, "/api/users", &new).await?;
-            shown(&v, USER_COLS)
-        }
+        UserCmd::Add { .. } => add_user(c, cmd).await,
         UserCmd::SetStatus { name, status } => {
             let status = Some(parsed::<Status>("status", status)?);
             patch(

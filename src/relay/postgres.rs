@@ -544,6 +544,9 @@ pub mod sides {
         /// not: it signals a backend that is not the caller's to signal, or one the gateway
         /// cannot identify.
         fn refused(&self, tag: u8, body: &[u8]) -> Option<&'static str> {
+            if tag != b'F' && !crate::sql::could_signal(body) {
+                return None;
+            }
             let mut r = Reader(body);
             let text = match tag {
                 b'Q' => r.text(),
