@@ -24,6 +24,7 @@ fn query(common: &Arc<Common>, i: usize) -> Event {
             rows: 1,
             status: portcullis::audit::Status::Ok,
             error_code: None,
+            guardrails: None,
             cut: None,
         },
     }

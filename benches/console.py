@@ -3,13 +3,15 @@
 
 Starts the release gateway on a private SQLite store, fills the session index with
 SESSIONS generated sessions (default 100 000: 200 users, 20 resource roles, the three
-modes, spread over 90 days, 20 of them live), signs in to the console as the bootstrap
-admin and times each page REPEAT times (default 20): medians and p95 in milliseconds,
-written to benches/results/console-<date>.md.
+modes, spread over 90 days, 20 of them live) and the monitoring log with STATEMENTS
+generated statements of those sessions (default 1 000 000), signs in to the console as
+the bootstrap admin and times each page REPEAT times (default 20): medians and p95 in
+milliseconds, written to benches/results/console-<date>.md.
 
 Run: cargo build --release --bin portcullis && python3 benches/console.py
 """
 import datetime
+import json
 import http.client
 import os
 import random
@@ -25,6 +27,7 @@ import urllib.parse
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SESSIONS = int(os.environ.get("SESSIONS", "100000"))
 REPEAT = int(os.environ.get("REPEAT", "20"))
+STATEMENTS = int(os.environ.get("STATEMENTS", "1000000"))
 BINARY = os.environ.get("PORTCULLIS", os.path.join(ROOT, "target/release/portcullis"))
 
 
@@ -97,6 +100,25 @@ def fill(db):
     con.close()
 
 
+def fill_log(audit_dir):
+    """STATEMENTS query events in one log file older than the gateway's own: one in ten
+    thousand names `rare_marker`, every one names `orders`."""
+    rnd = random.Random(11)
+    path = os.path.join(audit_dir, "portcullis-0000-generated.jsonl")
+    with open(path, "w") as f:
+        for i in range(STATEMENTS):
+            session = f"gen-{rnd.randrange(SESSIONS):07}"
+            table = "rare_marker" if i % 10000 == 0 else f"items_{i % 97}"
+            statement = (f"SELECT o.id, o.total, c.email FROM orders o JOIN {table} c "
+                         f"ON c.id = o.customer_id WHERE o.id = {i}")
+            f.write(json.dumps({"seq": i + 1, "ts": "2026-12-01T00:00:00.000000Z",
+                                "kind": "query", "session_id": session, "user": "user1",
+                                "resource_role": "role1", "op": "query", "status": "ok",
+                                "statement": statement, "duration_us": 120, "rows": 1,
+                                "prev_hash": "0" * 64, "hash": "0" * 64}) + "\n")
+    return os.path.getsize(path)
+
+
 def sign_in(admin, token):
     c = http.client.HTTPConnection("127.0.0.1", admin)
     body = urllib.parse.urlencode({"name": "admin", "secret": token})
@@ -135,6 +157,8 @@ PAGES = [
     ("one session's page", "/ui/sessions/gen-0050000"),
     ("access review (all roles)", "/ui/review"),
     ("API: GET /api/sessions?limit=50", None),
+    ("search: a text in 100 statements of the log", "/ui/sessions?q=rare_marker"),
+    ("search: a text in every statement of the log", "/ui/sessions?q=orders"),
 ]
 
 
@@ -153,9 +177,14 @@ def main():
     print(f"filled the index with {SESSIONS} sessions in {time.time() - t:.1f}s", flush=True)
     p = start(tmp, admin)
     try:
+        t = time.time()
+        size = fill_log(os.path.join(tmp, "audit"))
+        print(f"wrote {STATEMENTS} statements ({size >> 20} MiB) to the log in "
+              f"{time.time() - t:.1f}s", flush=True)
         cookie = sign_in(admin, token)
         lines = [f"# Console pages over {SESSIONS} sessions ({datetime.date.today()})", "",
-                 f"{REPEAT} requests each, one connection, release build, SQLite store.", "",
+                 f"{REPEAT} requests each, one connection, release build, SQLite store; "
+                 f"the monitoring log holds {STATEMENTS} statements ({size >> 20} MiB).", "",
                  "| page | median ms | p95 ms | bytes |", "| --- | ---: | ---: | ---: |"]
         for label, path in PAGES:
             if path is None:

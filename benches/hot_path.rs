@@ -108,7 +108,9 @@ fn statement<C: ClientSide, S: ServerSide>(
     let _ = fe.feed(client, C::wants, |h, body, _| {
         black_box(c.frame(h, body, None));
     });
-    let _ = be.feed(server, S::wants, |h, body, _| s.frame(h, body, out));
+    let _ = be.feed(server, S::wants, |h, body, _| {
+        s.frame(h, body, out);
+    });
     let n = out.len();
     out.clear();
     n
@@ -176,7 +178,7 @@ fn framing(cr: &mut Criterion) {
             // In 32 KiB reads, as the relay's buffer delivers them.
             for chunk in rows.chunks(32 * 1024) {
                 let _ = be.feed(chunk, pg::PgServer::wants, |h, body, _| {
-                    s.frame(h, body, &mut out)
+                    s.frame(h, body, &mut out);
                 });
             }
         })
@@ -193,6 +195,7 @@ fn event(cr: &mut Criterion) {
         rows: 1,
         status: portcullis::audit::Status::Ok,
         error_code: None,
+        guardrails: None,
         cut: None,
     };
     let common = br#"{"session_id":"0b6c1f3e-8d1e-4c55-9b1a-2f8f9b3c7d11","user":"alice","groups":["eng"],"resource_role":"bench","resource":"pg","protocol":"postgres","mode":"native","client_addr":"127.0.0.1:52144","application_name":"pgbench","tls":false}"#;
@@ -224,5 +227,57 @@ fn event(cr: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, observe, framing, event);
+/// Parse and decide per statement (a guard with a fresh cache each time), and a repeated
+/// text (the cache).
+fn guardrails(cr: &mut Criterion) {
+    use portcullis::guardrail::Guard;
+    use portcullis::model::{Guardrail, Protocol};
+    let rules: Vec<Arc<Guardrail>> = serde_json::from_str::<Vec<Guardrail>>(
+        r#"[
+        {"name": "no-ddl", "resource_roles": ["r"], "action": "block", "classes": ["ddl", "dcl"]},
+        {"name": "no-bare-writes", "resource_roles": ["r"], "action": "block",
+         "update_without_where": true, "delete_without_where": true},
+        {"name": "no-secrets", "resource_roles": ["r"], "action": "block",
+         "tables": ["*.secrets", "billing.*"]},
+        {"name": "watch-writes", "resource_roles": ["r"], "action": "warn", "classes": ["write"]}
+    ]"#,
+    )
+    .expect("rules")
+    .into_iter()
+    .map(Arc::new)
+    .collect();
+    let base = Guard::new(&rules, "r", &[], Protocol::Postgres, "public").expect("guard");
+    let mut g = cr.benchmark_group("guardrail");
+    g.throughput(Throughput::Elements(1));
+    for (name, text) in [
+        (
+            "point_select",
+            "SELECT abalance FROM pgbench_accounts WHERE aid = 48213;",
+        ),
+        (
+            "update",
+            "UPDATE pgbench_accounts SET abalance = abalance + -4120 WHERE aid = 10332;",
+        ),
+        (
+            "insert",
+            "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (3, 1, 71262, -4120, CURRENT_TIMESTAMP);",
+        ),
+        (
+            "join_cte",
+            "WITH recent AS (SELECT customer_id, sum(total) AS t FROM orders WHERE created_at > now() - interval '7 days' GROUP BY 1) SELECT c.name, r.t FROM customers c JOIN recent r ON r.customer_id = c.id WHERE c.region IN (SELECT id FROM regions WHERE active) ORDER BY r.t DESC LIMIT 20",
+        ),
+        ("blocked_drop", "DROP TABLE billing.invoices"),
+    ] {
+        g.bench_function(format!("parse_decide_{name}"), |b| {
+            b.iter(|| base.clone().check(black_box(text)))
+        });
+    }
+    let mut warm = base.clone();
+    let text = "SELECT abalance FROM pgbench_accounts WHERE aid = $1";
+    warm.check(text);
+    g.bench_function("cached", |b| b.iter(|| warm.check(black_box(text))));
+    g.finish();
+}
+
+criterion_group!(benches, observe, framing, event, guardrails);
 criterion_main!(benches);

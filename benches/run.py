@@ -30,6 +30,30 @@ PASSWORD = "bench-password"
 PG = ["127.0.0.1", 5432]  # replaced by the private cluster's port
 IDLE_SESSIONS = int(os.environ.get("IDLE_SESSIONS", "1000"))
 ADMIN = {}  # gateway name -> (admin port, data dir)
+# A representative rule set that lets pgbench through: `portcullis-guarded` runs with it.
+GUARDRAILS = """
+[[guardrails]]
+name = "no-ddl"
+resource_roles = ["bench"]
+action = "block"
+classes = ["ddl", "dcl"]
+[[guardrails]]
+name = "no-bare-writes"
+resource_roles = ["bench"]
+action = "block"
+update_without_where = true
+delete_without_where = true
+[[guardrails]]
+name = "no-secrets"
+resource_roles = ["bench"]
+action = "block"
+tables = ["*.secrets", "billing.*"]
+[[guardrails]]
+name = "watch-writes"
+resource_roles = ["bench"]
+action = "warn"
+classes = ["write"]
+"""
 BEFORE = os.environ.get("PORTCULLIS_BEFORE")  # another build's binary, measured as `portcullis-before`
 
 
@@ -126,10 +150,10 @@ def setup_database():
 MY_PORT = [0]
 
 
-def start_portcullis(tmp, statements=True, name=None, limits="", binary=None, audit=""):
+def start_portcullis(tmp, statements=True, name=None, limits="", binary=None, audit="", extra=""):
     """`statements = False` is the same gateway with per-statement `query` events off;
-    `limits` adds lines to its `[limits]`, `audit` to its `[audit]`; `binary` another
-    build (before/after a change)."""
+    `limits` adds lines to its `[limits]`, `audit` to its `[audit]`, `extra` sections at the
+    end; `binary` another build (before/after a change)."""
     port, admin = free_port(), free_port()
     my_port = free_port()
     if statements and not name:
@@ -188,6 +212,7 @@ resource = "maria"
 database = "sbtest"
 user = "root"
 allowed_groups = ["bench"]
+{extra}
 """)
     env = dict(os.environ, PORTCULLIS_LOG="warn")
     wrap = os.environ.get("PORTCULLIS_WRAP", "").split()  # e.g. valgrind --tool=callgrind
@@ -429,6 +454,8 @@ def main():
     acked, acked_port, _ = start_portcullis(tmp, name="portcullis-acked", limits=keep,
                                             audit='durability = "acknowledged"')
     anew, anew_port, _ = start_portcullis(tmp, name="portcullis-anew")
+    guarded, guarded_port, _ = start_portcullis(tmp, name="portcullis-guarded", limits=keep,
+                                                extra=GUARDRAILS)
     before = start_portcullis(tmp, name="portcullis-before", limits=keep, binary=BEFORE) if BEFORE else None
     bouncer_pid, pb_port, _ = start_pgbouncer(tmp)
     relay, relay_port, _ = start_relay()
@@ -439,6 +466,7 @@ def main():
         "relay": (relay_port, "postgres", "bench", relay.pid),
         "portcullis-nolog": (nolog_port, "bench", "bench", nolog.pid),
         "portcullis-acked": (acked_port, "bench", "bench", acked.pid),
+        "portcullis-guarded": (guarded_port, "bench", "bench", guarded.pid),
     }
     workloads = {
         "-S -c 8 simple": ["-S", "-c", "8", "-j", "2", "-M", "simple"],
@@ -520,7 +548,7 @@ def main():
     oneoff = None
     if os.environ.get("EXEC", "1") != "0":
         oneoff = {"kept upstreams": exec_latency("portcullis"), "a new upstream login each": exec_latency("portcullis-anew")}
-    for p in (pc, nolog, acked, anew, relay, *([before[0]] if before else [])):
+    for p in (pc, nolog, acked, anew, guarded, relay, *([before[0]] if before else [])):
         p.terminate()
     if bouncer_pid:
         try:
@@ -560,6 +588,12 @@ def write_report(results, cpu, rss, my, large, logins, login_cpu, sys_counts, on
     for w, by in results.items():
         on, ack = med(by["portcullis"]), med(by["portcullis-acked"])
         lines.append(f"| {w} | {on:.0f} | {ack:.0f} | {ack/on:.3f} |")
+    if results:
+        lines += ["", "Guardrails: the same gateway with four rules on the resource role (`GUARDRAILS` in benches/run.py; every simple-protocol statement parsed, a prepared one once per Parse):", "",
+                  "| workload | no rules TPS | with rules TPS | with/without |", "|---|---|---|---|"]
+    for w, by in results.items():
+        on, g = med(by["portcullis"]), med(by["portcullis-guarded"])
+        lines.append(f"| {w} | {on:.0f} | {g:.0f} | {g/on:.3f} |")
     lat = results.get("-S -c 1 (latency)")
     if lat:
         d, p = med(lat["direct"], "lat_ms"), med(lat["portcullis"], "lat_ms")
@@ -576,6 +610,8 @@ def write_report(results, cpu, rss, my, large, logins, login_cpu, sys_counts, on
         u, s_ = statistics.median(x[0] for x in samples), statistics.median(x[1] for x in samples)
         total[t] = statistics.median(x[0] + x[1] for x in samples)
         lines.append(f"| {t} | {u:.1f} | {s_:.1f} | {total[t]:.1f} |")
+    if "portcullis" in total and "portcullis-guarded" in total:
+        lines += ["", f"With guardrails / without, CPU per statement: {total['portcullis-guarded'] / total['portcullis']:.2f}"]
     if "portcullis" in total and "pgbouncer" in total:
         lines += ["", f"Portcullis / PgBouncer CPU: {total['portcullis'] / total['pgbouncer']:.2f}"]
     if "portcullis-before" in total:

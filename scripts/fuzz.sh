@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../fuzz"
 MINUTES=${MINUTES:-10}
 JOBS=${JOBS:-2}
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(pg_relay my_relay pg_startup my_handshake scram config)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(pg_relay my_relay pg_startup my_handshake scram config guardrail)
 
 rustup toolchain list | grep -q nightly || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked

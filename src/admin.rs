@@ -5,6 +5,7 @@
 pub(crate) mod access;
 pub(crate) mod catalog;
 mod error;
+pub(crate) mod guardrails;
 pub(crate) mod lockouts;
 pub(crate) mod login;
 pub(crate) mod oneoffs;
@@ -93,6 +94,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .merge(login::routes())
         .merge(oneoffs::routes())
         .merge(requests::routes())
+        .merge(guardrails::routes())
         .merge(ops::routes())
 }
 

@@ -101,6 +101,9 @@ pub enum Kind {
         status: Status,
         #[serde(skip_serializing_if = "Option::is_none")]
         error_code: Option<String>,
+        /// The guardrails that matched (`status: "blocked"` when one blocked it).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        guardrails: Option<Arc<[Box<str>]>>,
         /// The statement was cut (`statement_truncated`, `statement_length`,
         /// `statement_sha256`).
         #[serde(flatten, serialize_with = "fields::cut_fields")]

@@ -45,6 +45,9 @@ pub async fn apply(store: &Store, config: &Config) -> Result<()> {
     for rule in &config.access_request_rules {
         store.put_rule(rule, true, false).await?;
     }
+    for g in &config.guardrails {
+        store.put_guardrail(g, true, false).await?;
+    }
     remove_undeclared(store, config).await
 }
 
@@ -62,6 +65,13 @@ async fn remove_undeclared(store: &Store, config: &Config) -> Result<()> {
         if r.managed && !rules.contains(&r.rule.name) {
             tracing::info!(rule = %r.rule.name, "removed: no longer declared in the config");
             store.delete_rule(&r.rule.name).await?;
+        }
+    }
+    let guardrails = declared(config.guardrails.iter().map(|g| &g.name).collect());
+    for g in store.list_guardrails().await? {
+        if g.managed && !guardrails.contains(&g.rule.name) {
+            tracing::info!(guardrail = %g.rule.name, "removed: no longer declared in the config");
+            store.delete_guardrail(&g.rule.name).await?;
         }
     }
     let roles = declared(config.resource_roles.iter().map(|r| &r.name).collect());

@@ -286,6 +286,10 @@ pub enum RunbooksCmd {
     Lint {
         /// The runbooks directory [default: runbooks].
         dir: Option<PathBuf>,
+        /// Also check each statement against this config's guardrails, on every resource
+        /// role the runbook may run on.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 

@@ -34,6 +34,7 @@ pub struct Config {
     pub console: ConsoleConfig,
     pub notify: NotifyConfig,
     pub access_request_rules: Vec<crate::model::AccessRequestRule>,
+    pub guardrails: Vec<crate::model::Guardrail>,
     pub groups: Vec<GroupDecl>,
     pub users: Vec<UserDecl>,
     pub resources: Vec<ResourceDecl>,

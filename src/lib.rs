@@ -13,6 +13,7 @@
 //! - `store` (SQLite or a shared PostgreSQL), `seal`, `bootstrap`, `control` (the live
 //!   config and snapshot, reload, polling), `audit` (the monitoring log: events, writer,
 //!   hash chain), `lockout`, `metrics`.
+//! - `guardrail` (what a statement does, parsed; the rules one session works under).
 //! - `relay` (the hot path: framing, observing, forwarding) and `upstream` (the one way to
 //!   reach a database, with kept connections).
 //! - `session`: the login sequence both protocols share (handshake → authenticate →
@@ -36,6 +37,7 @@ pub mod config;
 mod console;
 mod control;
 mod fsutil;
+pub mod guardrail;
 mod lockout;
 mod metrics;
 pub mod model;

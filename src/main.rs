@@ -47,8 +47,8 @@ fn main() -> ExitCode {
         Command::Audit(cmd) if portcullis::cli::audit::local(cmd) => {
             portcullis::cli::audit::run(cmd, cli.output)
         }
-        Command::Runbooks(portcullis::cli::RunbooksCmd::Lint { dir }) => {
-            portcullis::cli::lint_runbooks(dir.clone())
+        Command::Runbooks(portcullis::cli::RunbooksCmd::Lint { dir, config }) => {
+            portcullis::cli::lint_runbooks(dir.clone(), config.as_deref())
         }
         _ => match runtime.block_on(portcullis::cli::run_remote(&cli)) {
             Ok(printed) => {

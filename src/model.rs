@@ -6,7 +6,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+mod guardrails;
 mod requests;
+pub use guardrails::*;
 pub use requests::*;
 
 /// Checks a name (user, group, resource, resource role): 1–63 characters of ASCII letters,

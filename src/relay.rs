@@ -39,6 +39,8 @@ pub struct Outcome {
     pub application_name: Option<Arc<str>>,
     /// The statement was too long to keep whole: its full length and hash.
     pub cut: Option<Arc<framer::Cut>>,
+    /// What the guardrails said, when any matched.
+    pub guard: Option<Arc<crate::guardrail::Decision>>,
 }
 
 /// What the relay does with a client frame.
@@ -76,7 +78,9 @@ pub trait ServerSide: Send {
     /// How much of a wanted body to keep.
     const LIMIT: usize;
     fn wants(header: &[u8]) -> bool;
-    fn frame(&mut self, header: &[u8], body: &[u8], out: &mut Vec<Outcome>);
+    /// One server frame; `Some`: the bytes the client gets instead (only when the whole
+    /// frame lies in one read; otherwise it goes as the server sent it).
+    fn frame(&mut self, header: &[u8], body: &[u8], out: &mut Vec<Outcome>) -> Option<Vec<u8>>;
     /// Statements complete without an answer the server never got to send (the relay
     /// ended first): their outcomes.
     fn drain(&mut self, _out: &mut Vec<Outcome>) {}
@@ -423,8 +427,13 @@ where
         loop {
             if !chunk.is_empty() {
                 let observer = &mut *self.observer;
+                let mut replace = Vec::new();
                 let fed = framer.feed(chunk, S::wants, |h, body, _| {
-                    observer.frame(h, body, &mut outcomes);
+                    if let Some(bytes) = observer.frame(h, body, &mut outcomes)
+                        && let Some((start, end)) = span_in(chunk, h, body)
+                    {
+                        replace.push((start, end, bytes));
+                    }
                 });
                 if let Err(e) = fed {
                     return Ended::Failed(format!("upstream sent a malformed frame: {e:?}"));
@@ -432,10 +441,17 @@ where
                 self.server_boundary
                     .store(framer.at_boundary(), Ordering::Relaxed);
                 *self.bytes += chunk.len() as u64;
+                let replaced;
+                let out = if replace.is_empty() {
+                    chunk
+                } else {
+                    replaced = spliced(chunk, &replace);
+                    &replaced[..]
+                };
                 // Held completions (`audit.durability = "acknowledged"`): the client sees
                 // a statement complete only once its event is written.
                 let hold = !outcomes.is_empty() && self.sink.holds_completions();
-                if !hold && let Err(e) = write(&mut self.to, chunk).await {
+                if !hold && let Err(e) = write(&mut self.to, out).await {
                     return Ended::Failed(format!("writing to the client: {e}"));
                 }
                 self.pending.extend(outcomes.drain(..));
@@ -449,7 +465,7 @@ where
                 }
                 if hold {
                     self.sink.settled().await;
-                    if let Err(e) = write(&mut self.to, chunk).await {
+                    if let Err(e) = write(&mut self.to, out).await {
                         return Ended::Failed(format!("writing to the client: {e}"));
                     }
                 }

@@ -9,7 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::config::Secret;
-use crate::model::{AccessRequestRule, Resource, ResourceRole, User, carries};
+use crate::model::{AccessRequestRule, Guardrail, Resource, ResourceRole, User, carries};
 
 /// Password verifiers of one user (never the password).
 #[derive(Clone, Debug, Default)]
@@ -69,6 +69,9 @@ pub struct Snapshot {
     pub tokens: HashMap<String, TokenEntry>,
     /// Access request rules by name.
     pub rules: HashMap<String, Arc<AccessRequestRule>>,
+    /// Guardrails in the order they are evaluated: the config's, then the API's, each by
+    /// name.
+    pub guardrails: Vec<Arc<Guardrail>>,
     /// Approved just-in-time grants: (user, resource role) → when the latest ends (unix
     /// seconds).
     pub grants: HashMap<(String, String), i64>,

@@ -25,7 +25,7 @@ const MAX_DEPTH: usize = 4;
 /// MySQL as the server lexes it with `NO_BACKSLASH_ESCAPES` (a client may set that mode,
 /// and `'a\'` then ends a string the default lexing would continue).
 #[derive(Debug)]
-struct MySqlNoBackslash;
+pub(crate) struct MySqlNoBackslash;
 
 impl Dialect for MySqlNoBackslash {
     fn dialect(&self) -> std::any::TypeId {

@@ -6,6 +6,7 @@
 mod anchors;
 mod catalog;
 mod changes;
+mod definitions;
 mod requests;
 mod sessions;
 mod snapshot;
@@ -117,6 +118,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         10,
         "live sessions",
         include_str!("../migrations/0010_live_sessions.sql"),
+    ),
+    (
+        11,
+        "guardrails",
+        include_str!("../migrations/0011_guardrails.sql"),
     ),
 ];
 

@@ -18,6 +18,7 @@ pub fn kind_json(kind: &Kind, out: &mut Vec<u8>) -> std::io::Result<()> {
         rows,
         status,
         error_code,
+        guardrails,
         cut,
     } = kind
     else {
@@ -49,6 +50,16 @@ pub fn kind_json(kind: &Kind, out: &mut Vec<u8>) -> std::io::Result<()> {
     if let Some(code) = error_code {
         out.extend_from_slice(b",\"error_code\":");
         string(out, code);
+    }
+    if let Some(rules) = guardrails {
+        out.extend_from_slice(b",\"guardrails\":[");
+        for (i, r) in rules.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            string(out, r);
+        }
+        out.push(b']');
     }
     if let Some(c) = cut {
         out.extend_from_slice(b",\"statement_truncated\":true,\"statement_length\":");
@@ -162,6 +173,9 @@ mod tests {
             } else {
                 crate::audit::Status::Ok
             },
+            guardrails: code
+                .as_ref()
+                .map(|_| Arc::from(vec![Box::from("no-ddl"), Box::from("a \"b\"")])),
             error_code: code,
             cut: None,
         }

@@ -52,7 +52,7 @@ string_enum!(
 );
 string_enum!(
     /// How a statement ended.
-    Status { Ok => "ok", Error => "error" }
+    Status { Ok => "ok", Error => "error", Blocked => "blocked" }
 );
 
 /// A statement too long to keep whole in the log (over 1 MiB): its full length and the

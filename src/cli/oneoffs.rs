@@ -199,7 +199,7 @@ fn table(r: &StatementResult, many: bool) -> String {
 }
 
 /// `portcullis runbooks lint [DIR]`: every problem of every file, `file:line: message`.
-pub fn lint_runbooks(dir: Option<PathBuf>) -> ExitCode {
+pub fn lint_runbooks(dir: Option<PathBuf>, config: Option<&std::path::Path>) -> ExitCode {
     let dir = dir.unwrap_or_else(|| PathBuf::from("runbooks"));
     let (catalog, bad) = match crate::runbook::load(&dir) {
         Ok(loaded) => loaded,
@@ -209,6 +209,21 @@ pub fn lint_runbooks(dir: Option<PathBuf>) -> ExitCode {
         }
     };
     let mut problems = 0;
+    if let Some(path) = config {
+        match crate::config::Config::load(path) {
+            Ok(config) => {
+                for (file, line, message) in guarded_runbooks(&dir, &catalog, &config) {
+                    problems += 1;
+                    eprintln!("{file}:{line}: {message}");
+                }
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let blocked = problems;
     for f in &bad {
         for p in &f.problems {
             problems += 1;
@@ -223,7 +238,10 @@ pub fn lint_runbooks(dir: Option<PathBuf>) -> ExitCode {
         bad.len(),
         if problems == 1 { "" } else { "s" }
     );
-    if bad.is_empty() && good > 0 {
+    if blocked > 0 {
+        eprintln!("{blocked} statement(s) a guardrail would block");
+    }
+    if bad.is_empty() && good > 0 && blocked == 0 {
         ExitCode::SUCCESS
     } else {
         if good == 0 && bad.is_empty() {
@@ -231,4 +249,57 @@ pub fn lint_runbooks(dir: Option<PathBuf>) -> ExitCode {
         }
         ExitCode::FAILURE
     }
+}
+
+/// Each runbook statement a guardrail would block on a resource role it may run on, as
+/// (file, line, message). Rules are taken for everyone (their groups ignored): a
+/// statement blocked for anyone is reported.
+fn guarded_runbooks(
+    dir: &std::path::Path,
+    catalog: &crate::runbook::Catalog,
+    config: &crate::config::Config,
+) -> Vec<(String, usize, String)> {
+    use std::sync::Arc;
+    let rules: Vec<Arc<crate::model::Guardrail>> = config
+        .guardrails
+        .iter()
+        .map(|g| {
+            let mut g = g.clone();
+            g.groups.clear();
+            g.except_groups.clear();
+            Arc::new(g)
+        })
+        .collect();
+    let mut out = Vec::new();
+    for rb in catalog.runbooks.values() {
+        for role in config.resource_roles.iter().filter(|r| rb.runs_on(&r.name)) {
+            let Some(resource) = config.resources.iter().find(|r| r.name == role.resource) else {
+                continue;
+            };
+            let protocol = resource.protocol;
+            let schema = match protocol {
+                crate::model::Protocol::Postgres => "public",
+                crate::model::Protocol::Mysql => role.database.as_str(),
+            };
+            let Some(mut guard) =
+                crate::guardrail::Guard::new(&rules, &role.name, &[], protocol, schema)
+            else {
+                continue;
+            };
+            let mysql = protocol == crate::model::Protocol::Mysql;
+            for s in &rb.statements {
+                let text =
+                    crate::sql::placeholders(&s.text, mysql).map_or(s.text.clone(), |p| p.text);
+                if let Some(d) = guard.check(&text).filter(|d| d.block) {
+                    let file = dir.join(format!("{}.sql", rb.name)).display().to_string();
+                    out.push((
+                        file,
+                        s.line,
+                        format!("on resource role `{}`: {}", role.name, d.message()),
+                    ));
+                }
+            }
+        }
+    }
+    out
 }

@@ -31,6 +31,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub access_request_rules: Vec<RawRule>,
     #[serde(default)]
+    pub guardrails: Vec<RawGuardrail>,
+    #[serde(default)]
     pub runbooks: RawRunbooks,
     #[serde(default)]
     pub groups: Vec<RawGroup>,
@@ -129,6 +131,30 @@ pub struct RawRule {
     pub reason_required: Option<bool>,
     #[serde(default)]
     pub break_glass_groups: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawGuardrail {
+    pub name: String,
+    #[serde(default)]
+    pub resource_roles: Vec<String>,
+    pub action: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub except_groups: Vec<String>,
+    #[serde(default)]
+    pub classes: Vec<String>,
+    #[serde(default)]
+    pub tables: Vec<String>,
+    #[serde(default)]
+    pub update_without_where: bool,
+    #[serde(default)]
+    pub delete_without_where: bool,
+    #[serde(default)]
+    pub select_star: bool,
+    pub allow_multi: Option<bool>,
+    pub unparsed: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -125,6 +125,7 @@ pub fn validate(
         &group_names,
         &resource_roles,
     );
+    let guardrails = guardrails(&mut p, &raw.guardrails, &group_names, &resource_roles);
     let access_requests = AccessRequestsConfig {
         pending_timeout: duration_or(
             &mut p,
@@ -165,6 +166,7 @@ pub fn validate(
         console,
         notify,
         access_request_rules,
+        guardrails,
         groups,
         users,
         resources,
@@ -322,6 +324,58 @@ fn rules(
             "access_request_rules".to_owned(),
             format!("rules `{a}` and `{b}` are of the same kind on resource role `{role}`"),
         );
+    }
+    out
+}
+
+/// The guardrails, each checked against what the file declares.
+fn guardrails(
+    p: &mut Problems,
+    raw: &[super::raw::RawGuardrail],
+    groups: &HashSet<&str>,
+    roles: &[ResourceRoleDecl],
+) -> Vec<crate::model::Guardrail> {
+    use crate::model::{GuardAction, Guardrail, Known, StatementClass};
+    let mut out = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, r) in raw.iter().enumerate() {
+        let at = |k: &str| format!("guardrails[{i}].{k}");
+        p.unique(&mut seen, at("name"), &r.name);
+        let action = p
+            .parse(&at("action"), r.action.parse::<GuardAction>())
+            .unwrap_or(GuardAction::Block);
+        let classes = r
+            .classes
+            .iter()
+            .filter_map(|c| p.parse(&at("classes"), c.parse::<StatementClass>()))
+            .collect();
+        let unparsed = r
+            .unparsed
+            .as_deref()
+            .and_then(|u| p.parse(&at("unparsed"), u.parse()));
+        let rule = Guardrail {
+            name: r.name.clone(),
+            resource_roles: r.resource_roles.clone(),
+            action,
+            groups: r.groups.clone(),
+            except_groups: r.except_groups.clone(),
+            classes,
+            tables: r.tables.clone(),
+            update_without_where: r.update_without_where,
+            delete_without_where: r.delete_without_where,
+            select_star: r.select_star,
+            allow_multi: r.allow_multi.unwrap_or(true),
+            unparsed,
+        };
+        let known = Known {
+            resource_role: &|name| roles.iter().any(|d| d.name == name),
+            group: &|g| groups.contains(g),
+            approvers: &|_| 0,
+        };
+        for (field, message) in rule.problems(&known) {
+            p.add(at(field), message);
+        }
+        out.push(rule);
     }
     out
 }

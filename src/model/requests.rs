@@ -150,35 +150,49 @@ pub struct Known<'a> {
     pub approvers: &'a dyn Fn(&[String]) -> usize,
 }
 
-impl AccessRequestRule {
-    /// Every problem with the rule on its own, as (field, message).
-    pub fn problems(&self, known: &Known<'_>) -> Vec<(&'static str, String)> {
+impl Known<'_> {
+    /// A rule's name, resource roles (at least one, each existing) and groups (each
+    /// existing), as (field, message).
+    pub fn problems(
+        &self,
+        name: &str,
+        resource_roles: &[String],
+        groups: &[(&'static str, &Vec<String>)],
+    ) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
-        if let Err(e) = super::check_name(&self.name) {
+        if let Err(e) = super::check_name(name) {
             out.push(("name", e));
         }
-        if self.resource_roles.is_empty() {
+        if resource_roles.is_empty() {
             out.push(("resource_roles", "names no resource role".to_owned()));
         }
-        for r in self
-            .resource_roles
-            .iter()
-            .filter(|r| !(known.resource_role)(r))
-        {
+        for r in resource_roles.iter().filter(|r| !(self.resource_role)(r)) {
             out.push((
                 "resource_roles",
                 format!("resource role `{r}` does not exist"),
             ));
         }
-        for (field, groups) in [
-            ("requester_groups", &self.requester_groups),
-            ("approver_groups", &self.approver_groups),
-            ("break_glass_groups", &self.break_glass_groups),
-        ] {
-            for g in groups.iter().filter(|g| !(known.group)(g)) {
-                out.push((field, format!("group `{g}` does not exist")));
+        for (field, list) in groups {
+            for g in list.iter().filter(|g| !(self.group)(g)) {
+                out.push((*field, format!("group `{g}` does not exist")));
             }
         }
+        out
+    }
+}
+
+impl AccessRequestRule {
+    /// Every problem with the rule on its own, as (field, message).
+    pub fn problems(&self, known: &Known<'_>) -> Vec<(&'static str, String)> {
+        let mut out = known.problems(
+            &self.name,
+            &self.resource_roles,
+            &[
+                ("requester_groups", &self.requester_groups),
+                ("approver_groups", &self.approver_groups),
+                ("break_glass_groups", &self.break_glass_groups),
+            ],
+        );
         if self.approver_groups.is_empty() {
             out.push(("approver_groups", "names no group".to_owned()));
         }

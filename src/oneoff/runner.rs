@@ -28,6 +28,8 @@ pub trait Runner: Pooled {
     /// The server's code for a statement it was asked to stop (MariaDB answers some, like
     /// `SLEEP`, as if they had finished: the run says they did not).
     const INTERRUPTED: &'static str;
+    /// The code of a statement a guardrail blocked (as the native session's refusal).
+    const BLOCKED: &'static str;
     /// Runs one statement; the second value: the connection is idle (outside any
     /// transaction), fit to keep.
     fn run(
@@ -54,6 +56,7 @@ impl Runner for PostgresUpstream {
     }
 
     const INTERRUPTED: &'static str = "57014";
+    const BLOCKED: &'static str = "42501";
 
     async fn run(
         &mut self,
@@ -107,6 +110,7 @@ impl Runner for MysqlUpstream {
     }
 
     const INTERRUPTED: &'static str = "1317";
+    const BLOCKED: &'static str = "1227";
 
     async fn run(
         &mut self,
@@ -162,6 +166,7 @@ pub async fn execute<C: Runner>(
         permit,
         job,
         link: &link,
+        guard: link.guard.clone(),
         results: Vec::new(),
         failed: None,
         idle: true,
@@ -186,6 +191,7 @@ struct Run<'a> {
     permit: &'a Permit,
     job: &'a Job,
     link: &'a RelayLink,
+    guard: Option<crate::guardrail::Guard>,
     results: Vec<StatementResult>,
     failed: Option<usize>,
     /// The connection is outside any transaction.
@@ -199,6 +205,17 @@ impl Run<'_> {
     async fn all<C: Runner>(&mut self, lease: &mut Lease<C>, planned: Vec<Planned>) {
         let mut sink = EventSink::new(self.link);
         for p in &planned {
+            let note = self.guard.as_mut().and_then(|g| g.check(&p.text));
+            if let Some(d) = note.as_ref().filter(|d| d.block) {
+                let mut result = StatementResult::new(&p.text);
+                result.failed(C::BLOCKED.into(), d.message());
+                let mut o = outcome::<C>(p, &result);
+                o.guard = note.clone();
+                sink.outcome(o).await;
+                self.results.push(result);
+                self.failed = Some(self.results.len() - 1);
+                break;
+            }
             let cancel = lease.conn.cancel(self.gw, self.permit);
             let interrupt = self.interrupt(cancel);
             let started = Instant::now();
@@ -210,7 +227,9 @@ impl Run<'_> {
                 Ok((mut result, idle)) => {
                     self.idle = idle;
                     self.say_interrupted::<C>(&mut result);
-                    sink.outcome(outcome::<C>(p, &result)).await;
+                    let mut o = outcome::<C>(p, &result);
+                    o.guard = note;
+                    sink.outcome(o).await;
                     let failed = result.error.is_some();
                     self.results.push(result);
                     if failed {
@@ -317,5 +336,6 @@ fn outcome<C: Runner>(p: &Planned, r: &StatementResult) -> Outcome {
         error_code: r.error.as_ref().map(|e| e.code.clone()),
         application_name: None,
         cut: None,
+        guard: None,
     }
 }

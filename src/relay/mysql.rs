@@ -20,6 +20,7 @@ use std::time::Instant;
 use super::framer::{Cut, My};
 use super::{ClientSide, Outcome, Params, ServerSide, Verdict};
 use crate::audit::Op;
+use crate::guardrail::{Decision, Guard};
 use crate::protocol::mysql::packet::{self, Reader, SERVER_MORE_RESULTS_EXISTS, STATUS_IN_TRANS};
 use crate::protocol::mysql::params::{Bound, decode};
 use crate::sql::{self, KillCheck};
@@ -85,6 +86,8 @@ struct Expect {
     error_code: Option<String>,
     params: Params,
     cut: Option<Arc<Cut>>,
+    /// What the guardrails said about it.
+    note: Option<Arc<Decision>>,
 }
 
 fn expect(answer: Answer, op: Option<Op>, statement: Arc<str>) -> Expect {
@@ -97,6 +100,7 @@ fn expect(answer: Answer, op: Option<Op>, statement: Arc<str>) -> Expect {
         error_code: None,
         params: None,
         cut: None,
+        note: None,
     }
 }
 
@@ -119,6 +123,7 @@ struct Shared {
 struct Prepared {
     statement: Arc<str>,
     params: Bound,
+    note: Option<Arc<Decision>>,
 }
 
 /// Maps a session id named in `KILL` to the upstream thread id this session may kill, or
@@ -130,6 +135,8 @@ pub struct MyClient {
     kill_target: KillTarget,
     /// Answer `COM_QUIT` with `Verdict::Hold`: the upstream may be kept.
     pub hold_goodbye: bool,
+    /// The session's guardrails (`None`: no rule applies, nothing is parsed).
+    pub guard: Option<Guard>,
 }
 
 pub struct MyServer {
@@ -154,6 +161,7 @@ pub fn pair(kill_target: KillTarget) -> (MyClient, MyServer) {
             shared: Arc::clone(&shared),
             kill_target,
             hold_goodbye: false,
+            guard: None,
         },
         MyServer {
             shared,
@@ -225,6 +233,7 @@ impl MyClient {
                     Arc::clone(&p.statement),
                 );
                 e.params = params;
+                e.note = p.note.clone();
                 e
             }
             None => expect(Answer::ResultSet, Some(Op::StmtExecute), Arc::from("")),
@@ -262,7 +271,7 @@ impl ClientSide for MyClient {
         let with = |op, statement: String| {
             expect(Answer::OnePacket, Some(op), Arc::from(statement.as_str()))
         };
-        let (e, verdict) = match code {
+        let (mut e, mut verdict) = match code {
             COM_QUIT if self.hold_goodbye => return Verdict::Hold,
             COM_QUIT => return Verdict::Bye,
             // The session re-authenticates it and decides again (`session::mysql`).
@@ -342,6 +351,14 @@ impl ClientSide for MyClient {
                 Verdict::Pass,
             ),
         };
+        if matches!(code, COM_QUERY | COM_STMT_PREPARE | COM_INIT_DB)
+            && let Some(d) = self.guard.as_mut().and_then(|g| g.check(&e.statement))
+        {
+            if d.block {
+                verdict = Verdict::Replace(refusal(&d.message()));
+            }
+            e.note = Some(d);
+        }
         shared.queue.push_back(e);
         verdict
     }
@@ -380,6 +397,7 @@ impl Machine {
                 let columns = r.u16().unwrap_or(0) as u64;
                 let params = r.u16().unwrap_or(0) as u64;
                 let p = Prepared {
+                    note: front.note.clone(),
                     statement: Arc::clone(&front.statement),
                     params: Bound {
                         count: params as usize,
@@ -482,18 +500,12 @@ fn finished(e: Expect) -> Option<Outcome> {
         error_code: e.error_code,
         application_name: None,
         cut: e.cut,
+        guard: e.note,
     })
 }
 
-impl ServerSide for MyServer {
-    type Wire = My;
-    const LIMIT: usize = 32;
-
-    fn wants(_: &[u8]) -> bool {
-        true
-    }
-
-    fn frame(&mut self, h: &[u8], body: &[u8], out: &mut Vec<Outcome>) {
+impl MyServer {
+    fn observe(&mut self, h: &[u8], body: &[u8], out: &mut Vec<Outcome>) {
         let len = h
             .first()
             .map_or(0, |_| u32::from_le_bytes([h[0], h[1], h[2], 0]) as usize);
@@ -535,6 +547,20 @@ impl ServerSide for MyServer {
             out.extend(finished(e));
             unanswered(shared, out);
         }
+    }
+}
+
+impl ServerSide for MyServer {
+    type Wire = My;
+    const LIMIT: usize = 32;
+
+    fn wants(_: &[u8]) -> bool {
+        true
+    }
+
+    fn frame(&mut self, h: &[u8], body: &[u8], out: &mut Vec<Outcome>) -> Option<Vec<u8>> {
+        self.observe(h, body, out);
+        None
     }
 
     fn drain(&mut self, out: &mut Vec<Outcome>) {

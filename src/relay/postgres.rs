@@ -18,6 +18,10 @@ use std::time::Instant;
 
 use super::framer::Cut;
 use crate::audit::Op;
+use crate::guardrail::Decision;
+
+/// What the guardrails said about a message, carried to its outcomes.
+type Note = Option<Arc<Decision>>;
 pub use crate::relay::{Outcome, Params};
 
 /// A statement the client named: its text and the parameter types it declared (0:
@@ -27,6 +31,7 @@ struct Prepared {
     text: Arc<str>,
     types: Arc<[u32]>,
     cut: Option<Arc<Cut>>,
+    note: Note,
 }
 
 /// A portal: the statement text it runs and its bound parameters.
@@ -35,6 +40,7 @@ struct Portal {
     text: Arc<str>,
     params: Params,
     cut: Option<Arc<Cut>>,
+    note: Note,
 }
 
 /// A response the server owes the client, in order.
@@ -73,6 +79,7 @@ struct Running {
     statement: Arc<str>,
     params: Params,
     cut: Option<Arc<Cut>>,
+    note: Note,
     started: Instant,
     /// DataRows seen.
     rows: u64,
@@ -88,6 +95,7 @@ impl Running {
             statement,
             params,
             cut,
+            note: None,
             started: Instant::now(),
             rows: 0,
             tag_rows: None,
@@ -105,6 +113,7 @@ impl Running {
             error_code: self.error_code,
             application_name: None,
             cut: self.cut,
+            guard: self.note,
         }
     }
 }
@@ -129,6 +138,7 @@ impl Shared {
             text: Arc::from(""),
             params: None,
             cut: None,
+            note: None,
         })
     }
 }
@@ -141,7 +151,10 @@ pub fn pending() -> Pending {
 
 /// Client → server: queues expectations. Names are resolved on the server side.
 #[derive(Debug, Default)]
-pub struct Frontend;
+pub struct Frontend {
+    /// The guardrails' word on the next `Query`/`Parse`.
+    pub note: Note,
+}
 
 /// Frontend tags whose body we read.
 pub fn frontend_wants(tag: u8) -> bool {
@@ -158,18 +171,25 @@ impl Frontend {
     pub fn on_frame(&mut self, tag: u8, body: &[u8], cut: Option<&Cut>, pending: &Pending) -> bool {
         let mut r = Reader(body);
         let cut = || cut.map(|c| Arc::new(c.clone()));
+        let note = self.note.take();
         let expect = match tag {
-            b'Q' => Expect::Query(Running::new(Op::Simple, r.text(), None, cut())),
+            b'Q' => {
+                let mut run = Running::new(Op::Simple, r.text(), None, cut());
+                run.note = note;
+                Expect::Query(run)
+            }
             b'P' => {
                 let name = Box::from(r.cstr().unwrap_or_default());
                 let text = r.text();
                 let n = r.i16().unwrap_or(0).max(0);
                 let types: Arc<[u32]> = (0..n).map_while(|_| r.i32()).map(|t| t as u32).collect();
-                let run = Running::new(Op::Parse, Arc::clone(&text), None, cut());
+                let mut run = Running::new(Op::Parse, Arc::clone(&text), None, cut());
+                run.note = note.clone();
                 let prepared = Prepared {
                     text,
                     types,
                     cut: cut(),
+                    note,
                 };
                 Expect::Parse {
                     name,
@@ -398,6 +418,7 @@ fn accept_bind(s: &mut Shared) {
             text: prepared.text,
             params,
             cut: prepared.cut,
+            note: prepared.note,
         };
         s.portals.insert(portal, bound);
     }
@@ -408,6 +429,7 @@ fn bind_failure(s: &Shared, statement: &str, values: &[u8], started: Instant) ->
     let prepared = s.statements.get(statement).cloned().unwrap_or_default();
     let params = bind_params(&mut Reader(values), &prepared.types);
     let mut run = Running::new(Op::Bind, prepared.text, params, prepared.cut);
+    run.note = prepared.note;
     run.started = started;
     run
 }
@@ -418,6 +440,7 @@ fn resolved(s: &Shared, portal: &str, mut run: Running) -> Running {
     run.statement = p.text;
     run.params = p.params;
     run.cut = p.cut;
+    run.note = p.note;
     run
 }
 
@@ -533,6 +556,8 @@ pub mod sides {
         /// Answer Terminate with `Verdict::Hold` (the upstream may serve another session).
         pub hold_goodbye: bool,
         pub may_signal: SignalTarget,
+        /// The session's guardrails (`None`: no rule applies, nothing is parsed).
+        pub guard: Option<crate::guardrail::Guard>,
     }
 
     /// The built-in functions' OIDs, for fast-path FunctionCalls.
@@ -547,21 +572,13 @@ pub mod sides {
             if tag != b'F' && !crate::sql::could_signal(body) {
                 return None;
             }
-            let mut r = Reader(body);
-            let text = match tag {
-                b'Q' => r.text(),
-                b'P' => {
-                    r.cstr();
-                    r.text()
-                }
-                b'F' => {
-                    let oid = r.i32().unwrap_or(0) as u32;
-                    return matches!(oid, PG_CANCEL_BACKEND | PG_TERMINATE_BACKEND).then_some(
-                        "pg_terminate_backend and pg_cancel_backend are not allowed as fast-path calls through the gateway",
-                    );
-                }
-                _ => return None,
-            };
+            if tag == b'F' {
+                let oid = Reader(body).i32().unwrap_or(0) as u32;
+                return matches!(oid, PG_CANCEL_BACKEND | PG_TERMINATE_BACKEND).then_some(
+                    "pg_terminate_backend and pg_cancel_backend are not allowed as fast-path calls through the gateway",
+                );
+            }
+            let text = statement_text(tag, body)?;
             match crate::sql::pg_signals(&text) {
                 Ok(signals) => signals.iter().find_map(|s| match s {
                     crate::sql::Signal::Own => None,
@@ -570,6 +587,27 @@ pub mod sides {
                 }),
                 Err(why) => Some(why),
             }
+        }
+    }
+
+    impl PgClient {
+        /// The guardrails' decision on a `Query` or `Parse`, when any rule matched.
+        fn guarded(&mut self, tag: u8, body: &[u8]) -> Note {
+            let guard = self.guard.as_mut()?;
+            guard.check(&statement_text(tag, body)?)
+        }
+    }
+
+    /// The statement text of a `Query` or `Parse`.
+    fn statement_text(tag: u8, body: &[u8]) -> Option<Arc<str>> {
+        let mut r = Reader(body);
+        match tag {
+            b'Q' => Some(r.text()),
+            b'P' => {
+                r.cstr();
+                Some(r.text())
+            }
+            _ => None,
         }
     }
 
@@ -582,8 +620,10 @@ pub mod sides {
         );
         let mut out = bytes::BytesMut::new();
         let written = if tag == b'P' {
-            let name = Reader(body).cstr().unwrap_or_default();
-            postgres_protocol::message::frontend::parse(name, &sql, std::iter::empty(), &mut out)
+            let mut r = Reader(body);
+            let name = r.cstr().unwrap_or_default();
+            let types = parameter_types(&r.text(), &mut r);
+            postgres_protocol::message::frontend::parse(name, &sql, types, &mut out)
         } else {
             postgres_protocol::message::frontend::query(&sql, &mut out)
         };
@@ -593,9 +633,64 @@ pub mod sides {
         }
     }
 
+    /// A `Parse` under the same name that the server rejects at once (its error is
+    /// replaced by the refusal on the way back: `PgServer::blocked_parse`).
+    fn unparsable(body: &[u8]) -> Vec<u8> {
+        let name = Reader(body).cstr().unwrap_or_default();
+        let sql = "portcullis refused this statement";
+        let mut out = bytes::BytesMut::new();
+        match postgres_protocol::message::frontend::parse(name, sql, [], &mut out) {
+            Ok(()) => out.to_vec(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The parameter types a refused `Parse` keeps, so the client's `Bind` still fits and
+    /// the refusal comes at `Execute`: as many as the statement's text uses (`$n`) or the
+    /// client declared, the declared ones as declared, the rest `text`.
+    fn parameter_types(text: &str, r: &mut Reader) -> Vec<u32> {
+        const TEXT: u32 = 25;
+        let n = r.i16().unwrap_or(0).max(0);
+        let declared: Vec<u32> = (0..n).map_while(|_| r.i32()).map(|t| t as u32).collect();
+        let dialect = sqlparser::dialect::PostgreSqlDialect {};
+        let used = sqlparser::tokenizer::Tokenizer::new(&dialect, text)
+            .tokenize()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|t| match t {
+                sqlparser::tokenizer::Token::Placeholder(p) => p.strip_prefix('$')?.parse().ok(),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0usize)
+            .min(65_535);
+        (0..used.max(declared.len()))
+            .map(|i| declared.get(i).copied().filter(|t| *t != 0).unwrap_or(TEXT))
+            .collect()
+    }
+
     pub struct PgServer {
         pub be: Backend,
         pub pending: Pending,
+    }
+
+    impl PgServer {
+        /// The error the client gets for a `Parse` a guardrail blocked (the server was sent
+        /// one that cannot parse, so the pipeline fails there and skips to `Sync`, as it
+        /// would for any failed `Parse`).
+        fn blocked_parse(&self) -> Option<Vec<u8>> {
+            let q = self.pending.lock().ok()?;
+            let Some(Expect::Parse { run, .. }) = q.queue.front() else {
+                return None;
+            };
+            let d = run.note.as_ref().filter(|d| d.block)?;
+            let bytes = crate::protocol::postgres::front::error_bytes(
+                "ERROR",
+                "42501",
+                &format!("refused by the gateway: {}", d.message()),
+            );
+            Some(bytes.to_vec())
+        }
     }
 
     /// The two observers of one session, sharing the queue of expected responses.
@@ -603,10 +698,11 @@ pub mod sides {
         let pending = pending();
         (
             PgClient {
-                fe: Frontend,
+                fe: Frontend::default(),
                 pending: Arc::clone(&pending),
                 hold_goodbye: false,
                 may_signal: Box::new(|_| false),
+                guard: None,
             },
             PgServer {
                 be: Backend::default(),
@@ -622,10 +718,15 @@ pub mod sides {
         }
         fn frame(&mut self, h: &[u8], body: &[u8], cut: Option<&Cut>) -> Verdict {
             let refused = self.refused(h[0], body);
+            let note = self.guarded(h[0], body);
+            let blocked = note.as_ref().filter(|d| d.block).map(|d| d.message());
+            self.fe.note = note;
             if !self.fe.on_frame(h[0], body, cut, &self.pending) {
-                match refused {
-                    Some(why) => Verdict::Replace(refusal(h[0], body, why)),
-                    None => Verdict::Pass,
+                match (refused, blocked) {
+                    (Some(why), _) => Verdict::Replace(refusal(h[0], body, why)),
+                    (None, Some(_)) if h[0] == b'P' => Verdict::Replace(unparsable(body)),
+                    (None, Some(why)) => Verdict::Replace(refusal(h[0], body, &why)),
+                    (None, None) => Verdict::Pass,
                 }
             } else if self.hold_goodbye {
                 Verdict::Hold
@@ -651,8 +752,14 @@ pub mod sides {
         fn wants(h: &[u8]) -> bool {
             backend_wants(h[0])
         }
-        fn frame(&mut self, h: &[u8], body: &[u8], out: &mut Vec<Outcome>) {
+        fn frame(&mut self, h: &[u8], body: &[u8], out: &mut Vec<Outcome>) -> Option<Vec<u8>> {
+            let blocked = if h[0] == b'E' {
+                self.blocked_parse()
+            } else {
+                None
+            };
             self.be.on_frame(h[0], body, &self.pending, out);
+            blocked
         }
         fn fatal(&self) -> Option<String> {
             self.be.fatal.clone()

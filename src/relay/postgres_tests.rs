@@ -54,7 +54,7 @@ struct Session {
 impl Session {
     fn new() -> Session {
         Session {
-            fe: Frontend,
+            fe: Frontend::default(),
             be: Backend::default(),
             pending: pending(),
             out: vec![],

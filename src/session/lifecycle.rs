@@ -15,7 +15,9 @@ use super::registry::{EndReason, Grant, LiveSession};
 use super::{Gateway, RelayLink};
 use crate::access::{Denied, Identity, Permit};
 use crate::audit::{Common, EndedBy, Event, Kind, RunbookRef};
+use crate::guardrail::Guard;
 use crate::metrics::Metrics;
+use crate::model::Protocol;
 use crate::store::{SessionEnd, SessionRecord};
 
 /// How a session ended: what `session_ended` and the index say.
@@ -131,7 +133,7 @@ impl Admitted {
         };
         let kind = Kind::SessionStarted {
             upstream_user,
-            database,
+            database: database.clone(),
             parameters: parameters.into_iter().collect(),
             runbook: self.runbook.clone(),
         };
@@ -141,6 +143,7 @@ impl Admitted {
         tracing::info!(session_id = %c.session_id, user = %c.user, resource_role = %c.resource_role, mode = %c.mode, "session started");
         Session {
             done: false,
+            database,
             gw: self.gw,
             common: self.common,
             live: self.live,
@@ -181,6 +184,8 @@ pub struct Session {
     end: watch::Receiver<Option<EndReason>>,
     started: Instant,
     done: bool,
+    /// The upstream database (a MySQL session's unqualified tables are in it).
+    database: String,
 }
 
 impl Session {
@@ -199,7 +204,26 @@ impl Session {
             acknowledged: self.gw.control.config().audit.durability
                 == crate::config::Durability::Acknowledged,
             counted: self.live.counter(),
+            guard: self.guard(),
         }
+    }
+
+    /// The guardrails this session works under (`None`: no rule applies to it).
+    fn guard(&self) -> Option<Guard> {
+        let c = &self.common;
+        let snapshot = self.gw.control.snapshot();
+        let protocol = snapshot.resources.get(&c.resource)?.resource.protocol;
+        let schema = match protocol {
+            Protocol::Postgres => "public",
+            Protocol::Mysql => self.database.as_str(),
+        };
+        Guard::new(
+            &snapshot.guardrails,
+            &c.resource_role,
+            &c.groups,
+            protocol,
+            schema,
+        )
     }
 
     pub async fn finish(mut self, end: End) {

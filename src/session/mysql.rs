@@ -395,6 +395,7 @@ impl MyFrontend<'_> {
         let mut counters = Counters::default();
         let (mut c, mut s) = observe::pair(self.kill_target(me));
         c.hold_goodbye = hold;
+        c.guard = link.guard.clone();
         let sides = (&mut c, &mut s, &mut sink, &mut counters);
         let ended = match self.client.take() {
             Some(ClientStream::Plain(c)) => {

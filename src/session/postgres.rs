@@ -322,6 +322,7 @@ impl Frontend for PgFrontend<'_> {
         let (mut c, mut s) = sides::pair();
         c.hold_goodbye = terms.keep;
         c.may_signal = may_signal;
+        c.guard = link.guard.clone();
         let (ended, upstream) = match (parts.io, stream) {
             // Plain TCP both ways: owned halves, no lock per read or write.
             (MaybeTls::Plain(client), Stream::Plain(upstream)) => {

@@ -26,6 +26,8 @@ pub struct RelayLink {
     pub acknowledged: bool,
     /// Statements so far, as the registry shows a live session.
     pub counted: Arc<std::sync::atomic::AtomicU64>,
+    /// The session's guardrails, for its relay or runner to take.
+    pub guard: Option<crate::guardrail::Guard>,
 }
 
 impl RelayLink {
@@ -117,7 +119,10 @@ impl Sink for EventSink<'_> {
             Metrics::inc(&self.link.metrics.queries_total);
             return;
         }
-        let status = if o.error_code.is_some() {
+        let blocked = o.guard.as_ref().is_some_and(|d| d.block);
+        let status = if blocked {
+            Status::Blocked
+        } else if o.error_code.is_some() {
             Status::Error
         } else {
             Status::Ok
@@ -132,6 +137,7 @@ impl Sink for EventSink<'_> {
                 rows: o.rows,
                 status,
                 error_code: o.error_code,
+                guardrails: o.guard.map(|d| Arc::clone(&d.rules)),
                 cut: o.cut,
             },
         };

@@ -5,17 +5,21 @@
 
 use sqlx::Row;
 
-use super::{Result, Store, StoreError, conflict, now};
-use crate::model::{AccessRequest, AccessRequestRule, AccessRequestRuleView, RequestStatus};
+use super::definitions::{Definitions, json, parse};
+use super::{Result, Store, StoreError, now};
+use crate::model::{
+    AccessRequest, AccessRequestRule, AccessRequestRuleView, Guardrail, GuardrailView,
+    RequestStatus,
+};
 
-fn json<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| StoreError::Invalid(e.to_string()))
-}
-
-fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
-    serde_json::from_str(text)
-        .map_err(|e| StoreError::Invalid(format!("a stored record does not read: {e}")))
-}
+const RULES: Definitions = Definitions {
+    table: "access_request_rules",
+    what: "access request rule",
+};
+const GUARDRAILS: Definitions = Definitions {
+    table: "guardrails",
+    what: "guardrail",
+};
 
 /// Which requests a list shows.
 #[derive(Clone, Debug, Default)]
@@ -27,18 +31,11 @@ pub struct RequestFilter {
 
 impl Store {
     pub async fn list_rules(&self) -> Result<Vec<AccessRequestRuleView>> {
-        let rows =
-            sqlx::query("SELECT definition, managed FROM access_request_rules ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(AccessRequestRuleView {
-                    rule: parse(&r.try_get::<String, _>(0)?)?,
-                    managed: r.try_get::<i64, _>(1)? != 0,
-                })
-            })
-            .collect()
+        let all = self.list_definitions(RULES).await?;
+        Ok(all
+            .into_iter()
+            .map(|(rule, managed)| AccessRequestRuleView { rule, managed })
+            .collect())
     }
 
     /// Creates (`create`) or replaces a rule.
@@ -48,36 +45,30 @@ impl Store {
         managed: bool,
         create: bool,
     ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let sql = if create {
-            "INSERT INTO access_request_rules (name, definition, managed, created_at) VALUES ($1, $2, $3, $4)"
-        } else {
-            "INSERT INTO access_request_rules (name, definition, managed, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (name) DO UPDATE SET definition = $2, managed = $3"
-        };
-        sqlx::query(sql)
-            .bind(&rule.name)
-            .bind(json(rule)?)
-            .bind(i64::from(managed))
-            .bind(now())
-            .execute(&mut *tx)
+        self.put_definition(RULES, &rule.name, rule, managed, create)
             .await
-            .map_err(|e| conflict(e, || format!("access request rule `{}` exists", rule.name)))?;
-        Self::commit(tx).await
     }
 
     pub async fn delete_rule(&self, name: &str) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let done = sqlx::query("DELETE FROM access_request_rules WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound(format!(
-                "access request rule `{name}`"
-            )));
-        }
-        Self::commit(tx).await
+        self.delete_definition(RULES, name).await
+    }
+
+    pub async fn list_guardrails(&self) -> Result<Vec<GuardrailView>> {
+        let all = self.list_definitions(GUARDRAILS).await?;
+        Ok(all
+            .into_iter()
+            .map(|(rule, managed)| GuardrailView { rule, managed })
+            .collect())
+    }
+
+    /// Creates (`create`) or replaces a guardrail.
+    pub async fn put_guardrail(&self, rule: &Guardrail, managed: bool, create: bool) -> Result<()> {
+        self.put_definition(GUARDRAILS, &rule.name, rule, managed, create)
+            .await
+    }
+
+    pub async fn delete_guardrail(&self, name: &str) -> Result<()> {
+        self.delete_definition(GUARDRAILS, name).await
     }
 
     pub async fn create_request(&self, r: &AccessRequest) -> Result<()> {

@@ -97,6 +97,9 @@ impl Store {
         for v in self.list_rules().await? {
             snap.rules.insert(v.rule.name.clone(), Arc::new(v.rule));
         }
+        let mut guardrails = self.list_guardrails().await?;
+        guardrails.sort_by_key(|v| !v.managed);
+        snap.guardrails = guardrails.into_iter().map(|v| Arc::new(v.rule)).collect();
         for g in self.live_grants().await? {
             let until = snap
                 .grants

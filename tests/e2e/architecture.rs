@@ -96,6 +96,7 @@ fn the_bottom_layers_import_nothing_above_them() {
         ("tls", &["model", "fsutil"]),
         ("protocol", &["model", "tls"]),
         ("sql", &[]),
+        ("guardrail", &["model", "sql"]),
         ("runbook", &["model", "sql", "protocol"]),
         ("config", &["model"]),
         ("snapshot", &["model", "config"]),

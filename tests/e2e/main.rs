@@ -15,6 +15,7 @@ mod crash;
 mod faults;
 mod first_hour;
 mod framer_props;
+mod guardrails;
 mod identity;
 mod jdbc;
 mod live_changes;

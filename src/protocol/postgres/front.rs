@@ -44,10 +44,15 @@ pub async fn send_fatal(framed: &mut PgFramed, code: &str, message: &str) {
 
 /// ErrorResponse bytes: 'E', Int32 len, ('S' FATAL\0 'V' FATAL\0 'C' code\0 'M' msg\0), \0.
 pub fn fatal_bytes(code: &str, message: &str) -> Bytes {
+    error_bytes("FATAL", code, message)
+}
+
+/// ErrorResponse bytes of any severity (`ERROR`: the session goes on).
+pub fn error_bytes(severity: &str, code: &str, message: &str) -> Bytes {
     let mut body = BytesMut::new();
     for (t, v) in [
-        (b'S', "FATAL"),
-        (b'V', "FATAL"),
+        (b'S', severity),
+        (b'V', severity),
         (b'C', code),
         (b'M', message),
     ] {

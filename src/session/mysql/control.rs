@@ -100,6 +100,7 @@ impl MyFrontend<'_> {
                     error_code: answer.error_code(),
                     application_name: None,
                     cut: None,
+                    guard: None,
                 };
                 sink.outcome(outcome).await;
             }

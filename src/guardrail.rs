@@ -1,0 +1,199 @@
+//! Guardrails at work: the rules that apply to one session, and the decision for each
+//! statement text it sends — parsed once per distinct text (a bounded cache), never for a
+//! session whose resource role has no rules. Rules are evaluated in the order they are
+//! listed (config first, then the API's, by name); every rule that matches is named, and
+//! the strictest action wins (`block` over `warn`).
+
+pub mod analyze;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::model::{GuardAction, Guardrail, Protocol, Unparsed};
+use analyze::{Facts, Table};
+
+/// Distinct texts remembered per session; the cache starts over when full.
+const CACHE: usize = 512;
+
+/// What the guardrails say about one message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Refused: it never reaches the database.
+    pub block: bool,
+    /// Every rule that matched (for an unreadable text: the rules that decided it).
+    pub rules: Arc<[Box<str>]>,
+    /// The parser could not read it.
+    pub unparsed: bool,
+}
+
+impl Decision {
+    /// The error the client reads for a blocked statement.
+    pub fn message(&self) -> String {
+        let names = self.rules.join("`, `");
+        if self.unparsed {
+            format!("blocked by guardrail `{names}`: the gateway cannot read this statement")
+        } else {
+            format!("blocked by guardrail `{names}`")
+        }
+    }
+}
+
+/// The rules one session works under.
+#[derive(Clone)]
+pub struct Guard {
+    protocol: Protocol,
+    /// What an unqualified table name's schema is (PostgreSQL `public`; MySQL the
+    /// resource's database).
+    default_schema: String,
+    rules: Vec<Arc<Guardrail>>,
+    /// The session changed its schema (`SET search_path`, `USE`): unqualified names may be
+    /// in any schema from now on.
+    moved: bool,
+    cache: HashMap<Box<str>, Option<Arc<Decision>>>,
+}
+
+impl Guard {
+    /// The guard for a member of `groups` on `resource_role`, or `None` when no rule
+    /// applies (nothing to parse).
+    pub fn new<'a>(
+        all: impl IntoIterator<Item = &'a Arc<Guardrail>>,
+        resource_role: &str,
+        groups: &[String],
+        protocol: Protocol,
+        default_schema: &str,
+    ) -> Option<Guard> {
+        let rules: Vec<Arc<Guardrail>> = all
+            .into_iter()
+            .filter(|r| r.applies(resource_role, groups))
+            .cloned()
+            .collect();
+        (!rules.is_empty()).then(|| Guard {
+            protocol,
+            default_schema: default_schema.to_lowercase(),
+            rules,
+            moved: false,
+            cache: HashMap::new(),
+        })
+    }
+
+    /// The decision for `text`, or `None` when no rule matched.
+    pub fn check(&mut self, text: &str) -> Option<Arc<Decision>> {
+        if let Some(d) = self.cache.get(text) {
+            return d.clone();
+        }
+        let facts = analyze::analyze(self.protocol, text);
+        let decision = self.decide(facts.as_deref()).map(Arc::new);
+        let moves = facts.iter().flatten().any(|f| f.moves_schema);
+        if moves && !decision.as_ref().is_some_and(|d| d.block) && !self.moved {
+            self.moved = true;
+            self.cache.clear();
+            return decision; // not cached: the same text decides differently from now on
+        }
+        if self.cache.len() >= CACHE {
+            self.cache.clear();
+        }
+        self.cache.insert(Box::from(text), decision.clone());
+        decision
+    }
+
+    fn decide(&self, facts: Option<&[Facts]>) -> Option<Decision> {
+        let readable = facts.filter(|list| !list.iter().any(|f| f.dynamic));
+        let Some(statements) = readable else {
+            return self.unreadable();
+        };
+        let matched: Vec<&Arc<Guardrail>> = self
+            .rules
+            .iter()
+            .filter(|r| self.matches(r, statements))
+            .collect();
+        if matched.is_empty() {
+            return None;
+        }
+        Some(Decision {
+            block: matched.iter().any(|r| r.action == GuardAction::Block),
+            rules: matched.iter().map(|r| Box::from(r.name.as_str())).collect(),
+            unparsed: false,
+        })
+    }
+
+    /// A text the parser cannot read: blocked when any rule says so, else allowed and
+    /// marked with the rules that let it through.
+    fn unreadable(&self) -> Option<Decision> {
+        let blocking: Vec<_> = self
+            .rules
+            .iter()
+            .filter(|r| r.on_unparsed() == Unparsed::Block)
+            .collect();
+        let named = if blocking.is_empty() {
+            self.rules.iter().collect()
+        } else {
+            blocking.clone()
+        };
+        Some(Decision {
+            block: !blocking.is_empty(),
+            rules: named.iter().map(|r| Box::from(r.name.as_str())).collect(),
+            unparsed: true,
+        })
+    }
+
+    fn matches(&self, rule: &Guardrail, statements: &[Facts]) -> bool {
+        if !rule.allow_multi && statements.len() > 1 {
+            return true;
+        }
+        rule.matches_statements() && statements.iter().any(|f| self.statement_matches(rule, f))
+    }
+
+    fn statement_matches(&self, rule: &Guardrail, f: &Facts) -> bool {
+        let named = |t: &Table| rule.tables.is_empty() || rule.tables.iter().any(|p| self.is(p, t));
+        let class = rule.classes.is_empty() || rule.classes.iter().any(|c| f.has(*c));
+        let tables = rule.tables.is_empty() || f.opaque || f.tables.iter().any(named);
+        let shapes = [
+            (rule.update_without_where, f.update_without_where),
+            (rule.delete_without_where, f.delete_without_where),
+            (rule.select_star, f.star_tables.iter().any(named)),
+        ];
+        let shape =
+            shapes.iter().all(|(set, _)| !set) || shapes.iter().any(|(set, is)| *set && *is);
+        class && tables && shape
+    }
+
+    /// Whether `pattern` (`schema.table`, `table`; `*` anywhere in a part) names `t`.
+    fn is(&self, pattern: &str, t: &Table) -> bool {
+        let (schema_p, name_p) = match pattern.rsplit_once('.') {
+            Some((s, n)) => (Some(s), n),
+            None => (None, pattern),
+        };
+        if !glob(&name_p.to_lowercase(), &t.name) {
+            return false;
+        }
+        match (schema_p, &t.schema) {
+            (None, _) => true,
+            (Some(p), Some(s)) => glob(&p.to_lowercase(), s),
+            (Some(_), None) if self.moved => true,
+            (Some(p), None) => glob(&p.to_lowercase(), &self.default_schema),
+        }
+    }
+}
+
+/// `*` matches any run of characters; everything else itself.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        return rest.is_empty();
+    };
+    for p in middle {
+        match rest.find(p) {
+            Some(i) => rest = &rest[i + p.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+#[cfg(test)]
+mod tests;
