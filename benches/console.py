@@ -101,8 +101,8 @@ def fill(db):
 
 
 def fill_log(audit_dir):
-    """STATEMENTS query events in one log file older than the gateway's own: one in ten
-    thousand names `rare_marker`, every one names `orders`."""
+    """STATEMENTS query events in one log file older than the gateway's own, compact JSON
+    as the writer writes it: one in ten thousand names `rare_marker`, every one `orders`."""
     rnd = random.Random(11)
     path = os.path.join(audit_dir, "portcullis-0000-generated.jsonl")
     with open(path, "w") as f:
@@ -115,7 +115,7 @@ def fill_log(audit_dir):
                                 "kind": "query", "session_id": session, "user": "user1",
                                 "resource_role": "role1", "op": "query", "status": "ok",
                                 "statement": statement, "duration_us": 120, "rows": 1,
-                                "prev_hash": "0" * 64, "hash": "0" * 64}) + "\n")
+                                "prev_hash": "0" * 64, "hash": "0" * 64}, separators=(",", ":")) + "\n")
     return os.path.getsize(path)
 
 

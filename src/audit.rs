@@ -315,6 +315,15 @@ pub fn session_queries(
 /// The sessions whose statements contain `text` (case-sensitive, as written), newest
 /// last, at most `limit`: read from the log files written since `since` (Unix seconds).
 /// A byte search finds the candidate lines; only those are parsed.
+/// The `session_id` of a log line, read without parsing it (the writer puts it as
+/// `"session_id":"…"`, a uuid that needs no escaping).
+fn session_of(line: &[u8]) -> Option<&str> {
+    const KEY: &[u8] = b"\"session_id\":\"";
+    let from = memchr::memmem::find(line, KEY)? + KEY.len();
+    let len = memchr::memchr(b'"', &line[from..])?;
+    std::str::from_utf8(&line[from..from + len]).ok()
+}
+
 pub fn sessions_with(
     dir: &std::path::Path,
     text: &str,
@@ -342,6 +351,11 @@ pub fn sessions_with(
             let start = memchr::memrchr(b'\n', &bytes[..hit]).map_or(0, |i| i + 1);
             let end = memchr::memchr(b'\n', &bytes[hit..]).map_or(bytes.len(), |i| hit + i);
             at = end;
+            // A session already found needs no second look (the common case when the text
+            // is in many of its statements).
+            if session_of(&bytes[start..end]).is_some_and(|id| seen.contains(id)) {
+                continue;
+            }
             let Ok(line) = serde_json::from_slice::<serde_json::Value>(&bytes[start..end]) else {
                 continue;
             };

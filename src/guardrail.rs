@@ -78,7 +78,8 @@ impl Guard {
 
     /// The decision for `text`, or `None` when no rule matched.
     pub fn check(&mut self, text: &str) -> Option<Arc<Decision>> {
-        if let Some(d) = self.cache.get(text) {
+        let key = shape(text);
+        if let Some(d) = self.cache.get(key.as_str()) {
             return d.clone();
         }
         let facts = analyze::analyze(self.protocol, text);
@@ -92,7 +93,7 @@ impl Guard {
         if self.cache.len() >= CACHE {
             self.cache.clear();
         }
-        self.cache.insert(Box::from(text), decision.clone());
+        self.cache.insert(key.into_boxed_str(), decision.clone());
         decision
     }
 
@@ -173,6 +174,37 @@ impl Guard {
             (Some(p), None) => glob(&p.to_lowercase(), &self.default_schema),
         }
     }
+}
+
+/// The cache key of a text: each standalone run of at most nine digits written `0`.
+/// Standalone means between characters that cannot continue a name or a quoted word
+/// (letters, digits, `_`, `$`, quotes, backticks, anything non-ASCII), so it is a number
+/// literal (or lies in a comment or a string, where it is data): no decision depends on a
+/// number's value, and `… WHERE aid = 48213` and `… WHERE aid = 7` share one parse. Names
+/// (`t1`), placeholders (`$1`), quoted words (`"1"`, `'1'`) and longer numbers stay.
+fn shape(text: &str) -> String {
+    let b = text.as_bytes();
+    let word = |c: u8| c.is_ascii_alphanumeric() || b"_$'\"`".contains(&c) || c >= 0x80;
+    let mut out = String::with_capacity(text.len());
+    let (mut i, mut kept) = (0, 0);
+    while i < b.len() {
+        if !b[i].is_ascii_digit() || (i > 0 && word(b[i - 1])) {
+            i += 1;
+            continue;
+        }
+        let end = b[i..]
+            .iter()
+            .position(|c| !c.is_ascii_digit())
+            .map_or(b.len(), |n| i + n);
+        if end - i <= 9 && b.get(end).is_none_or(|c| !word(*c)) {
+            out.push_str(&text[kept..i]);
+            out.push('0');
+            kept = end;
+        }
+        i = end;
+    }
+    out.push_str(&text[kept..]);
+    out
 }
 
 /// `*` matches any run of characters; everything else itself.

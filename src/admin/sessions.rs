@@ -58,7 +58,8 @@ fn so_far(s: &ApiState, sessions: &mut [SessionRecord]) {
 }
 
 /// Sessions whose statements contain `text` (found in the monitoring log), then the
-/// other filters, newest first, paged.
+/// other filters, newest first, paged. The index is read only as far as the page needs,
+/// newest found first.
 async fn searched(
     s: &ApiState,
     f: &SessionFilter,
@@ -72,7 +73,6 @@ async fn searched(
     .await
     .map_err(|e| ApiError::unavailable(e.to_string()))?
     .map_err(|e| ApiError::unavailable(format!("cannot read the monitoring log: {e}")))?;
-    let all = s.control.store.sessions_by_id(&ids).await?;
     let wanted = |r: &SessionRecord| {
         let is =
             |filter: &Option<String>, value: &str| filter.as_deref().is_none_or(|f| f == value);
@@ -86,12 +86,16 @@ async fn searched(
     };
     let offset = f.offset.unwrap_or(0).max(0) as usize;
     let limit = f.limit.unwrap_or(100).clamp(1, 10_000) as usize;
-    Ok(all
-        .into_iter()
-        .filter(wanted)
-        .skip(offset)
-        .take(limit)
-        .collect())
+    let mut matched = Vec::new();
+    for chunk in ids.rchunks(500) {
+        let found = s.control.store.sessions_by_id(chunk).await?;
+        matched.extend(found.into_iter().filter(wanted));
+        if matched.len() >= offset + limit {
+            break;
+        }
+    }
+    matched.sort_by(|a, b| (b.started_at, &b.id).cmp(&(a.started_at, &a.id)));
+    Ok(matched.into_iter().skip(offset).take(limit).collect())
 }
 
 /// One session (live or ended) with its statements.

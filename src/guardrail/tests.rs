@@ -304,6 +304,33 @@ fn groups_and_roles_select_the_rules() {
 }
 
 #[test]
+fn numbers_share_a_parse_names_do_not() {
+    for (a, b, same) in [
+        (
+            "select v from t where id = 48213",
+            "select v from t where id = 7",
+            true,
+        ),
+        (
+            "delete from t where 1=1 limit 5",
+            "delete from t where 2=2 limit 10",
+            true,
+        ),
+        ("select * from t1", "select * from t2", false),
+        ("select * from \"1\"", "select * from \"2\"", false),
+        ("select * from `1`", "select * from `2`", false),
+        ("select $1", "select $2", false),
+        ("select '1'", "select '2'", false),
+        ("kill 5", "kill 99999999999999999999", false),
+        ("select 1e5", "select 2e5", false),
+    ] {
+        assert_eq!(super::shape(a) == super::shape(b), same, "{a} / {b}");
+    }
+    assert_eq!(super::shape("a = 12 and b = 3;"), "a = 0 and b = 0;");
+    assert_eq!(super::shape("é1 = 1"), "é1 = 0");
+}
+
+#[test]
 fn globs() {
     assert!(glob("*", "anything"));
     assert!(glob("bill*", "billing"));

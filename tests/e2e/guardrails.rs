@@ -407,3 +407,19 @@ async fn mysql_init_db_is_a_session_statement() {
         .await;
     assert!(ok && out.trim() == "42", "{out}{err}");
 }
+
+#[tokio::test]
+async fn a_blocked_statement_split_across_reads_ends_the_session_unrun() {
+    let env = PgEnv::new(RULES).await;
+    pg_tables(&env).await;
+    let c = env.alice().await;
+    let long = format!("drop table t /* {} */", "x".repeat(40_000));
+    let e = c.simple_query(&long).await.expect_err("blocked");
+    assert!(
+        e.as_db_error().is_none() || e.as_db_error().unwrap().code().code() == "42501",
+        "{e}"
+    );
+    let again = env.alice().await;
+    let rows = again.query("select count(*) from t", &[]).await.unwrap();
+    assert_eq!(rows[0].get::<_, i64>(0), 2, "the table is still there");
+}
