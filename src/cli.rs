@@ -121,6 +121,12 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<LockoutsCmd>,
     },
+    /// Guardrails: what sessions may do on a resource role (docs/guardrails.md); alone,
+    /// lists them in the order they are evaluated.
+    Guardrails {
+        #[command(subcommand)]
+        action: Option<GuardrailsCmd>,
+    },
     /// Recorded admin changes, newest first.
     Changes {
         /// At most this many.
@@ -672,6 +678,22 @@ pub enum AuditCmd {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GuardrailsCmd {
+    /// One guardrail, every field.
+    Show { name: String },
+    /// Create a guardrail (admin) from a JSON file with the API's fields, e.g.
+    /// {"name": "no-ddl", "resource_roles": ["orders-rw"], "action": "block",
+    /// "classes": ["ddl"]}.
+    Add {
+        /// The JSON file (`-`: standard input).
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Delete a guardrail (admin; not one the config declares).
+    Delete { name: String },
 }
 
 #[derive(Subcommand, Debug)]

@@ -218,6 +218,7 @@ pub async fn run_remote(cli: &Cli) -> Result<Printed, ClientError> {
             c.delete(&path).await?;
             deleted(&format!("{kind} {subject}"))?
         }
+        Command::Guardrails { action } => guardrails(&c, action.as_ref()).await?,
         Command::Changes { limit } => shown(
             &c.fetch::<Vec<ChangeRecord>>(&format!("/api/changes?limit={limit}"))
                 .await?,
@@ -677,6 +678,49 @@ async fn tokens(c: &Client, cmd: &TokenCmd) -> Result<Shown, ClientError> {
         TokenCmd::Revoke { id } => {
             c.delete(&format!("/api/tokens/{}", seg(id))).await?;
             deleted(id)
+        }
+    }
+}
+
+const GUARDRAIL_COLS: &[&str] = &[
+    "name",
+    "resource_roles",
+    "action",
+    "classes",
+    "tables",
+    "groups",
+    "except_groups",
+    "managed",
+];
+
+async fn guardrails(c: &Client, action: Option<&GuardrailsCmd>) -> Result<Shown, ClientError> {
+    use crate::model::GuardrailView;
+    match action {
+        None => shown(
+            &c.fetch::<Vec<GuardrailView>>("/api/guardrails").await?,
+            GUARDRAIL_COLS,
+        ),
+        Some(GuardrailsCmd::Show { name }) => shown(
+            &c.fetch::<GuardrailView>(&format!("/api/guardrails/{}", seg(name)))
+                .await?,
+            GUARDRAIL_COLS,
+        ),
+        Some(GuardrailsCmd::Add { file }) => {
+            let text = if file.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s).map(|_| s)
+            } else {
+                std::fs::read_to_string(file)
+            }
+            .map_err(|e| ClientError::Local(format!("{}: {e}", file.display())))?;
+            let rule: crate::model::Guardrail = serde_json::from_str(&text)
+                .map_err(|e| ClientError::Local(format!("{}: {e}", file.display())))?;
+            let made: GuardrailView = send(c, Method::POST, "/api/guardrails", &rule).await?;
+            shown(&made, GUARDRAIL_COLS)
+        }
+        Some(GuardrailsCmd::Delete { name }) => {
+            c.delete(&format!("/api/guardrails/{}", seg(name))).await?;
+            deleted(name)
         }
     }
 }

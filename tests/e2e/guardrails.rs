@@ -423,3 +423,33 @@ async fn a_blocked_statement_split_across_reads_ends_the_session_unrun() {
     let rows = again.query("select count(*) from t", &[]).await.unwrap();
     assert_eq!(rows[0].get::<_, i64>(0), 2, "the table is still there");
 }
+
+#[tokio::test]
+async fn guardrails_from_the_cli() {
+    let env = PgEnv::new(RULES).await;
+    let server = format!("http://{}", env.gw.admin_addr.unwrap());
+    let token = env.dir.bootstrap_token();
+    let cli_env = [
+        ("PORTCULLIS_SERVER", server.as_str()),
+        ("PORTCULLIS_TOKEN", token.as_str()),
+    ];
+    let run = |args: Vec<&'static str>, stdin: Option<&'static str>| async move {
+        common::clients::portcullis(&args, &cli_env, stdin).await
+    };
+    let (code, out, err) = run(vec!["guardrails"], None).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("no-ddl") && out.contains("watch-writes"),
+        "{out}"
+    );
+    let rule =
+        r#"{"name": "no-copy", "resource_roles": ["rr"], "action": "block", "classes": ["copy"]}"#;
+    let (code, out, err) = run(vec!["guardrails", "add", "--file", "-"], Some(rule)).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = run(vec!["guardrails", "show", "no-copy"], None).await;
+    assert!(code == 0 && out.contains("copy"), "{out}");
+    let (code, _, err) = run(vec!["guardrails", "delete", "no-ddl"], None).await;
+    assert!(code != 0 && err.contains("declared in"), "{err}");
+    let (code, _, err) = run(vec!["guardrails", "delete", "no-copy"], None).await;
+    assert_eq!(code, 0, "{err}");
+}
