@@ -70,6 +70,11 @@ pub trait ClientSide: Send {
     fn wants(header: &[u8]) -> bool;
     /// One client frame (`cut`: its statement was too long to keep whole).
     fn frame(&mut self, header: &[u8], body: &[u8], cut: Option<&framer::Cut>) -> Verdict;
+    /// Whether statements may be rewritten (guardrails): reads start at full size, so a
+    /// statement up to that size arrives whole in one read and can be swapped.
+    fn rewrites(&self) -> bool {
+        false
+    }
 }
 
 /// Server → client observation.
@@ -223,8 +228,12 @@ struct ReadBuf {
 
 impl ReadBuf {
     fn new() -> ReadBuf {
+        ReadBuf::sized(BUF_START)
+    }
+
+    fn sized(len: usize) -> ReadBuf {
         ReadBuf {
-            buf: vec![0u8; BUF_START],
+            buf: vec![0u8; len],
             filled: false,
         }
     }
@@ -298,7 +307,11 @@ where
 {
     async fn run(mut self) -> Ended {
         let mut framer = Framer::<C::Wire>::default();
-        let mut buf = ReadBuf::new();
+        let mut buf = if self.observer.rewrites() {
+            ReadBuf::sized(BUF)
+        } else {
+            ReadBuf::new()
+        };
         let mut chunk: &[u8] = self.first;
         loop {
             if !chunk.is_empty()

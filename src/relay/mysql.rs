@@ -257,6 +257,10 @@ impl ClientSide for MyClient {
         h.get(3) == Some(&0)
     }
 
+    fn rewrites(&self) -> bool {
+        self.guard.is_some()
+    }
+
     fn frame(&mut self, h: &[u8], body: &[u8], cut: Option<&Cut>) -> Verdict {
         if h.get(3) != Some(&0) {
             return Verdict::Pass; // a continuation or LOCAL INFILE data

@@ -716,6 +716,9 @@ pub mod sides {
         fn wants(h: &[u8]) -> bool {
             frontend_wants(h[0])
         }
+        fn rewrites(&self) -> bool {
+            self.guard.is_some()
+        }
         fn frame(&mut self, h: &[u8], body: &[u8], cut: Option<&Cut>) -> Verdict {
             let refused = self.refused(h[0], body);
             let note = self.guarded(h[0], body);

@@ -413,6 +413,15 @@ async fn a_blocked_statement_split_across_reads_ends_the_session_unrun() {
     let env = PgEnv::new(RULES).await;
     pg_tables(&env).await;
     let c = env.alice().await;
+    // Up to a read's 32 KiB: refused in place, the session goes on.
+    let medium = format!("drop table t /* {} */", "x".repeat(20_000));
+    let e = c.simple_query(&medium).await.expect_err("blocked");
+    assert_eq!(
+        e.as_db_error().map(|d| d.code().code()),
+        Some("42501"),
+        "{e}"
+    );
+    c.simple_query("select 1").await.unwrap();
     let long = format!("drop table t /* {} */", "x".repeat(40_000));
     let e = c.simple_query(&long).await.expect_err("blocked");
     assert!(
