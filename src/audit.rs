@@ -270,8 +270,9 @@ impl Recorder {
 }
 
 /// The `query` events of one session, in order, read from the log files (only the
-/// statement fields). Files last written before the session started (`since`, Unix
-/// seconds) are skipped unread.
+/// statement fields, with the guardrails that matched). Files last written before the
+/// session started (`since`, Unix seconds) are skipped unread, and reading stops at the
+/// session's `session_ended`.
 pub fn session_queries(
     dir: &std::path::Path,
     session_id: &str,
@@ -279,6 +280,7 @@ pub fn session_queries(
 ) -> std::io::Result<Vec<serde_json::Value>> {
     let mut out = Vec::new();
     let needle = format!("\"session_id\":\"{session_id}\"");
+    let finder = memchr::memmem::Finder::new(needle.as_bytes());
     let since = std::time::UNIX_EPOCH + std::time::Duration::from_secs(since.max(1) as u64 - 1);
     for file in chain::log_files(dir)? {
         if std::fs::metadata(&file)?
@@ -287,34 +289,42 @@ pub fn session_queries(
         {
             continue;
         }
-        let text = std::fs::read_to_string(file)?;
-        for line in text
-            .lines()
-            .filter(|l| l.contains(&needle) && l.contains("\"kind\":\"query\""))
-        {
-            if let Ok(serde_json::Value::Object(mut o)) = serde_json::from_str(line) {
-                let keep = [
-                    "seq",
-                    "ts",
-                    "statement",
-                    "op",
-                    "params",
-                    "duration_us",
-                    "rows",
-                    "status",
-                    "error_code",
-                ];
-                o.retain(|k, _| keep.contains(&k.as_str()));
-                out.push(serde_json::Value::Object(o));
+        let bytes = std::fs::read(file)?;
+        let mut at = 0;
+        while let Some(hit) = finder.find(&bytes[at..]) {
+            let hit = at + hit;
+            let start = memchr::memrchr(b'\n', &bytes[..hit]).map_or(0, |i| i + 1);
+            let end = memchr::memchr(b'\n', &bytes[hit..]).map_or(bytes.len(), |i| hit + i);
+            at = end;
+            let Ok(serde_json::Value::Object(mut o)) = serde_json::from_slice(&bytes[start..end])
+            else {
+                continue;
+            };
+            match o.get("kind").and_then(|k| k.as_str()) {
+                // Nothing of the session comes after its end: the rest of the log is not read.
+                Some("session_ended") => return Ok(out),
+                Some("query") => {}
+                _ => continue,
             }
+            let keep = [
+                "seq",
+                "ts",
+                "statement",
+                "op",
+                "params",
+                "duration_us",
+                "rows",
+                "status",
+                "error_code",
+                "guardrails",
+            ];
+            o.retain(|k, _| keep.contains(&k.as_str()));
+            out.push(serde_json::Value::Object(o));
         }
     }
     Ok(out)
 }
 
-/// The sessions whose statements contain `text` (case-sensitive, as written), newest
-/// last, at most `limit`: read from the log files written since `since` (Unix seconds).
-/// A byte search finds the candidate lines; only those are parsed.
 /// The `session_id` of a log line, read without parsing it (the writer puts it as
 /// `"session_id":"…"`, a uuid that needs no escaping).
 fn session_of(line: &[u8]) -> Option<&str> {
@@ -324,6 +334,9 @@ fn session_of(line: &[u8]) -> Option<&str> {
     std::str::from_utf8(&line[from..from + len]).ok()
 }
 
+/// The sessions whose statements contain `text` (case-sensitive, as written), newest
+/// last, at most `limit`: read from the log files written since `since` (Unix seconds).
+/// A byte search finds the candidate lines; only those are parsed.
 pub fn sessions_with(
     dir: &std::path::Path,
     text: &str,

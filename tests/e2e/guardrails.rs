@@ -127,6 +127,17 @@ async fn postgres_simple_queries_are_decided_by_the_parser() {
     let e = guarded(&events, "delete from t");
     assert_eq!(e["status"], "blocked");
     assert_eq!(e["guardrails"], json!(["no-bare-writes", "watch-writes"]));
+    // `sessions show` has them too.
+    let admin = common::client(&env.gw, Some(&env.dir.bootstrap_token()));
+    let sid = e["session_id"].as_str().unwrap();
+    let detail = admin.get(&format!("/api/sessions/{sid}")).await.unwrap();
+    let shown = detail["statements"].as_array().unwrap();
+    assert!(
+        shown.iter().any(|q| q["statement"] == "delete from t"
+            && q["status"] == "blocked"
+            && q["guardrails"] == json!(["no-bare-writes", "watch-writes"])),
+        "{detail}"
+    );
     let e = guarded(&events, "delete from t where id = 2");
     assert_eq!(e["status"], "ok");
     assert_eq!(e["guardrails"], json!(["watch-writes"]));
