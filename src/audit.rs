@@ -281,23 +281,10 @@ pub fn session_queries(
     let mut out = Vec::new();
     let needle = format!("\"session_id\":\"{session_id}\"");
     let finder = memchr::memmem::Finder::new(needle.as_bytes());
-    let since = std::time::UNIX_EPOCH + std::time::Duration::from_secs(since.max(1) as u64 - 1);
-    for file in chain::log_files(dir)? {
-        if std::fs::metadata(&file)?
-            .modified()
-            .is_ok_and(|m| m < since)
-        {
-            continue;
-        }
+    for file in written_since(dir, since)? {
         let bytes = std::fs::read(file)?;
-        let mut at = 0;
-        while let Some(hit) = finder.find(&bytes[at..]) {
-            let hit = at + hit;
-            let start = memchr::memrchr(b'\n', &bytes[..hit]).map_or(0, |i| i + 1);
-            let end = memchr::memchr(b'\n', &bytes[hit..]).map_or(bytes.len(), |i| hit + i);
-            at = end;
-            let Ok(serde_json::Value::Object(mut o)) = serde_json::from_slice(&bytes[start..end])
-            else {
+        for line in lines_with(&bytes, &finder) {
+            let Ok(serde_json::Value::Object(mut o)) = serde_json::from_slice(line) else {
                 continue;
             };
             match o.get("kind").and_then(|k| k.as_str()) {
@@ -325,6 +312,36 @@ pub fn session_queries(
     Ok(out)
 }
 
+/// The log files last written at or after `since` (Unix seconds), oldest first.
+fn written_since(dir: &std::path::Path, since: i64) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let since = std::time::UNIX_EPOCH + std::time::Duration::from_secs(since.max(1) as u64 - 1);
+    let mut out = Vec::new();
+    for file in chain::log_files(dir)? {
+        if !std::fs::metadata(&file)?
+            .modified()
+            .is_ok_and(|m| m < since)
+        {
+            out.push(file);
+        }
+    }
+    Ok(out)
+}
+
+/// The lines of `bytes` that `finder` finds in, in order, each once.
+fn lines_with<'a>(
+    bytes: &'a [u8],
+    finder: &'a memchr::memmem::Finder<'a>,
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let hit = at + finder.find(bytes.get(at..)?)?;
+        let start = memchr::memrchr(b'\n', &bytes[..hit]).map_or(0, |i| i + 1);
+        let end = memchr::memchr(b'\n', &bytes[hit..]).map_or(bytes.len(), |i| hit + i);
+        at = end;
+        Some(&bytes[start..end])
+    })
+}
+
 /// The `session_id` of a log line, read without parsing it (the writer puts it as
 /// `"session_id":"…"`, a uuid that needs no escaping).
 fn session_of(line: &[u8]) -> Option<&str> {
@@ -349,27 +366,15 @@ pub fn sessions_with(
     let escaped = serde_json::to_string(text).unwrap_or_default();
     let needle = escaped.trim_matches('"').as_bytes().to_vec();
     let finder = memchr::memmem::Finder::new(&needle);
-    let since = std::time::UNIX_EPOCH + std::time::Duration::from_secs(since.max(1) as u64 - 1);
-    for file in chain::log_files(dir)? {
-        if std::fs::metadata(&file)?
-            .modified()
-            .is_ok_and(|m| m < since)
-        {
-            continue;
-        }
+    for file in written_since(dir, since)? {
         let bytes = std::fs::read(&file)?;
-        let mut at = 0;
-        while let Some(hit) = finder.find(&bytes[at..]) {
-            let hit = at + hit;
-            let start = memchr::memrchr(b'\n', &bytes[..hit]).map_or(0, |i| i + 1);
-            let end = memchr::memchr(b'\n', &bytes[hit..]).map_or(bytes.len(), |i| hit + i);
-            at = end;
+        for raw in lines_with(&bytes, &finder) {
             // A session already found needs no second look (the common case when the text
             // is in many of its statements).
-            if session_of(&bytes[start..end]).is_some_and(|id| seen.contains(id)) {
+            if session_of(raw).is_some_and(|id| seen.contains(id)) {
                 continue;
             }
-            let Ok(line) = serde_json::from_slice::<serde_json::Value>(&bytes[start..end]) else {
+            let Ok(line) = serde_json::from_slice::<serde_json::Value>(raw) else {
                 continue;
             };
             let matches = line["kind"] == "query"
