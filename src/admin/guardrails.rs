@@ -23,9 +23,7 @@ pub(crate) async fn list(
     State(s): State<ApiState>,
     _caller: Caller,
 ) -> Result<Json<Vec<GuardrailView>>, ApiError> {
-    let mut all = s.control.store.list_guardrails().await?;
-    all.sort_by_key(|v| !v.managed);
-    Ok(Json(all))
+    Ok(Json(s.control.store.list_guardrails().await?))
 }
 
 async fn find(s: &ApiState, name: &str) -> Result<GuardrailView, ApiError> {

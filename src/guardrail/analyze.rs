@@ -434,28 +434,24 @@ fn classify(s: &Statement) -> StatementClass {
         | Statement::Savepoint { .. }
         | Statement::ReleaseSavepoint { .. } => C::TransactionControl,
         Statement::Call(_) | Statement::Execute { .. } => C::Call,
-        _ if is_ddl(s) => C::Ddl,
-        _ if s.to_string().to_ascii_uppercase().starts_with("SHOW") => C::Read,
-        _ => C::Other,
+        _ => by_keyword(s),
     }
 }
 
-/// CREATE/ALTER/DROP/TRUNCATE/RENAME/COMMENT of anything but roles and users.
-fn is_ddl(s: &Statement) -> bool {
-    matches!(
-        s,
-        Statement::Truncate(_) | Statement::RenameTable(_) | Statement::Comment { .. }
-    ) || {
-        let name = format!("{s:?}");
-        [
-            "Create",
-            "Alter",
-            "Drop",
-            "Attach",
-            "Detach",
-            "RefreshMaterializedView",
-        ]
-        .iter()
-        .any(|p| name.starts_with(p))
+/// The rest by the statement's first keyword as sqlparser writes it: CREATE, ALTER,
+/// DROP, TRUNCATE, RENAME, COMMENT, ATTACH, DETACH, REFRESH are `ddl` (roles and users
+/// were taken above), SHOW is `read`, anything else `other`.
+fn by_keyword(s: &Statement) -> StatementClass {
+    const DDL: &[&str] = &[
+        "CREATE", "ALTER", "DROP", "TRUNCATE", "RENAME", "COMMENT", "ATTACH", "DETACH", "REFRESH",
+    ];
+    let text = s.to_string();
+    let first = text.split_whitespace().next().unwrap_or_default();
+    if DDL.iter().any(|k| first.eq_ignore_ascii_case(k)) {
+        StatementClass::Ddl
+    } else if first.eq_ignore_ascii_case("SHOW") {
+        StatementClass::Read
+    } else {
+        StatementClass::Other
     }
 }

@@ -598,17 +598,19 @@ pub mod sides {
         }
     }
 
-    /// The statement text of a `Query` or `Parse`.
-    fn statement_text(tag: u8, body: &[u8]) -> Option<Arc<str>> {
+    /// The statement text of a `Query` or `Parse`, borrowed from the frame when it is
+    /// UTF-8 (the checks only read it).
+    fn statement_text(tag: u8, body: &[u8]) -> Option<std::borrow::Cow<'_, str>> {
         let mut r = Reader(body);
         match tag {
-            b'Q' => Some(r.text()),
+            b'Q' => {}
             b'P' => {
                 r.cstr();
-                Some(r.text())
             }
-            _ => None,
+            _ => return None,
         }
+        let end = r.0.iter().position(|&b| b == 0).unwrap_or(r.0.len());
+        Some(String::from_utf8_lossy(&r.0[..end]))
     }
 
     /// What goes to the server instead of a refused message: a statement that fails with

@@ -53,12 +53,17 @@ impl Store {
         self.delete_definition(RULES, name).await
     }
 
+    /// The guardrails in the order they are evaluated: the config's, then the API's, each
+    /// by name.
     pub async fn list_guardrails(&self) -> Result<Vec<GuardrailView>> {
-        let all = self.list_definitions(GUARDRAILS).await?;
-        Ok(all
+        let mut all: Vec<GuardrailView> = self
+            .list_definitions(GUARDRAILS)
+            .await?
             .into_iter()
             .map(|(rule, managed)| GuardrailView { rule, managed })
-            .collect())
+            .collect();
+        all.sort_by_key(|v| !v.managed); // stable: by name within each
+        Ok(all)
     }
 
     /// Creates (`create`) or replaces a guardrail.

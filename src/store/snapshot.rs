@@ -97,8 +97,7 @@ impl Store {
         for v in self.list_rules().await? {
             snap.rules.insert(v.rule.name.clone(), Arc::new(v.rule));
         }
-        let mut guardrails = self.list_guardrails().await?;
-        guardrails.sort_by_key(|v| !v.managed);
+        let guardrails = self.list_guardrails().await?;
         snap.guardrails = guardrails.into_iter().map(|v| Arc::new(v.rule)).collect();
         for g in self.live_grants().await? {
             let until = snap
