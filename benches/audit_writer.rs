@@ -25,6 +25,7 @@ fn query(common: &Arc<Common>, i: usize) -> Event {
             status: portcullis::audit::Status::Ok,
             error_code: None,
             guardrails: None,
+            masked: None,
             cut: None,
         },
     }

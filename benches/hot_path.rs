@@ -196,6 +196,7 @@ fn event(cr: &mut Criterion) {
         status: portcullis::audit::Status::Ok,
         error_code: None,
         guardrails: None,
+        masked: None,
         cut: None,
     };
     let common = br#"{"session_id":"0b6c1f3e-8d1e-4c55-9b1a-2f8f9b3c7d11","user":"alice","groups":["eng"],"resource_role":"bench","resource":"pg","protocol":"postgres","mode":"native","client_addr":"127.0.0.1:52144","application_name":"pgbench","tls":false}"#;

@@ -4,10 +4,12 @@
 
 pub(crate) mod access;
 pub(crate) mod catalog;
+pub(crate) mod definitions;
 mod error;
 pub(crate) mod guardrails;
 pub(crate) mod lockouts;
 pub(crate) mod login;
+pub(crate) mod masking;
 pub(crate) mod oneoffs;
 pub(crate) mod ops;
 pub(crate) mod requests;
@@ -95,6 +97,7 @@ fn documented() -> OpenApiRouter<ApiState> {
         .merge(oneoffs::routes())
         .merge(requests::routes())
         .merge(guardrails::routes())
+        .merge(masking::routes())
         .merge(ops::routes())
 }
 

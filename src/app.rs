@@ -249,6 +249,7 @@ async fn open(
         signer,
         notifier: crate::notify::Notifier::spawn(control.config().notify.webhooks.clone()),
         listening: std::sync::OnceLock::new(),
+        catalogs: Arc::default(),
     });
     Ok((gateway, writer, index_task))
 }

@@ -104,6 +104,10 @@ pub enum Kind {
         /// The guardrails that matched (`status: "blocked"` when one blocked it).
         #[serde(skip_serializing_if = "Option::is_none")]
         guardrails: Option<Arc<[Box<str>]>>,
+        /// The columns masked in its results (`schema.table.column`; `*`: every value,
+        /// the result's columns being unknown). Never the values.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        masked: Option<Arc<[Arc<str>]>>,
         /// The statement was cut (`statement_truncated`, `statement_length`,
         /// `statement_sha256`).
         #[serde(flatten, serialize_with = "fields::cut_fields")]
@@ -304,6 +308,7 @@ pub fn session_queries(
                 "status",
                 "error_code",
                 "guardrails",
+                "masked",
             ];
             o.retain(|k, _| keep.contains(&k.as_str()));
             out.push(serde_json::Value::Object(o));

@@ -48,6 +48,9 @@ pub async fn apply(store: &Store, config: &Config) -> Result<()> {
     for g in &config.guardrails {
         store.put_guardrail(g, true, false).await?;
     }
+    for m in &config.masking {
+        store.put_masking(m, true, false).await?;
+    }
     remove_undeclared(store, config).await
 }
 
@@ -72,6 +75,13 @@ async fn remove_undeclared(store: &Store, config: &Config) -> Result<()> {
         if g.managed && !guardrails.contains(&g.rule.name) {
             tracing::info!(guardrail = %g.rule.name, "removed: no longer declared in the config");
             store.delete_guardrail(&g.rule.name).await?;
+        }
+    }
+    let masking = declared(config.masking.iter().map(|m| &m.name).collect());
+    for m in store.list_masking().await? {
+        if m.managed && !masking.contains(&m.rule.name) {
+            tracing::info!(masking = %m.rule.name, "removed: no longer declared in the config");
+            store.delete_masking(&m.rule.name).await?;
         }
     }
     let roles = declared(config.resource_roles.iter().map(|r| &r.name).collect());

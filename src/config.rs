@@ -35,6 +35,7 @@ pub struct Config {
     pub notify: NotifyConfig,
     pub access_request_rules: Vec<crate::model::AccessRequestRule>,
     pub guardrails: Vec<crate::model::Guardrail>,
+    pub masking: Vec<crate::model::MaskingRule>,
     pub groups: Vec<GroupDecl>,
     pub users: Vec<UserDecl>,
     pub resources: Vec<ResourceDecl>,

@@ -5,6 +5,7 @@
 //! the strictest action wins (`block` over `warn`).
 
 pub mod analyze;
+pub mod expose;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,13 +25,18 @@ pub struct Decision {
     pub rules: Arc<[Box<str>]>,
     /// The parser could not read it.
     pub unparsed: bool,
+    /// Refused by masking: why (`rules` names the masking rule).
+    pub masking: Option<Box<str>>,
 }
 
 impl Decision {
     /// The error the client reads for a blocked statement.
     pub fn message(&self) -> String {
         let names = self.rules.join("`, `");
-        if self.unparsed {
+        if let Some(why) = &self.masking {
+            let rule = self.rules.last().map_or("", |r| &**r);
+            format!("blocked by masking rule `{rule}`: {why}")
+        } else if self.unparsed {
             format!("blocked by guardrail `{names}`: the gateway cannot read this statement")
         } else {
             format!("blocked by guardrail `{names}`")
@@ -50,6 +56,18 @@ pub struct Guard {
     /// in any schema from now on.
     moved: bool,
     cache: HashMap<Box<str>, Option<Arc<Decision>>>,
+    /// The session's masking: what the statement check refuses.
+    masking: Option<Arc<MaskCheck>>,
+}
+
+/// What masking's statement check needs of a session (`expose`).
+#[derive(Debug)]
+pub struct MaskCheck {
+    /// The rule named when a statement is refused.
+    pub rule: Arc<str>,
+    pub patterns: Vec<expose::RulePattern>,
+    /// Views over masked columns: (schema, name).
+    pub views: Vec<(String, String)>,
 }
 
 impl Guard {
@@ -73,7 +91,28 @@ impl Guard {
             rules,
             moved: false,
             cache: HashMap::new(),
+            masking: None,
         })
+    }
+
+    /// `guard` (or one without guardrails) that also runs masking's statement check.
+    pub fn masked(
+        guard: Option<Guard>,
+        check: MaskCheck,
+        protocol: Protocol,
+        default_schema: &str,
+    ) -> Guard {
+        let mut g = guard.unwrap_or_else(|| Guard {
+            protocol,
+            default_schema: default_schema.to_lowercase(),
+            rules: Vec::new(),
+            moved: false,
+            cache: HashMap::new(),
+            masking: None,
+        });
+        g.masking = Some(Arc::new(check));
+        g.cache.clear();
+        g
     }
 
     /// The decision for `text`, or `None` when no rule matched.
@@ -83,7 +122,8 @@ impl Guard {
             return d.clone();
         }
         let facts = analyze::analyze(self.protocol, text);
-        let decision = self.decide(facts.as_deref()).map(Arc::new);
+        let decision = self.decide(facts.as_deref());
+        let decision = self.masking_check(text, decision).map(Arc::new);
         let moves = facts.iter().flatten().any(|f| f.moves_schema);
         if moves && !decision.as_ref().is_some_and(|d| d.block) && !self.moved {
             self.moved = true;
@@ -95,6 +135,35 @@ impl Guard {
         }
         self.cache.insert(key.into_boxed_str(), decision.clone());
         decision
+    }
+
+    /// The guardrails' decision with masking's statement check added.
+    fn masking_check(&self, text: &str, decision: Option<Decision>) -> Option<Decision> {
+        let Some(m) = &self.masking else {
+            return decision;
+        };
+        let schema = (!self.moved).then_some(self.default_schema.as_str());
+        let refused = match expose::exposure(self.protocol, text) {
+            Some(e) => expose::refusal(&e, &m.patterns, &m.views, schema),
+            None => Some((
+                None,
+                "the gateway cannot read this statement, and masking must".to_owned(),
+            )),
+        };
+        let Some((rule, why)) = refused else {
+            return decision;
+        };
+        let rule = rule.unwrap_or_else(|| Arc::clone(&m.rule));
+        let mut d = decision.unwrap_or(Decision {
+            block: true,
+            rules: Arc::from([]),
+            unparsed: false,
+            masking: None,
+        });
+        d.block = true;
+        d.rules = d.rules.iter().cloned().chain([Box::from(&*rule)]).collect();
+        d.masking = Some(why.into_boxed_str());
+        Some(d)
     }
 
     fn decide(&self, facts: Option<&[Facts]>) -> Option<Decision> {
@@ -114,6 +183,7 @@ impl Guard {
             block: matched.iter().any(|r| r.action == GuardAction::Block),
             rules: matched.iter().map(|r| Box::from(r.name.as_str())).collect(),
             unparsed: false,
+            masking: None,
         })
     }
 
@@ -134,6 +204,7 @@ impl Guard {
             block: !blocking.is_empty(),
             rules: named.iter().map(|r| Box::from(r.name.as_str())).collect(),
             unparsed: true,
+            masking: None,
         })
     }
 

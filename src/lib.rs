@@ -39,6 +39,7 @@ mod control;
 mod fsutil;
 pub mod guardrail;
 mod lockout;
+pub mod masking;
 mod metrics;
 pub mod model;
 pub mod notify;

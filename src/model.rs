@@ -7,8 +7,10 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 mod guardrails;
+mod masking;
 mod requests;
 pub use guardrails::*;
+pub use masking::*;
 pub use requests::*;
 
 /// Checks a name (user, group, resource, resource role): 1–63 characters of ASCII letters,

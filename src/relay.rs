@@ -7,6 +7,7 @@
 
 pub mod framer;
 pub mod mysql;
+pub mod mysql_masking;
 pub mod postgres;
 
 use std::collections::VecDeque;
@@ -41,6 +42,8 @@ pub struct Outcome {
     pub cut: Option<Arc<framer::Cut>>,
     /// What the guardrails said, when any matched.
     pub guard: Option<Arc<crate::guardrail::Decision>>,
+    /// The columns masked in its results (`schema.table.column`), when any were.
+    pub masked: Option<Arc<[Arc<str>]>>,
 }
 
 /// What the relay does with a client frame.
@@ -93,6 +96,17 @@ pub trait ServerSide: Send {
     fn fatal(&self) -> Option<String>;
     /// Bytes telling the client the session ends, when the protocol has them.
     fn goodbye(&self, message: &str) -> Option<Vec<u8>>;
+    /// Whether every frame must reach `frame` whole, with its whole body (masking
+    /// rewrites rows): the relay then forwards whole frames only, holding a frame's
+    /// first bytes until the rest has arrived.
+    fn aligned(&self) -> bool {
+        false
+    }
+    /// Why the session must end before the frames just observed reach the client (a
+    /// result masking cannot rewrite), if it must.
+    fn refused(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// Receives finished statements (and may make the relay wait: back-pressure).
@@ -432,27 +446,47 @@ where
     K: Sink,
 {
     async fn run(mut self, stop: impl Future<Output = String> + Send) -> Ended {
-        let mut framer = Framer::<S::Wire>::with_limit(S::LIMIT);
+        let aligned = self.observer.aligned();
+        let limit = if aligned { usize::MAX } else { S::LIMIT };
+        let mut framer = Framer::<S::Wire>::with_limit(limit);
         let mut outcomes = Vec::new();
         let mut buf = ReadBuf::new();
-        let mut chunk: &[u8] = self.first;
+        // Aligned: the start of a frame not yet whole, held for the next read.
+        let mut carry = Vec::new();
+        let mut joined;
+        let mut read: &[u8] = self.first;
         tokio::pin!(stop);
         loop {
+            let mut chunk = read;
+            if aligned && !read.is_empty() {
+                joined = std::mem::take(&mut carry);
+                joined.extend_from_slice(read);
+                let end = whole_frames::<S::Wire>(&joined);
+                carry.extend_from_slice(&joined[end..]);
+                chunk = &joined[..end];
+            }
             if !chunk.is_empty() {
                 let observer = &mut *self.observer;
                 let mut replace = Vec::new();
-                let fed = framer.feed(chunk, S::wants, |h, body, _| {
-                    if let Some(bytes) = observer.frame(h, body, &mut outcomes)
-                        && let Some((start, end)) = span_in(chunk, h, body)
-                    {
-                        replace.push((start, end, bytes));
-                    }
-                });
+                let fed = framer.feed(
+                    chunk,
+                    |h| aligned || S::wants(h),
+                    |h, body, _| {
+                        if let Some(bytes) = observer.frame(h, body, &mut outcomes)
+                            && let Some((start, end)) = span_in(chunk, h, body)
+                        {
+                            replace.push((start, end, bytes));
+                        }
+                    },
+                );
                 if let Err(e) = fed {
                     return Ended::Failed(format!("upstream sent a malformed frame: {e:?}"));
                 }
+                if let Some(why) = self.observer.refused() {
+                    return Ended::Failed(why);
+                }
                 self.server_boundary
-                    .store(framer.at_boundary(), Ordering::Relaxed);
+                    .store(framer.at_boundary() && carry.is_empty(), Ordering::Relaxed);
                 *self.bytes += chunk.len() as u64;
                 let replaced;
                 let out = if replace.is_empty() {
@@ -495,13 +529,29 @@ where
                 }
                 read = self.from.read(buf.next()) => read,
             };
-            chunk = match n {
+            read = match n {
                 Ok(0) => return Ended::UpstreamClosed(self.observer.fatal()),
                 Ok(n) => buf.got(n),
                 Err(e) => return Ended::Failed(format!("reading from the upstream: {e}")),
             };
         }
     }
+}
+
+/// How much of `data` (from a frame boundary) is whole frames.
+fn whole_frames<W: Wire>(data: &[u8]) -> usize {
+    let mut at = 0;
+    while let Some(header) = data.get(at..at + W::HEADER) {
+        let Ok(body) = W::body_len(header) else {
+            return data.len(); // the framer reports it
+        };
+        let end = at + W::HEADER + body;
+        if end > data.len() {
+            break;
+        }
+        at = end;
+    }
+    at
 }
 
 async fn write<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {

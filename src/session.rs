@@ -56,6 +56,8 @@ pub struct Gateway {
     /// becomes the real one), for the console's connection hints.
     pub listening:
         std::sync::OnceLock<(Option<std::net::SocketAddr>, Option<std::net::SocketAddr>)>,
+    /// Masking's PostgreSQL catalogs, per resource.
+    pub catalogs: Arc<crate::masking::catalog::Catalogs>,
 }
 
 impl Gateway {

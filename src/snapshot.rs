@@ -72,12 +72,16 @@ pub struct Snapshot {
     /// Guardrails in the order they are evaluated: the config's, then the API's, each by
     /// name.
     pub guardrails: Vec<Arc<Guardrail>>,
+    /// Masking rules, config's first.
+    pub masking: Vec<Arc<crate::model::MaskingRule>>,
     /// Approved just-in-time grants: (user, resource role) → when the latest ends (unix
     /// seconds).
     pub grants: HashMap<(String, String), i64>,
     /// Derives the decoy SCRAM salt an unknown user name gets: persistent (from the store
     /// key), so a restart does not tell known names from unknown ones.
     pub decoy_key: [u8; 32],
+    /// The base of masking's `hash` keys (derived from the store key).
+    pub masking_key: [u8; 32],
 }
 
 /// A parsed `SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>` verifier.

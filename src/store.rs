@@ -124,6 +124,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "guardrails",
         include_str!("../migrations/0011_guardrails.sql"),
     ),
+    (
+        12,
+        "masking",
+        include_str!("../migrations/0012_masking.sql"),
+    ),
 ];
 
 fn migrator() -> sqlx::migrate::Migrator {

@@ -1,5 +1,5 @@
 //! `/api/guardrails`: what sessions may do on a resource role (anyone signed in reads
-//! them; admins write; config-declared ones read-only).
+//! them; admins write; config-declared ones read-only). The work is `definitions`'.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -7,13 +7,18 @@ use axum::http::StatusCode;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ApiError, ApiState, Body, Caller, Failures, changed, not_managed};
-use crate::model::{Guardrail, GuardrailView, Known};
+use super::definitions::{self, Definition};
+use super::{ApiError, ApiState, Body, Caller, Failures};
+use crate::model::{Guardrail, GuardrailView};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(show, replace, delete))
+}
+
+fn view((rule, managed): (Guardrail, bool)) -> GuardrailView {
+    GuardrailView { rule, managed }
 }
 
 /// The guardrails, in the order they are evaluated.
@@ -23,17 +28,8 @@ pub(crate) async fn list(
     State(s): State<ApiState>,
     _caller: Caller,
 ) -> Result<Json<Vec<GuardrailView>>, ApiError> {
-    Ok(Json(s.control.store.list_guardrails().await?))
-}
-
-async fn find(s: &ApiState, name: &str) -> Result<GuardrailView, ApiError> {
-    s.control
-        .store
-        .list_guardrails()
-        .await?
-        .into_iter()
-        .find(|r| r.rule.name == name)
-        .ok_or_else(|| ApiError::not_found(format!("guardrail `{name}` not found")))
+    let all = Guardrail::list(&s.control.store).await?;
+    Ok(Json(all.into_iter().map(view).collect()))
 }
 
 #[utoipa::path(get, path = "/api/guardrails/{name}", tag = "guardrails",
@@ -44,27 +40,7 @@ pub(crate) async fn show(
     _caller: Caller,
     Path(name): Path<String>,
 ) -> Result<Json<GuardrailView>, ApiError> {
-    Ok(Json(find(&s, &name).await?))
-}
-
-/// The rule, checked against the resource roles and groups that exist.
-fn checked(s: &ApiState, rule: Guardrail) -> Result<Guardrail, ApiError> {
-    let snapshot = s.control.snapshot();
-    let known = Known {
-        resource_role: &|r| snapshot.resource_roles.contains_key(r),
-        group: &|g| snapshot.groups.contains(g),
-        approvers: &|_| 0,
-    };
-    let problems: Vec<String> = rule
-        .problems(&known)
-        .into_iter()
-        .map(|(field, m)| format!("{field}: {m}"))
-        .collect();
-    if problems.is_empty() {
-        Ok(rule)
-    } else {
-        Err(ApiError::invalid(problems.join("; ")))
-    }
+    Ok(Json(view(definitions::find(&s, &name).await?)))
 }
 
 /// Creates a guardrail (admin). Live sessions keep the rules they started with; new
@@ -77,24 +53,8 @@ pub(crate) async fn create(
     caller: Caller,
     Body(new): Body<Guardrail>,
 ) -> Result<(StatusCode, Json<GuardrailView>), ApiError> {
-    caller.require_admin()?;
-    let rule = checked(&s, new)?;
-    s.control.store.put_guardrail(&rule, false, true).await?;
-    let object = format!("guardrail/{}", rule.name);
-    changed(
-        &s,
-        &caller,
-        "guardrail.create",
-        &object,
-        None::<&()>,
-        Some(&rule),
-    )
-    .await?;
-    let view = GuardrailView {
-        rule,
-        managed: false,
-    };
-    Ok((StatusCode::CREATED, Json(view)))
+    let rule = definitions::create(&s, &caller, new).await?;
+    Ok((StatusCode::CREATED, Json(view((rule, false)))))
 }
 
 /// Replaces a guardrail (admin; not one the config declares).
@@ -108,28 +68,8 @@ pub(crate) async fn replace(
     Path(name): Path<String>,
     Body(new): Body<Guardrail>,
 ) -> Result<Json<GuardrailView>, ApiError> {
-    caller.require_admin()?;
-    let before = find(&s, &name).await?;
-    not_managed(&s, before.managed, &format!("guardrail `{name}`"))?;
-    if new.name != name {
-        return Err(ApiError::invalid("a guardrail keeps its name"));
-    }
-    let rule = checked(&s, new)?;
-    s.control.store.put_guardrail(&rule, false, false).await?;
-    let object = format!("guardrail/{name}");
-    changed(
-        &s,
-        &caller,
-        "guardrail.update",
-        &object,
-        Some(&before.rule),
-        Some(&rule),
-    )
-    .await?;
-    Ok(Json(GuardrailView {
-        rule,
-        managed: false,
-    }))
+    let rule = definitions::replace(&s, &caller, &name, new).await?;
+    Ok(Json(view((rule, false))))
 }
 
 /// Deletes a guardrail (admin; not one the config declares).
@@ -141,19 +81,6 @@ pub(crate) async fn delete(
     caller: Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    caller.require_admin()?;
-    let before = find(&s, &name).await?;
-    not_managed(&s, before.managed, &format!("guardrail `{name}`"))?;
-    s.control.store.delete_guardrail(&name).await?;
-    let object = format!("guardrail/{name}");
-    changed(
-        &s,
-        &caller,
-        "guardrail.delete",
-        &object,
-        Some(&before.rule),
-        None::<&()>,
-    )
-    .await?;
+    definitions::delete::<Guardrail>(&s, &caller, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

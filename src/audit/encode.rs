@@ -19,6 +19,7 @@ pub fn kind_json(kind: &Kind, out: &mut Vec<u8>) -> std::io::Result<()> {
         status,
         error_code,
         guardrails,
+        masked,
         cut,
     } = kind
     else {
@@ -52,14 +53,10 @@ pub fn kind_json(kind: &Kind, out: &mut Vec<u8>) -> std::io::Result<()> {
         string(out, code);
     }
     if let Some(rules) = guardrails {
-        out.extend_from_slice(b",\"guardrails\":[");
-        for (i, r) in rules.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            string(out, r);
-        }
-        out.push(b']');
+        list(out, b",\"guardrails\":[", rules.iter().map(|r| &**r));
+    }
+    if let Some(columns) = masked {
+        list(out, b",\"masked\":[", columns.iter().map(|c| &**c));
     }
     if let Some(c) = cut {
         out.extend_from_slice(b",\"statement_truncated\":true,\"statement_length\":");
@@ -152,6 +149,18 @@ impl Clock {
     }
 }
 
+/// `prefix`, the strings as a JSON array's items, and `]`.
+fn list<'a>(out: &mut Vec<u8>, prefix: &[u8], items: impl Iterator<Item = &'a str>) {
+    out.extend_from_slice(prefix);
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        string(out, item);
+    }
+    out.push(b']');
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -176,6 +185,9 @@ mod tests {
             guardrails: code
                 .as_ref()
                 .map(|_| Arc::from(vec![Box::from("no-ddl"), Box::from("a \"b\"")])),
+            masked: code
+                .as_ref()
+                .map(|_| Arc::from(vec![Arc::from("public.users.email"), Arc::from("x\\y")])),
             error_code: code,
             cut: None,
         }

@@ -33,6 +33,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub guardrails: Vec<RawGuardrail>,
     #[serde(default)]
+    pub masking: Vec<crate::model::MaskingRule>,
+    #[serde(default)]
     pub runbooks: RawRunbooks,
     #[serde(default)]
     pub groups: Vec<RawGroup>,

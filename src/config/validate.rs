@@ -126,6 +126,7 @@ pub fn validate(
         &resource_roles,
     );
     let guardrails = guardrails(&mut p, &raw.guardrails, &group_names, &resource_roles);
+    let masking = masking(&mut p, &raw.masking, &group_names, &resource_roles);
     let access_requests = AccessRequestsConfig {
         pending_timeout: duration_or(
             &mut p,
@@ -167,6 +168,7 @@ pub fn validate(
         notify,
         access_request_rules,
         guardrails,
+        masking,
         groups,
         users,
         resources,
@@ -378,6 +380,29 @@ fn guardrails(
         out.push(rule);
     }
     out
+}
+
+/// The masking rules, each checked against what the file declares.
+fn masking(
+    p: &mut Problems,
+    raw: &[crate::model::MaskingRule],
+    groups: &HashSet<&str>,
+    roles: &[ResourceRoleDecl],
+) -> Vec<crate::model::MaskingRule> {
+    let mut seen = HashSet::new();
+    let known = crate::model::Known {
+        resource_role: &|name| roles.iter().any(|d| d.name == name),
+        group: &|g| groups.contains(g),
+        approvers: &|_| 0,
+    };
+    for (i, rule) in raw.iter().enumerate() {
+        let at = |k: &str| format!("masking[{i}].{k}");
+        p.unique(&mut seen, at("name"), &rule.name);
+        for (field, message) in rule.problems(&known) {
+            p.add(at(field), message);
+        }
+    }
+    raw.to_vec()
 }
 
 fn oneoffs(p: &mut Problems, raw: super::raw::RawOneoffs) -> OneoffsConfig {

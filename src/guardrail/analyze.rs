@@ -141,7 +141,7 @@ fn mysql_forms(text: &str, depth: usize) -> Option<Vec<Facts>> {
         .collect()
 }
 
-fn parse(dialect: &dyn Dialect, text: &str) -> Option<Vec<Statement>> {
+pub(crate) fn parse(dialect: &dyn Dialect, text: &str) -> Option<Vec<Statement>> {
     Parser::new(dialect)
         .with_recursion_limit(RECURSION_LIMIT)
         .try_with_sql(text)
@@ -331,7 +331,7 @@ impl Visitor for Collector {
 }
 
 /// `a.b.c` → schema `b`, name `c`.
-fn table(name: &ObjectName) -> Table {
+pub(crate) fn table(name: &ObjectName) -> Table {
     let parts: Vec<String> = name
         .0
         .iter()

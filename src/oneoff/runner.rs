@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 use super::{Executed, Job, Planned, RunError};
 use crate::access::Permit;
 use crate::audit::{EndedBy, Op};
+use crate::guardrail::{Guard, MaskCheck};
+use crate::masking::Masker;
+use crate::masking::catalog;
+use crate::masking::result::ResultMasking;
 use crate::protocol::exec::{Bind, ExecError, StatementResult};
 use crate::protocol::mysql::handshake::ClientHello;
 use crate::protocol::mysql::packet::caps;
@@ -41,6 +45,15 @@ pub trait Runner: Pooled {
     ) -> impl Future<Output = Result<(StatementResult, bool), ExecError>> + Send;
     /// Asks the server to stop what this connection is running.
     fn cancel(&self, gw: &Arc<Gateway>, permit: &Permit) -> Cancel;
+    /// Masking under `masker` for a run on `resource` (what it must know of the database
+    /// read on this connection): the results' masking and the statement check.
+    fn masking(
+        &mut self,
+        gw: &Arc<Gateway>,
+        resource: &str,
+        masker: Masker,
+    ) -> impl Future<Output = Result<(ResultMasking, MaskCheck), String>> + Send;
+    const PROTOCOL: crate::model::Protocol;
 }
 
 impl Runner for PostgresUpstream {
@@ -69,6 +82,20 @@ impl Runner for PostgresUpstream {
         Ok((result, status == postgres::exec::TxStatus::Idle))
     }
 
+    async fn masking(
+        &mut self,
+        gw: &Arc<Gateway>,
+        resource: &str,
+        masker: Masker,
+    ) -> Result<(ResultMasking, MaskCheck), String> {
+        let catalog = catalog::pg_catalog(&gw.catalogs, resource, self, &masker).await?;
+        let check = catalog::check(&masker, catalog.views());
+        let catalog = Some(catalog);
+        Ok((ResultMasking { masker, catalog }, check))
+    }
+
+    const PROTOCOL: crate::model::Protocol = crate::model::Protocol::Postgres;
+
     fn cancel(&self, _gw: &Arc<Gateway>, _permit: &Permit) -> Cancel {
         let (address, pid, secret) = (self.address.clone(), self.pid, self.secret);
         Box::pin(async move {
@@ -80,6 +107,20 @@ impl Runner for PostgresUpstream {
 }
 
 impl Runner for MysqlUpstream {
+    async fn masking(
+        &mut self,
+        _gw: &Arc<Gateway>,
+        _resource: &str,
+        masker: Masker,
+    ) -> Result<(ResultMasking, MaskCheck), String> {
+        let views = catalog::my_views(self, &masker).await?;
+        let check = catalog::check(&masker, views.iter().map(|(s, n)| (&**s, &**n)));
+        let catalog = None;
+        Ok((ResultMasking { masker, catalog }, check))
+    }
+
+    const PROTOCOL: crate::model::Protocol = crate::model::Protocol::Mysql;
+
     fn params(application_name: &str) -> ClientHello {
         let mut attrs = Vec::new();
         mysql::packet::lenenc_str(&mut attrs, b"program_name");
@@ -167,6 +208,7 @@ pub async fn execute<C: Runner>(
         job,
         link: &link,
         guard: link.guard.clone(),
+        masking: None,
         results: Vec::new(),
         failed: None,
         idle: true,
@@ -192,6 +234,8 @@ struct Run<'a> {
     job: &'a Job,
     link: &'a RelayLink,
     guard: Option<crate::guardrail::Guard>,
+    /// The session's masking, once set up (`mask`).
+    masking: Option<ResultMasking>,
     results: Vec<StatementResult>,
     failed: Option<usize>,
     /// The connection is outside any transaction.
@@ -202,7 +246,39 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Sets up the session's masking, if it has rules: false when it cannot be (the run
+    /// fails at its first statement, which never runs).
+    async fn mask<C: Runner>(&mut self, lease: &mut Lease<C>, first: Option<&Planned>) -> bool {
+        let Some(masker) = self.link.masker.clone() else {
+            return true;
+        };
+        let resource = &self.link.common.resource;
+        match lease.conn.masking(self.gw, resource, masker).await {
+            Ok((masking, check)) => {
+                let schema = match C::PROTOCOL {
+                    crate::model::Protocol::Postgres => "public",
+                    crate::model::Protocol::Mysql => self.link.database.as_str(),
+                };
+                let guard = self.guard.take();
+                self.guard = Some(Guard::masked(guard, check, C::PROTOCOL, schema));
+                self.masking = Some(masking);
+                true
+            }
+            Err(why) => {
+                let text = first.map_or("", |p| p.text.as_str());
+                let mut result = StatementResult::new(text);
+                result.failed(C::BLOCKED.into(), why);
+                self.results.push(result);
+                self.failed = Some(0);
+                false
+            }
+        }
+    }
+
     async fn all<C: Runner>(&mut self, lease: &mut Lease<C>, planned: Vec<Planned>) {
+        if !self.mask(lease, planned.first()).await {
+            return;
+        }
         let mut sink = EventSink::new(self.link);
         for p in &planned {
             let note = self.guard.as_mut().and_then(|g| g.check(&p.text));
@@ -227,8 +303,10 @@ impl Run<'_> {
                 Ok((mut result, idle)) => {
                     self.idle = idle;
                     self.say_interrupted::<C>(&mut result);
+                    let masked = self.masking.as_ref().map(|m| m.apply(&mut result));
                     let mut o = outcome::<C>(p, &result);
                     o.guard = note;
+                    o.masked = masked.filter(|m| !m.is_empty()).map(Arc::from);
                     sink.outcome(o).await;
                     let failed = result.error.is_some();
                     self.results.push(result);
@@ -337,5 +415,6 @@ fn outcome<C: Runner>(p: &Planned, r: &StatementResult) -> Outcome {
         application_name: None,
         cut: None,
         guard: None,
+        masked: None,
     }
 }

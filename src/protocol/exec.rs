@@ -46,6 +46,28 @@ pub struct Column {
     pub name: String,
     #[serde(rename = "type")]
     pub type_name: String,
+    /// Where its values come from, as the server said (for masking; never shown).
+    #[serde(skip)]
+    pub origin: Option<ColumnOrigin>,
+}
+
+/// A result column's origin and type as the protocol reports them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ColumnOrigin {
+    /// PostgreSQL: table OID (0: none) and attribute number, type OID.
+    Pg {
+        table: u32,
+        attnum: i16,
+        type_oid: u32,
+    },
+    /// MySQL: schema, `org_table`, `org_name` (empty: none), type code and charset.
+    My {
+        schema: String,
+        table: String,
+        column: String,
+        code: u8,
+        charset: u16,
+    },
 }
 
 /// The server's error for a statement.

@@ -88,6 +88,8 @@ struct Expect {
     cut: Option<Arc<Cut>>,
     /// What the guardrails said about it.
     note: Option<Arc<Decision>>,
+    /// Columns masked in its results.
+    masked: Vec<Arc<str>>,
 }
 
 fn expect(answer: Answer, op: Option<Op>, statement: Arc<str>) -> Expect {
@@ -101,6 +103,7 @@ fn expect(answer: Answer, op: Option<Op>, statement: Arc<str>) -> Expect {
         params: None,
         cut: None,
         note: None,
+        masked: Vec::new(),
     }
 }
 
@@ -137,11 +140,16 @@ pub struct MyClient {
     pub hold_goodbye: bool,
     /// The session's guardrails (`None`: no rule applies, nothing is parsed).
     pub guard: Option<Guard>,
+    /// Results are masked: cursor fetches (whose rows come without their columns) are
+    /// refused.
+    pub masked: bool,
 }
 
 pub struct MyServer {
     shared: Arc<Mutex<Shared>>,
     m: Machine,
+    /// The session's masking (`None`: nothing is masked, rows are never read).
+    pub masking: Option<super::mysql_masking::MyMasking>,
 }
 
 /// Where the server's answer to the command at the front of the queue stands.
@@ -162,6 +170,7 @@ pub fn pair(kill_target: KillTarget) -> (MyClient, MyServer) {
             kill_target,
             hold_goodbye: false,
             guard: None,
+            masked: false,
         },
         MyServer {
             shared,
@@ -170,6 +179,7 @@ pub fn pair(kill_target: KillTarget) -> (MyClient, MyServer) {
                 continuing: false,
                 status: 0,
             },
+            masking: None,
         },
     )
 }
@@ -305,7 +315,14 @@ impl ClientSide for MyClient {
             COM_STMT_FETCH => {
                 let statement = MyClient::named(&shared, rest, "COM_STMT_FETCH");
                 let op = Some(Op::StmtFetch);
-                (expect(Answer::UntilEof, op, statement), Verdict::Pass)
+                let verdict = if self.masked {
+                    Verdict::Replace(refusal(
+                        "cursor fetches cannot be masked; read without a cursor",
+                    ))
+                } else {
+                    Verdict::Pass
+                };
+                (expect(Answer::UntilEof, op, statement), verdict)
             }
             COM_INIT_DB => (
                 with(Op::InitDb, format!("USE {}", String::from_utf8_lossy(rest))),
@@ -505,25 +522,28 @@ fn finished(e: Expect) -> Option<Outcome> {
         application_name: None,
         cut: e.cut,
         guard: e.note,
+        masked: (!e.masked.is_empty()).then(|| e.masked.into()),
     })
 }
 
 impl MyServer {
-    fn observe(&mut self, h: &[u8], body: &[u8], out: &mut Vec<Outcome>) {
+    fn observe(&mut self, h: &[u8], body: &[u8], out: &mut Vec<Outcome>) -> Option<Vec<u8>> {
         let len = h
             .first()
             .map_or(0, |_| u32::from_le_bytes([h[0], h[1], h[2], 0]) as usize);
         let continued = std::mem::replace(&mut self.m.continuing, len == 0xFF_FFFF);
         if continued {
-            return;
+            return None;
         }
         let Ok(mut guard) = self.shared.lock() else {
-            return;
+            return None;
         };
         let shared = &mut *guard;
         unanswered(shared, out);
-        let Some(front) = shared.queue.front_mut() else {
-            return;
+        let front = shared.queue.front_mut()?;
+        let rewritten = match self.masking.as_mut() {
+            Some(m) => masking_packet(m, &self.m.state, front, h, body),
+            None => None,
         };
         let done = match self.m.state {
             State::First => self.m.first(front, &mut shared.prepared, body),
@@ -551,6 +571,47 @@ impl MyServer {
             out.extend(finished(e));
             unanswered(shared, out);
         }
+        rewritten
+    }
+}
+
+/// What masking does with one server packet, by where the answer stands: a result set
+/// starts, a column is defined, the columns are complete, a row (rewritten).
+fn masking_packet(
+    m: &mut super::mysql_masking::MyMasking,
+    state: &State,
+    front: &mut Expect,
+    h: &[u8],
+    body: &[u8],
+) -> Option<Vec<u8>> {
+    match state {
+        State::First if front.answer == Answer::ResultSet => {
+            if !matches!(body.first(), Some(0x00 | 0xFF | 0xFB) | None) {
+                m.start(front.op == Some(Op::StmtExecute));
+            }
+            None
+        }
+        State::Columns(0) => {
+            for o in m.masked() {
+                if !front.masked.contains(o) {
+                    front.masked.push(Arc::clone(o));
+                }
+            }
+            None
+        }
+        State::Columns(_) => {
+            m.column(body);
+            None
+        }
+        State::Rows if front.answer == Answer::ResultSet => {
+            let end = matches!(body.first(), Some(0xFE) if body.len() < 9);
+            if end || body.first() == Some(&0xFF) {
+                None
+            } else {
+                m.row(h, body)
+            }
+        }
+        _ => None,
     }
 }
 
@@ -563,8 +624,15 @@ impl ServerSide for MyServer {
     }
 
     fn frame(&mut self, h: &[u8], body: &[u8], out: &mut Vec<Outcome>) -> Option<Vec<u8>> {
-        self.observe(h, body, out);
-        None
+        self.observe(h, body, out)
+    }
+
+    fn aligned(&self) -> bool {
+        self.masking.is_some()
+    }
+
+    fn refused(&mut self) -> Option<String> {
+        self.masking.as_mut()?.failed()
     }
 
     fn drain(&mut self, out: &mut Vec<Outcome>) {

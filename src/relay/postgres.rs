@@ -32,7 +32,12 @@ struct Prepared {
     types: Arc<[u32]>,
     cut: Option<Arc<Cut>>,
     note: Note,
+    /// Its result columns, once a Describe (of it or of a portal running it) said them.
+    fields: Option<Fields>,
 }
+
+/// Result columns as a Describe reported them (masking reads their origins).
+type Fields = Arc<[crate::masking::pg::Field]>;
 
 /// A portal: the statement text it runs and its bound parameters.
 #[derive(Clone, Debug)]
@@ -41,6 +46,11 @@ struct Portal {
     params: Params,
     cut: Option<Arc<Cut>>,
     note: Note,
+    fields: Option<Fields>,
+    /// Bind's result format codes.
+    formats: Arc<[i16]>,
+    /// The statement it runs (a Describe of the portal describes it too).
+    statement: Box<str>,
 }
 
 /// A response the server owes the client, in order.
@@ -65,7 +75,10 @@ enum Expect {
         portal: Box<str>,
         run: Running,
     },
-    Describe,
+    Describe {
+        statement: bool,
+        name: Box<str>,
+    },
     Close {
         statement: bool,
         name: Box<str>,
@@ -86,6 +99,8 @@ struct Running {
     /// Sum of the row counts in CommandComplete tags, when any had one.
     tag_rows: Option<u64>,
     error_code: Option<String>,
+    /// Columns masked in its results.
+    masked: Vec<Arc<str>>,
 }
 
 impl Running {
@@ -100,6 +115,7 @@ impl Running {
             rows: 0,
             tag_rows: None,
             error_code: None,
+            masked: Vec::new(),
         }
     }
 
@@ -114,6 +130,7 @@ impl Running {
             application_name: None,
             cut: self.cut,
             guard: self.note,
+            masked: (!self.masked.is_empty()).then(|| self.masked.into()),
         }
     }
 }
@@ -139,6 +156,9 @@ impl Shared {
             params: None,
             cut: None,
             note: None,
+            fields: None,
+            formats: Arc::from([]),
+            statement: Box::from(""),
         })
     }
 }
@@ -158,7 +178,7 @@ pub struct Frontend {
 
 /// Frontend tags whose body we read.
 pub fn frontend_wants(tag: u8) -> bool {
-    matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'C' | b'F')
+    matches!(tag, b'Q' | b'P' | b'B' | b'E' | b'C' | b'D' | b'F')
 }
 
 /// Backend tags whose body we read.
@@ -190,6 +210,7 @@ impl Frontend {
                     types,
                     cut: cut(),
                     note,
+                    fields: None,
                 };
                 Expect::Parse {
                     name,
@@ -207,7 +228,10 @@ impl Frontend {
                 portal: Box::from(r.cstr().unwrap_or_default()),
                 run: Running::new(Op::Execute, Arc::from(""), None, None),
             },
-            b'D' => Expect::Describe,
+            b'D' => Expect::Describe {
+                statement: r.u8() == Some(b'S'),
+                name: Box::from(r.cstr().unwrap_or_default()),
+            },
             b'C' => Expect::Close {
                 statement: r.u8() == Some(b'S'),
                 name: Box::from(r.cstr().unwrap_or_default()),
@@ -344,7 +368,7 @@ impl Backend {
                     }
                 }
             }
-            b'T' | b'n' => pop_if(&mut s.queue, |e| matches!(e, Expect::Describe)),
+            b'T' | b'n' => pop_if(&mut s.queue, |e| matches!(e, Expect::Describe { .. })),
             b'E' => self.error(s, body, out),
             b'Z' => {
                 self.ready = body.first().copied().unwrap_or(0);
@@ -414,11 +438,15 @@ fn accept_bind(s: &mut Shared) {
     {
         let prepared = s.statements.get(&statement).cloned().unwrap_or_default();
         let params = bind_params(&mut Reader(&values), &prepared.types);
+        let formats = crate::masking::pg::result_formats(&values).unwrap_or_default();
         let bound = Portal {
             text: prepared.text,
             params,
             cut: prepared.cut,
             note: prepared.note,
+            fields: prepared.fields,
+            formats: formats.into(),
+            statement,
         };
         s.portals.insert(portal, bound);
     }
@@ -538,6 +566,9 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 #[path = "postgres_tests.rs"]
 mod tests;
+
+#[path = "postgres_masking.rs"]
+pub mod masking;
 
 /// The PostgreSQL observers for the shared relay.
 pub mod sides {
@@ -674,6 +705,8 @@ pub mod sides {
     pub struct PgServer {
         pub be: Backend,
         pub pending: Pending,
+        /// The session's masking (`None`: nothing is masked, rows are never read).
+        pub masking: Option<super::masking::PgMasking>,
     }
 
     impl PgServer {
@@ -709,6 +742,7 @@ pub mod sides {
             PgServer {
                 be: Backend::default(),
                 pending,
+                masking: None,
             },
         )
     }
@@ -763,8 +797,15 @@ pub mod sides {
             } else {
                 None
             };
+            let masked = match self.masking.as_mut() {
+                Some(m) => m.frame(h[0], body, &self.pending),
+                None => None,
+            };
             self.be.on_frame(h[0], body, &self.pending, out);
-            blocked
+            blocked.or(masked)
+        }
+        fn aligned(&self) -> bool {
+            self.masking.is_some()
         }
         fn fatal(&self) -> Option<String> {
             self.be.fatal.clone()

@@ -205,7 +205,17 @@ impl Session {
                 == crate::config::Durability::Acknowledged,
             counted: self.live.counter(),
             guard: self.guard(),
+            masker: self.masker(),
+            database: self.database.clone(),
         }
+    }
+
+    /// The masking rules this session reads under (`None`: none apply to it).
+    fn masker(&self) -> Option<crate::masking::Masker> {
+        let c = &self.common;
+        let snapshot = self.gw.control.snapshot();
+        let key = crate::masking::period_key(&snapshot.masking_key, crate::clock::now());
+        crate::masking::Masker::new(&snapshot.masking, &c.resource_role, &c.groups, key)
     }
 
     /// The guardrails this session works under (`None`: no rule applies to it).

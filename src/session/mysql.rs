@@ -20,10 +20,12 @@ use super::{
 };
 use crate::access::{Identity, KillParty, Permit};
 use crate::auth::mysql::{Scramble, verify_scramble};
+use crate::guardrail::{Guard, MaskCheck};
 use crate::model::Protocol;
 use crate::protocol::mysql::handshake::{self, ClientHello, NATIVE, SHA2};
 use crate::protocol::mysql::packet::{self, caps, code};
 use crate::relay::mysql as observe;
+use crate::relay::mysql_masking::MyMasking;
 use crate::relay::{self, Counters, Ended, Ends};
 use crate::snapshot::Snapshot;
 use crate::tls::Stream;
@@ -293,7 +295,19 @@ impl Frontend for MyFrontend<'_> {
         lease: Lease<Upstream>,
         link: RelayLink,
     ) -> (End, Next<Self, Upstream>) {
-        let (conn, terms) = lease.split();
+        let (mut conn, terms) = lease.split();
+        let masking = match masking(&link, &mut conn).await {
+            Ok(m) => m,
+            Err(why) => {
+                let _ = self
+                    .write(&packet::err(code::SPECIFIC_ACCESS_DENIED, "42000", &why))
+                    .await;
+                return (
+                    End::bare(crate::audit::EndedBy::Error, Some(why)),
+                    Next::Done,
+                );
+            }
+        };
         let Upstream {
             stream,
             thread_id,
@@ -304,14 +318,14 @@ impl Frontend for MyFrontend<'_> {
             Stream::Plain(tcp) => {
                 let (mut up_r, mut up_w) = tcp.into_split();
                 let relayed = self
-                    .relay_with(&mut up_r, &mut up_w, &link, terms.keep, me)
+                    .relay_with(&mut up_r, &mut up_w, &link, terms.keep, me, masking)
                     .await;
                 (relayed, up_r.reunite(up_w).ok().map(Stream::Plain))
             }
             Stream::Tls(tls) => {
                 let (mut up_r, mut up_w) = tokio::io::split(*tls);
                 let relayed = self
-                    .relay_with(&mut up_r, &mut up_w, &link, terms.keep, me)
+                    .relay_with(&mut up_r, &mut up_w, &link, terms.keep, me, masking)
                     .await;
                 (relayed, Some(Stream::Tls(Box::new(up_r.unsplit(up_w)))))
             }
@@ -360,6 +374,20 @@ impl Frontend for MyFrontend<'_> {
     }
 }
 
+/// The session's masking — the relay's row rewriting and the statement check, with the
+/// views that read a masked column — or `None`: nothing is masked.
+async fn masking(
+    link: &RelayLink,
+    up: &mut Upstream,
+) -> Result<Option<(MyMasking, MaskCheck)>, String> {
+    let Some(masker) = link.masker.clone() else {
+        return Ok(None);
+    };
+    let views = crate::masking::catalog::my_views(up, &masker).await?;
+    let check = crate::masking::catalog::check(&masker, views.iter().map(|(s, n)| (&**s, &**n)));
+    Ok(Some((MyMasking::new(masker), check)))
+}
+
 /// What a relay leaves behind besides the session's end.
 enum After {
     /// The connection is done.
@@ -385,6 +413,7 @@ impl MyFrontend<'_> {
         link: &RelayLink,
         hold: bool,
         me: Option<Conn>,
+        masking: Option<(MyMasking, MaskCheck)>,
     ) -> Relayed
     where
         UR: AsyncRead + Unpin + Send,
@@ -396,6 +425,12 @@ impl MyFrontend<'_> {
         let (mut c, mut s) = observe::pair(self.kill_target(me));
         c.hold_goodbye = hold;
         c.guard = link.guard.clone();
+        if let Some((m, check)) = masking {
+            s.masking = Some(m);
+            c.masked = true;
+            let guard = c.guard.take();
+            c.guard = Some(Guard::masked(guard, check, Protocol::Mysql, &link.database));
+        }
         let sides = (&mut c, &mut s, &mut sink, &mut counters);
         let ended = match self.client.take() {
             Some(ClientStream::Plain(c)) => {

@@ -19,11 +19,14 @@ use tokio::net::TcpStream;
 
 use super::{End, Frontend, Gateway, Hello, Next, Refusal, RelayLink, SessionError};
 use crate::access::{Identity, KillParty, Permit};
+use crate::guardrail::{Guard, MaskCheck};
+use crate::masking::catalog;
 use crate::model::Protocol;
 use crate::protocol::postgres::backend;
 use crate::protocol::postgres::front::{
     CancelKeys, PgFramed, ProxyKeys, ProxyParams, UpstreamKey, UpstreamParams, send_fatal, sqlstate,
 };
+use crate::relay::postgres::masking::PgMasking;
 use crate::relay::postgres::sides;
 use crate::relay::{self, Counters, Ends};
 use crate::snapshot::Snapshot;
@@ -305,8 +308,20 @@ impl Frontend for PgFrontend<'_> {
     async fn relay(self, lease: Lease<Upstream>, link: RelayLink) -> (End, Next<Self, Upstream>) {
         let (pid, secret) = self.framed.pid_and_secret_key();
         let may_signal = self.signal_target();
-        let parts = self.framed.into_parts();
-        let (conn, terms) = lease.split();
+        let mut parts = self.framed.into_parts();
+        let (mut conn, terms) = lease.split();
+        let masking = match masking(&self.listener.gw, &link, &mut conn).await {
+            Ok(m) => m,
+            Err(why) => {
+                let bytes = crate::protocol::postgres::front::fatal_bytes(
+                    sqlstate::INSUFFICIENT_PRIVILEGE,
+                    &why,
+                );
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut parts.io, &bytes).await;
+                let end = End::bare(crate::audit::EndedBy::Error, Some(why));
+                return (end, Next::Done);
+            }
+        };
         let Upstream {
             stream,
             leftover,
@@ -323,6 +338,15 @@ impl Frontend for PgFrontend<'_> {
         c.hold_goodbye = terms.keep;
         c.may_signal = may_signal;
         c.guard = link.guard.clone();
+        if let Some((m, check)) = masking {
+            s.masking = Some(m);
+            c.guard = Some(Guard::masked(
+                c.guard.take(),
+                check,
+                Protocol::Postgres,
+                "public",
+            ));
+        }
         let (ended, upstream) = match (parts.io, stream) {
             // Plain TCP both ways: owned halves, no lock per read or write.
             (MaybeTls::Plain(client), Stream::Plain(upstream)) => {
@@ -381,6 +405,24 @@ impl Frontend for PgFrontend<'_> {
         }
         (observer.end_of(ended, &counters), Next::Done)
     }
+}
+
+/// The session's masking — the relay's row rewriting and the statement check — with the
+/// resource's catalog. `None`: nothing is masked.
+async fn masking(
+    gw: &Gateway,
+    link: &RelayLink,
+    up: &mut Upstream,
+) -> Result<Option<(PgMasking, MaskCheck)>, String> {
+    let Some(masker) = link.masker.clone() else {
+        return Ok(None);
+    };
+    let resource = link.common.resource.as_str();
+    let catalog = catalog::pg_catalog(&gw.catalogs, resource, up, &masker).await?;
+    let check = catalog::check(&masker, catalog.views());
+    let catalogs = Arc::clone(&gw.catalogs);
+    let m = PgMasking::new(masker, catalog, catalogs, Arc::from(resource));
+    Ok(Some((m, check)))
 }
 
 impl PgFrontend<'_> {

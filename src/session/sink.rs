@@ -28,6 +28,10 @@ pub struct RelayLink {
     pub counted: Arc<std::sync::atomic::AtomicU64>,
     /// The session's guardrails, for its relay or runner to take.
     pub guard: Option<crate::guardrail::Guard>,
+    /// The session's masking rules (`None`: nothing is masked).
+    pub masker: Option<crate::masking::Masker>,
+    /// The upstream database (a MySQL session's unqualified tables are in it).
+    pub database: String,
 }
 
 impl RelayLink {
@@ -138,6 +142,7 @@ impl Sink for EventSink<'_> {
                 status,
                 error_code: o.error_code,
                 guardrails: o.guard.map(|d| Arc::clone(&d.rules)),
+                masked: o.masked,
                 cut: o.cut,
             },
         };

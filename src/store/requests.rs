@@ -8,8 +8,8 @@ use sqlx::Row;
 use super::definitions::{Definitions, json, parse};
 use super::{Result, Store, StoreError, now};
 use crate::model::{
-    AccessRequest, AccessRequestRule, AccessRequestRuleView, Guardrail, GuardrailView,
-    RequestStatus,
+    AccessRequest, AccessRequestRule, AccessRequestRuleView, Guardrail, GuardrailView, MaskingRule,
+    MaskingRuleView, RequestStatus,
 };
 
 const RULES: Definitions = Definitions {
@@ -19,6 +19,10 @@ const RULES: Definitions = Definitions {
 const GUARDRAILS: Definitions = Definitions {
     table: "guardrails",
     what: "guardrail",
+};
+const MASKING: Definitions = Definitions {
+    table: "masking_rules",
+    what: "masking rule",
 };
 
 /// Which requests a list shows.
@@ -74,6 +78,28 @@ impl Store {
 
     pub async fn delete_guardrail(&self, name: &str) -> Result<()> {
         self.delete_definition(GUARDRAILS, name).await
+    }
+
+    /// The masking rules: the config's, then the API's, each by name.
+    pub async fn list_masking(&self) -> Result<Vec<MaskingRuleView>> {
+        let mut all: Vec<MaskingRuleView> = self
+            .list_definitions(MASKING)
+            .await?
+            .into_iter()
+            .map(|(rule, managed)| MaskingRuleView { rule, managed })
+            .collect();
+        all.sort_by_key(|v| !v.managed);
+        Ok(all)
+    }
+
+    /// Creates (`create`) or replaces a masking rule.
+    pub async fn put_masking(&self, rule: &MaskingRule, managed: bool, create: bool) -> Result<()> {
+        self.put_definition(MASKING, &rule.name, rule, managed, create)
+            .await
+    }
+
+    pub async fn delete_masking(&self, name: &str) -> Result<()> {
+        self.delete_definition(MASKING, name).await
     }
 
     pub async fn create_request(&self, r: &AccessRequest) -> Result<()> {

@@ -17,6 +17,7 @@ impl Store {
         let mut snap = Snapshot {
             revision,
             decoy_key: self.sealer.derive("scram decoy salt"),
+            masking_key: self.sealer.derive("masking hash"),
             ..Snapshot::default()
         };
         let mut memberships = self.memberships().await?;
@@ -99,6 +100,8 @@ impl Store {
         }
         let guardrails = self.list_guardrails().await?;
         snap.guardrails = guardrails.into_iter().map(|v| Arc::new(v.rule)).collect();
+        let masking = self.list_masking().await?;
+        snap.masking = masking.into_iter().map(|v| Arc::new(v.rule)).collect();
         for g in self.live_grants().await? {
             let until = snap
                 .grants

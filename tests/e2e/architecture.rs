@@ -97,6 +97,7 @@ fn the_bottom_layers_import_nothing_above_them() {
         ("protocol", &["model", "tls"]),
         ("sql", &[]),
         ("guardrail", &["model", "sql"]),
+        ("masking", &["model", "guardrail", "protocol"]),
         ("runbook", &["model", "sql", "protocol"]),
         ("config", &["model"]),
         ("snapshot", &["model", "config"]),

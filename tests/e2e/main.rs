@@ -20,6 +20,7 @@ mod identity;
 mod jdbc;
 mod live_changes;
 mod lockout;
+mod masking;
 mod mysql_access;
 mod mysql_async_client;
 mod mysql_upstream;

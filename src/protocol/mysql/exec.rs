@@ -206,11 +206,13 @@ fn column(p: &[u8]) -> Option<(Column, Def)> {
         let n = usize::try_from(r.lenenc()?).ok()?;
         r.take(n)
     };
-    for _ in 0..4 {
-        string()?; // catalog, schema, table, org_table
-    }
-    let name = String::from_utf8_lossy(string()?).into_owned();
-    string()?; // org_name
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    string()?; // catalog
+    let schema = text(string()?);
+    string()?; // table
+    let org_table = text(string()?);
+    let name = text(string()?);
+    let org_name = text(string()?);
     r.lenenc()?;
     let charset = r.u16()?;
     r.u32()?;
@@ -219,6 +221,13 @@ fn column(p: &[u8]) -> Option<(Column, Def)> {
     let column = Column {
         name,
         type_name: type_name(ty, charset).to_owned(),
+        origin: Some(crate::protocol::exec::ColumnOrigin::My {
+            schema,
+            table: org_table,
+            column: org_name,
+            code: ty,
+            charset,
+        }),
     };
     Some((column, Def { ty, charset, flags }))
 }

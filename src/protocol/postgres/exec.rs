@@ -110,6 +110,11 @@ impl Answer {
                     self.result.columns.push(Column {
                         name: f.name().to_owned(),
                         type_name: type_name(f.type_oid()),
+                        origin: Some(exec::ColumnOrigin::Pg {
+                            table: f.table_oid(),
+                            attnum: f.column_id(),
+                            type_oid: f.type_oid(),
+                        }),
                     });
                 }
             }

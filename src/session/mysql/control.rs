@@ -101,6 +101,7 @@ impl MyFrontend<'_> {
                     application_name: None,
                     cut: None,
                     guard: None,
+                    masked: None,
                 };
                 sink.outcome(outcome).await;
             }
