@@ -317,3 +317,48 @@ proptest! {
         prop_assert!(pg::data_row(&data_row_body(&values), &columns).is_none());
     }
 }
+
+/// The examples in docs/masking.md are rules `check-config` accepts.
+#[test]
+fn the_documented_rules_are_valid() {
+    let doc = include_str!("../../docs/masking.md");
+    let start = doc.find("<!-- example:begin -->").expect("the example");
+    let end = doc.find("<!-- example:end -->").expect("its end");
+    let toml_text: String = doc[start..end]
+        .lines()
+        .filter_map(|l| l.strip_prefix("    "))
+        .collect::<Vec<_>>()
+        .join("\n");
+    #[derive(serde::Deserialize)]
+    struct File {
+        masking: Vec<MaskingRule>,
+    }
+    let file: File = toml::from_str(&toml_text).expect("the example reads");
+    assert_eq!(file.masking.len(), 3);
+    let known = crate::model::Known {
+        resource_role: &|_| true,
+        group: &|_| true,
+        approvers: &|_| 0,
+    };
+    for rule in &file.masking {
+        assert!(rule.problems(&known).is_empty(), "{}", rule.name);
+    }
+    let m = Masker::new(
+        file.masking
+            .iter()
+            .map(|r| Arc::new(r.clone()))
+            .collect::<Vec<_>>()
+            .iter(),
+        "support",
+        &[],
+        [0; 32],
+    )
+    .expect("rules apply");
+    let look = |s, t, c| m.lookup(&Origin::new(s, t, c)).map(|m| m.rule.to_string());
+    assert_eq!(look("crm", "contacts", "email").as_deref(), Some("emails"));
+    assert_eq!(look("x", "orders", "pan").as_deref(), Some("cards"));
+    assert_eq!(
+        look("x", "customers", "ssn").as_deref(),
+        Some("national-ids")
+    );
+}

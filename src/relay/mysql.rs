@@ -692,6 +692,19 @@ mod tests {
     }
 
     #[test]
+    fn cursor_fetches_are_refused_under_masking() {
+        let (mut c, _s) = pair(Box::new(|_| None));
+        let fetch = [COM_STMT_FETCH, 1, 0, 0, 0, 10, 0, 0, 0];
+        assert_eq!(
+            c.frame(&header(fetch.len(), 0), &fetch, None),
+            Verdict::Pass
+        );
+        c.masked = true;
+        let refused = c.frame(&header(fetch.len(), 0), &fetch, None);
+        assert!(matches!(refused, Verdict::Replace(_)), "{refused:?}");
+    }
+
+    #[test]
     fn every_command_that_reads_or_changes_is_logged() {
         let (mut c, mut s) = pair(Box::new(|_| None));
         let eof = [0xfe, 0, 0, 0x02, 0];

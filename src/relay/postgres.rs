@@ -47,8 +47,8 @@ struct Portal {
     cut: Option<Arc<Cut>>,
     note: Note,
     fields: Option<Fields>,
-    /// Bind's result format codes.
-    formats: Arc<[i16]>,
+    /// Bind's result format codes (kept under masking only).
+    formats: Option<Arc<[i16]>>,
     /// The statement it runs (a Describe of the portal describes it too).
     statement: Box<str>,
 }
@@ -142,6 +142,8 @@ pub struct Shared {
     queue: VecDeque<Expect>,
     statements: HashMap<Box<str>, Prepared>,
     portals: HashMap<Box<str>, Portal>,
+    /// Results are masked: portals keep their result formats and statement's name.
+    masked: bool,
 }
 
 impl Shared {
@@ -157,7 +159,7 @@ impl Shared {
             cut: None,
             note: None,
             fields: None,
-            formats: Arc::from([]),
+            formats: None,
             statement: Box::from(""),
         })
     }
@@ -438,14 +440,19 @@ fn accept_bind(s: &mut Shared) {
     {
         let prepared = s.statements.get(&statement).cloned().unwrap_or_default();
         let params = bind_params(&mut Reader(&values), &prepared.types);
-        let formats = crate::masking::pg::result_formats(&values).unwrap_or_default();
+        let (formats, statement) = if s.masked {
+            let formats = crate::masking::pg::result_formats(&values).unwrap_or_default();
+            (Some(formats.into()), statement)
+        } else {
+            (None, Box::from(""))
+        };
         let bound = Portal {
             text: prepared.text,
             params,
             cut: prepared.cut,
             note: prepared.note,
             fields: prepared.fields,
-            formats: formats.into(),
+            formats,
             statement,
         };
         s.portals.insert(portal, bound);
@@ -782,6 +789,16 @@ pub mod sides {
             self.be.ready == b'I'
                 && self.be.fatal.is_none()
                 && self.pending.lock().is_ok_and(|q| q.is_idle())
+        }
+    }
+
+    impl PgServer {
+        /// Masks this session's results.
+        pub fn mask(&mut self, masking: super::masking::PgMasking) {
+            if let Ok(mut s) = self.pending.lock() {
+                s.masked = true;
+            }
+            self.masking = Some(masking);
         }
     }
 

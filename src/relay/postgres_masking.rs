@@ -114,7 +114,7 @@ impl PgMasking {
             return Current::Unknown;
         };
         match &p.fields {
-            Some(fields) => self.resolve(fields, Some(&p.formats), run),
+            Some(fields) => self.resolve(fields, Some(p.formats.as_deref().unwrap_or(&[])), run),
             None => {
                 run.masked.push(Arc::from("*"));
                 Current::Unknown

@@ -339,7 +339,7 @@ impl Frontend for PgFrontend<'_> {
         c.may_signal = may_signal;
         c.guard = link.guard.clone();
         if let Some((m, check)) = masking {
-            s.masking = Some(m);
+            s.mask(m);
             c.guard = Some(Guard::masked(
                 c.guard.take(),
                 check,

@@ -85,9 +85,12 @@ async fn pg_tables(env: &PgEnv) {
             from generate_series(1, 50000) i;
          create view users_v as select id, email from users;
          create view plain_v as select id, name from users;
+         create view users_vv as select * from users_v;
+         create materialized view users_mv as select id, email from users;
          alter table users owner to {role}; alter table orders owner to {role};
          alter table big owner to {role}; alter view users_v owner to {role};
-         alter view plain_v owner to {role};"
+         alter view plain_v owner to {role}; alter view users_vv owner to {role};
+         alter materialized view users_mv owner to {role};"
     ))
     .await
     .unwrap();
@@ -146,6 +149,32 @@ async fn postgres_text_results_are_masked_by_origin() {
     let join = "select u.email, o.card_number from users u join orders o on o.user_id = u.id order by o.id";
     let out = psql_rows(&env, "alice", join).await.unwrap();
     assert_eq!(out.lines().next(), Some("a***@example.com|****"), "{out}");
+    // A table made after the session read its catalog is matched by column name, and the
+    // next session reads the catalog again.
+    let alice_c = env.alice().await;
+    alice_c.simple_query("select 1").await.unwrap();
+    let conn = format!("host=127.0.0.1 user=postgres dbname={}", env.db);
+    let (direct, task) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(task);
+    direct
+        .batch_execute(&format!(
+            "create table people (id int, age int); insert into people values (1, 77);
+             alter table people owner to {}",
+            env.role
+        ))
+        .await
+        .unwrap();
+    let rows = alice_c
+        .simple_query("select id, age from people")
+        .await
+        .unwrap();
+    let row = rows.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(1).map(str::to_owned)),
+        _ => None,
+    });
+    assert_eq!(row, Some(Some("0".to_owned())), "matched by the name `age`");
     // A member of `except_groups` reads clear values.
     let out = psql_rows(&env, "lena", sql).await.unwrap();
     assert!(
@@ -195,6 +224,8 @@ async fn postgres_bypasses_through_expressions_copies_and_views_are_refused() {
         "copy users to stdout",
         "copy (select email from users) to stdout",
         "select * from users_v",
+        "select id from users_vv",
+        "select * from users_mv",
         "create table t2 as select email from users",
         "select email into t3 from users",
         "create view v2 as select upper(email) e from users",
@@ -315,6 +346,40 @@ async fn postgres_binary_results_stay_valid_values_of_their_type() {
         [0, 2, 255, 255, 255, 255, 255, 255, 255, 255],
         "{answer:?}"
     );
+    // pgjdbc's way: a named statement described through a portal once, then bound and
+    // executed without a Describe.
+    let mut b = bytes::BytesMut::new();
+    let sql = "select email from users where id = 2";
+    frontend::parse("S_1", sql, std::iter::empty(), &mut b).unwrap();
+    let bind = |b: &mut bytes::BytesMut| {
+        frontend::bind(
+            "",
+            "S_1",
+            std::iter::empty::<i16>(),
+            std::iter::empty::<Option<i32>>(),
+            |_: Option<i32>, _| Ok(postgres_protocol::IsNull::Yes),
+            Some(0),
+            b,
+        )
+        .map_err(|_| ())
+        .unwrap()
+    };
+    bind(&mut b);
+    frontend::describe(b'P', "", &mut b).unwrap();
+    frontend::execute("", 0, &mut b).unwrap();
+    frontend::sync(&mut b);
+    bind(&mut b);
+    frontend::execute("", 0, &mut b).unwrap();
+    frontend::sync(&mut b);
+    raw.send(&b).await;
+    for _ in 0..2 {
+        let answer = raw.until_ready().await;
+        let row = answer.iter().find(|m| m.0 == b'D').expect("a row");
+        assert!(row.1.ends_with(b"b***@example.org"), "{answer:?}");
+    }
+    let events = env.events().await;
+    let e = query_event(&events, "select email, id from users where id = 1");
+    assert_eq!(e["masked"], json!(["*"]), "columns it could not know");
 }
 
 #[tokio::test]
@@ -358,7 +423,10 @@ async fn my_tables(env: &MyEnv) {
             (2, 'bob@example.org', '555-9876', '987-65-4321', 41, '1983-07-08', 'Bob');
          create table {db}.orders (id int, user_id int, card_number varchar(20));
          insert into {db}.orders values (10, 1, '4111111111111111'), (11, 2, '5500000000000004');
-         create view {db}.users_v as select id, email from {db}.users;",
+         create view {db}.users_v as select id, email from {db}.users;
+         create table {db}.big (id int, email varchar(100));
+         insert into {db}.big select seq, concat('someone.with.a.long.name.', seq, '@example.com')
+            from {db}.seq_1_to_50000;",
         db = env.db
     ))
     .await;
@@ -434,6 +502,24 @@ async fn mariadb_text_and_binary_results_are_masked() {
         row.4, rows[0][3],
         "hashes agree across text and binary rows"
     );
+    // 50k rows whose values shrink, text and binary: the packets stay in step.
+    let out = env
+        .mariadb("alice", "rr", "select id, email from big order by id")
+        .await
+        .unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 50_000);
+    assert!(
+        lines.iter().all(|l| l.ends_with("\ts***@example.com")),
+        "{}",
+        lines[0]
+    );
+    let all: Vec<(i32, String)> = conn
+        .exec("select id, email from big where id > ?", (0,))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 50_000);
+    assert!(all.iter().all(|(_, e)| e == "s***@example.com"));
     let events = env.events().await;
     let e = query_event(&events, join);
     assert_eq!(
