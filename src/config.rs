@@ -329,4 +329,21 @@ mod tests {
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("5 parsecs").is_err());
     }
+
+    #[test]
+    fn masking_rules_are_checked_against_the_file() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("portcullis.toml");
+        let text = "[[masking]]\nname = \"m\"\nresource_roles = [\"nope\"]\ncolumns = [\"email\"]\nmethod = \"hash\"\nkeep_last = 2\nexcept_groups = [\"ghosts\"]\n";
+        std::fs::write(&path, text).expect("written");
+        let err = Config::load(&path).expect_err("a bad rule").to_string();
+        for said in [
+            "masking[0].resource_roles",
+            "masking[0].columns",
+            "masking[0].keep_last",
+            "masking[0].except_groups",
+        ] {
+            assert!(err.contains(said), "{said}: {err}");
+        }
+    }
 }

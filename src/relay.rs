@@ -459,11 +459,24 @@ where
         loop {
             let mut chunk = read;
             if aligned && !read.is_empty() {
-                joined = std::mem::take(&mut carry);
-                joined.extend_from_slice(read);
-                let end = whole_frames::<S::Wire>(&joined);
-                carry.extend_from_slice(&joined[end..]);
-                chunk = &joined[..end];
+                chunk = if carry.is_empty() {
+                    let end = whole_frames::<S::Wire>(read);
+                    carry.extend_from_slice(&read[end..]);
+                    &read[..end]
+                } else {
+                    // A frame's start waits in `carry`: moved, never copied again while
+                    // the frame is still not whole (a large row takes many reads).
+                    joined = std::mem::take(&mut carry);
+                    joined.extend_from_slice(read);
+                    let end = whole_frames::<S::Wire>(&joined);
+                    if end == 0 {
+                        carry = std::mem::take(&mut joined);
+                        &[]
+                    } else {
+                        carry = joined.split_off(end);
+                        &joined[..]
+                    }
+                };
             }
             if !chunk.is_empty() {
                 let observer = &mut *self.observer;

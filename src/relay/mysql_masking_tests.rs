@@ -170,3 +170,43 @@ proptest! {
         prop_assert!(binary_row(&out[4..], &columns).is_some());
     }
 }
+
+proptest! {
+    #[test]
+    fn a_rewritten_text_row_parses_back_with_its_columns(
+        cols in proptest::collection::vec(
+            (any::<bool>(), proptest::option::of(proptest::collection::vec(any::<u8>(), 0..400))),
+            1..30),
+        method in prop_oneof![Just(MaskMethod::Redact), Just(MaskMethod::Null),
+            Just(MaskMethod::Hash), Just(MaskMethod::Email), Just(MaskMethod::Default)],
+    ) {
+        let types: Vec<(bool, u8)> = cols.iter().map(|(s, _)| (*s, 0xfd)).collect();
+        let mut m = setup(method, &types, false);
+        let mut body = Vec::new();
+        for (_, v) in &cols {
+            match v {
+                Some(v) => lenenc_bytes(&mut body, v),
+                None => body.push(0xFB),
+            }
+        }
+        let Some(out) = m.row(&header(body.len(), 3), &body) else {
+            prop_assert!(!types.iter().any(|(s, _)| *s));
+            return Ok(());
+        };
+        let len = u32::from_le_bytes([out[0], out[1], out[2], 0]) as usize;
+        prop_assert_eq!(len, out.len() - 4);
+        let mut r = Reader(&out[4..]);
+        for (secret, v) in &cols {
+            if r.0.first() == Some(&0xFB) {
+                r.take(1);
+                prop_assert!(v.is_none() || (*secret && method == MaskMethod::Null));
+            } else {
+                let back = r.lenenc_bytes().expect("a value");
+                if !secret {
+                    prop_assert_eq!(Some(back), v.as_deref());
+                }
+            }
+        }
+        prop_assert!(r.0.is_empty());
+    }
+}
