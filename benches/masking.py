@@ -9,7 +9,7 @@ PostgreSQL cluster benches/run.py makes:
   another table, and one without rules: TPS and the gateway's CPU per statement.
 
 Run through benches/run.sh's build first (`cargo build --release --bin portcullis`).
-Environment: ROUNDS (3), SECONDS (5), SCALE (10). Writes benches/results/<date>-masking.md.
+Environment: ROUNDS (3), SECONDS (5), SCALE (10). Writes benches/results/<date>-<time>-masking.md.
 """
 import datetime
 import os
@@ -41,11 +41,11 @@ def make_table():
         "create table masked_big (id int, email text, note text);"
         f"insert into masked_big select g, 'someone.number.' || g || '@example.com',"
         f" 'someone.number.' || g || '@example.com' from generate_series(1, {ROWS}) g;"
-        "vacuum analyze masked_big;"
     )
     r = h.run(["psql", "-h", h.PG[0], "-p", str(h.PG[1]), "-U", "postgres", "-d", "bench", "-c", sql])
     if r.returncode != 0:
         sys.exit(r.stderr)
+    h.run(["psql", "-h", h.PG[0], "-p", str(h.PG[1]), "-U", "postgres", "-d", "bench", "-c", "vacuum analyze masked_big"])
 
 
 def large(tmp, port, user, column):
@@ -117,7 +117,8 @@ def main():
         t = med(tps[("masked", mode)]) / med(tps[("plain", mode)])
         cm, cp = med(cpu[("masked", mode)]), med(cpu[("plain", mode)])
         lines.append(f"| {mode} | {t:.3f} | {cm:.1f} | {cp:.1f} | {cm / cp:.2f} |")
-    out = os.path.join(h.ROOT, "benches", "results", f"{datetime.date.today()}-masking.md")
+    stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
+    out = os.path.join(h.ROOT, "benches", "results", f"{stamp}-masking.md")
     with open(out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
