@@ -168,6 +168,34 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// Refreshes as soon as another instance's write is announced (`Store::commit`). A
+    /// connection lost and made again refreshes at once: what was announced meanwhile is
+    /// not missed for longer than that.
+    async fn listen(self: Arc<Self>, url: String) {
+        loop {
+            let Err(e) = self.listening(&url).await;
+            tracing::warn!(error = %e, "not listening for store changes; polling, and trying again in a second");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+
+    async fn listening(&self, url: &str) -> Result<std::convert::Infallible, sqlx::Error> {
+        let mut l = sqlx::postgres::PgListener::connect(url).await?;
+        l.listen(crate::store::REVISION_CHANNEL).await?;
+        tracing::debug!("listening for store changes");
+        loop {
+            self.refresh_logged().await;
+            // `None`: the connection was lost; the next call makes a new one.
+            l.try_recv().await?;
+        }
+    }
+
+    async fn refresh_logged(&self) {
+        if let Err(e) = self.refresh().await {
+            tracing::warn!(error = %e, "store refresh failed; keeping the last good snapshot");
+        }
+    }
+
     /// Records, in the background, that the token behind `identity` was just used (API
     /// calls and native logins alike).
     pub fn token_used(&self, identity: &crate::auth::Identity) {
@@ -182,8 +210,14 @@ impl ControlPlane {
         });
     }
 
-    /// Polls the store for changes made by any instance until the process ends.
+    /// Polls the store for changes made by any instance until the process ends; on a
+    /// PostgreSQL store, also listens for them (`listen`), the poll staying as the
+    /// fallback.
     pub fn spawn_poller(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let url = self.config().store.url.clone();
+        if url.starts_with("postgres") {
+            tokio::spawn(Arc::clone(self).listen(url));
+        }
         let this = Arc::clone(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(this.config().store.poll_interval);

@@ -42,6 +42,9 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// The PostgreSQL notification channel a committed write is announced on.
+pub const REVISION_CHANNEL: &str = "portcullis_revision";
+
 /// Maps a unique-key violation to `Conflict` with `what`, anything else stays `Db`.
 fn conflict(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
     match e.as_database_error() {
@@ -195,11 +198,18 @@ impl Store {
         }
     }
 
-    /// Commits a write transaction after bumping the revision.
+    /// Commits a write transaction after bumping the revision; on PostgreSQL, every
+    /// instance listening on `REVISION_CHANNEL` hears of it when the commit lands.
     async fn commit(mut tx: Transaction<'static, Any>) -> Result<()> {
         sqlx::query("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
             .execute(&mut *tx)
             .await?;
+        if tx.backend_name() == "PostgreSQL" {
+            let notify = format!("SELECT pg_notify('{REVISION_CHANNEL}', '')");
+            sqlx::query(sqlx::AssertSqlSafe(notify))
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(())
     }

@@ -178,3 +178,136 @@ async fn two_instances_sharing_a_postgres_store_see_each_others_changes_within_a
     one.shutdown().await;
     two.shutdown().await;
 }
+
+/// A revoke on one instance ends a live session on another through the store's change
+/// notification, with the poll (30 s here) far behind. `REVOKES=50` measures p50/p99.
+#[tokio::test]
+async fn a_revoke_on_one_instance_ends_a_live_session_on_another() {
+    let url = common::fresh_pg_database().await;
+    let (role, db) = (common::unique("r"), common::unique("d"));
+    let admin_pg = common::pg_admin().await;
+    let create = format!("CREATE ROLE {role} LOGIN PASSWORD 'up-pw'");
+    admin_pg.batch_execute(&create).await.unwrap();
+    let create = format!("CREATE DATABASE {db} OWNER {role}");
+    admin_pg.batch_execute(&create).await.unwrap();
+    let declared = common::declarations(
+        "pg",
+        "postgres",
+        "127.0.0.1:5432",
+        "disable",
+        &db,
+        &role,
+        "up-pw",
+    );
+    let (d1, d2) = (Dir::new(), Dir::new());
+    let slow_poll = |d: &Dir| {
+        let path = d.write_config(Some(&url), &declared);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            text.replace("poll_interval = \"100ms\"", "poll_interval = \"30s\""),
+        )
+        .unwrap();
+    };
+    slow_poll(&d1);
+    let one = start(&d1).await;
+    std::fs::create_dir_all(d2.path().join("data")).unwrap();
+    std::fs::copy(
+        d1.path().join("data/store.key"),
+        d2.path().join("data/store.key"),
+    )
+    .unwrap();
+    slow_poll(&d2);
+    let two = start(&d2).await;
+    let a = client(&one, Some(&d1.bootstrap_token()));
+    a.post(
+        "/api/users",
+        json!({"name": "ann", "groups": ["eng"], "password": "ann-password"}),
+    )
+    .await
+    .unwrap();
+    let port = two.postgres_addr.unwrap().port();
+    let conn = format!(
+        "host=127.0.0.1 port={port} user=ann password=ann-password dbname=rr sslmode=disable"
+    );
+    let n: usize = std::env::var("REVOKES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let mut took = Vec::new();
+    for _ in 0..n {
+        let snap = two.control.clone();
+        wait_for(
+            async || {
+                snap.snapshot()
+                    .users
+                    .get("ann")
+                    .is_some_and(|u| u.status == portcullis::model::Status::Active)
+            },
+            Duration::from_secs(5),
+        )
+        .await;
+        let (c, task) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let task = tokio::spawn(task);
+        c.simple_query("select 1").await.unwrap();
+        // From the moment the admin asks: the API's write, the notification, the other
+        // instance's refresh and decision, the session's end.
+        let revoked = Instant::now();
+        a.patch("/api/users/ann", json!({"status": "inactive"}))
+            .await
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the session on the other instance ended well before the 30 s poll")
+            .unwrap()
+            .ok();
+        took.push(revoked.elapsed());
+        a.patch("/api/users/ann", json!({"status": "active"}))
+            .await
+            .unwrap();
+    }
+    took.sort();
+    let at = |q: f64| took[((took.len() as f64 * q).ceil() as usize).clamp(1, took.len()) - 1];
+    eprintln!(
+        "revoke on one instance to session end on another, {n} revokes: p50 {:?}, p99 {:?}, max {:?}",
+        at(0.5),
+        at(0.99),
+        took[took.len() - 1]
+    );
+    // The listening connections are cut: they are made again, and a change then still
+    // arrives long before the poll.
+    let store_db = url.rsplit('/').next().unwrap();
+    let cut = format!(
+        "select count(pg_terminate_backend(pid)) from pg_stat_activity where datname = '{store_db}' and query ilike 'listen%'"
+    );
+    let rows = admin_pg.query(cut.as_str(), &[]).await.unwrap();
+    assert_eq!(rows[0].get::<_, i64>(0), 2, "each instance listens");
+    let snap = two.control.clone();
+    wait_for(
+        async || {
+            snap.snapshot()
+                .users
+                .get("ann")
+                .is_some_and(|u| u.status == portcullis::model::Status::Active)
+        },
+        Duration::from_secs(5),
+    )
+    .await;
+    let (c, task) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let task = tokio::spawn(task);
+    c.simple_query("select 1").await.unwrap();
+    a.patch("/api/users/ann", json!({"status": "inactive"}))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("ended after the listener came back")
+        .unwrap()
+        .ok();
+    one.shutdown().await;
+    two.shutdown().await;
+}
