@@ -321,6 +321,7 @@ async fn background(gateway: Arc<Gateway>, stop: impl Future<Output = ()>) {
     let poller = gateway.control.spawn_poller();
     let watcher = spawn_revalidator(&gateway);
     let requests = crate::requests::spawn_sweeper(&gateway);
+    let remote_ends = crate::session::remote::spawn(Arc::clone(&gateway));
     let gw = Arc::clone(&gateway);
     let sweeper = tokio::spawn(async move {
         loop {
@@ -333,6 +334,7 @@ async fn background(gateway: Arc<Gateway>, stop: impl Future<Output = ()>) {
     poller.abort();
     watcher.abort();
     requests.abort();
+    remote_ends.abort();
     sweeper.abort();
 }
 

@@ -23,6 +23,8 @@ pub struct ControlPlane {
     changed: watch::Sender<i64>,
     /// Where `admin_change` events go once the monitoring log is open.
     recorder: std::sync::OnceLock<crate::audit::Recorder>,
+    /// Fired when a request to end a session may be waiting for this instance.
+    pub session_ends: tokio::sync::Notify,
 }
 
 /// The runbooks of `dir`; a file with problems is left out and said so (`runbooks lint`
@@ -70,6 +72,7 @@ impl ControlPlane {
             snapshot: ArcSwap::from_pointee(snapshot),
             changed,
             recorder: std::sync::OnceLock::new(),
+            session_ends: tokio::sync::Notify::new(),
         }))
     }
 
@@ -181,12 +184,26 @@ impl ControlPlane {
 
     async fn listening(&self, url: &str) -> Result<std::convert::Infallible, sqlx::Error> {
         let mut l = sqlx::postgres::PgListener::connect(url).await?;
-        l.listen(crate::store::REVISION_CHANNEL).await?;
+        let channels = [
+            crate::store::REVISION_CHANNEL,
+            crate::store::SESSION_END_CHANNEL,
+        ];
+        l.listen_all(channels).await?;
         tracing::debug!("listening for store changes");
+        // Whatever was announced while not listening.
+        self.refresh_logged().await;
+        self.session_ends.notify_one();
         loop {
-            self.refresh_logged().await;
-            // `None`: the connection was lost; the next call makes a new one.
-            l.try_recv().await?;
+            match l.try_recv().await? {
+                Some(n) if n.channel() == crate::store::SESSION_END_CHANNEL => {
+                    self.session_ends.notify_one();
+                }
+                Some(_) => self.refresh_logged().await,
+                None => {
+                    let lost = std::io::ErrorKind::ConnectionAborted;
+                    return Err(sqlx::Error::Io(lost.into()));
+                }
+            }
         }
     }
 
@@ -215,11 +232,13 @@ impl ControlPlane {
     /// fallback.
     pub fn spawn_poller(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let url = self.config().store.url.clone();
-        if url.starts_with("postgres") {
-            tokio::spawn(Arc::clone(self).listen(url));
-        }
+        // Ends with the poller (dropped with it when it is aborted).
+        let listener = url.starts_with("postgres").then(|| {
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(Arc::clone(self).listen(url)))
+        });
         let this = Arc::clone(self);
         tokio::spawn(async move {
+            let _listener = listener;
             let mut tick = tokio::time::interval(this.config().store.poll_interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {

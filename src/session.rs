@@ -16,6 +16,7 @@ mod login;
 pub mod mysql;
 pub mod postgres;
 mod registry;
+pub mod remote;
 mod sink;
 
 use std::future::Future;

@@ -8,6 +8,7 @@ mod catalog;
 mod changes;
 mod definitions;
 mod requests;
+mod session_ends;
 mod sessions;
 mod snapshot;
 mod tokens;
@@ -19,6 +20,7 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 pub use catalog::{ResourceRecord, ResourceRoleRecord};
 pub use changes::ChangeRecord;
 pub use requests::RequestFilter;
+pub use session_ends::{EndState, SESSION_END_CHANNEL};
 pub use sessions::{IndexWrite, SessionEnd, SessionFilter, SessionRecord};
 pub use users::UserRecord;
 
@@ -131,6 +133,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         12,
         "masking",
         include_str!("../migrations/0012_masking.sql"),
+    ),
+    (
+        13,
+        "session ends",
+        include_str!("../migrations/0013_session_ends.sql"),
     ),
 ];
 

@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::{ApiError, ApiState, Caller, Failures};
 use crate::api::SessionDetail;
 use crate::session::EndReason;
-use crate::store::{SessionFilter, SessionRecord};
+use crate::store::{EndState, SessionFilter, SessionRecord};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -127,7 +127,45 @@ pub(crate) async fn show(
     }))
 }
 
-/// Ends a live session (admin).
+/// How long an instance holding a session has to answer a request to end it.
+const REMOTE_END_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Ends a session another instance holds: asks it through the store and waits for its
+/// answer. Its index record, for the change event.
+async fn elsewhere(s: &ApiState, caller: &Caller, id: &str) -> Result<serde_json::Value, ApiError> {
+    let store = &s.control.store;
+    let record = store
+        .get_session(id)
+        .await?
+        .filter(|r| r.ended_at.is_none() && *r.instance != *s.instance)
+        .ok_or_else(|| ApiError::not_found(format!("no live session `{id}`")))?;
+    store
+        .request_session_end(id, &record.instance, caller.name())
+        .await?;
+    let until = std::time::Instant::now() + REMOTE_END_WAIT;
+    while std::time::Instant::now() < until {
+        match store.session_end_state(id).await? {
+            Some(EndState::Done { ended: true }) => {
+                return serde_json::to_value(&record)
+                    .map_err(|e| ApiError::unavailable(e.to_string()));
+            }
+            Some(EndState::Done { ended: false }) => {
+                return Err(ApiError::not_found(format!(
+                    "session `{id}` is no longer live on instance `{}`",
+                    record.instance
+                )));
+            }
+            _ => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+    Err(ApiError::unavailable(format!(
+        "instance `{}`, which holds session `{id}`, did not answer within {}s: it may be down (its sessions are ended when it starts again); the request stands",
+        record.instance,
+        REMOTE_END_WAIT.as_secs()
+    )))
+}
+
+/// Ends a live session (admin), on whichever instance holds it.
 #[utoipa::path(delete, path = "/api/sessions/{id}", tag = "sessions",
     params(("id" = String, Path, description = "session id")),
     responses((status = 204), Failures))]
@@ -137,16 +175,14 @@ pub(crate) async fn end(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    let view = s
-        .registry
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found(format!("no live session `{id}`")))?;
-    s.registry.end(
-        &id,
-        EndReason::Killed {
-            by: caller.name().to_owned(),
-        },
-    );
+    let view = match s.registry.get(&id) {
+        Some(view) => {
+            let by = caller.name().to_owned();
+            s.registry.end(&id, EndReason::Killed { by });
+            serde_json::to_value(view).map_err(|e| ApiError::unavailable(e.to_string()))?
+        }
+        None => elsewhere(&s, &caller, &id).await?,
+    };
     super::changed(
         &s,
         &caller,

@@ -311,3 +311,93 @@ async fn a_revoke_on_one_instance_ends_a_live_session_on_another() {
     one.shutdown().await;
     two.shutdown().await;
 }
+
+/// `DELETE /api/sessions/{id}` on one instance ends a session another holds, answering
+/// once it has ended; one whose instance does not answer is said so.
+#[tokio::test]
+async fn a_session_is_ended_from_any_instance() {
+    let url = common::fresh_pg_database().await;
+    let (role, db) = (common::unique("r"), common::unique("d"));
+    let admin_pg = common::pg_admin().await;
+    let create = format!("CREATE ROLE {role} LOGIN PASSWORD 'up-pw'");
+    admin_pg.batch_execute(&create).await.unwrap();
+    let create = format!("CREATE DATABASE {db} OWNER {role}");
+    admin_pg.batch_execute(&create).await.unwrap();
+    let declared = common::declarations(
+        "pg",
+        "postgres",
+        "127.0.0.1:5432",
+        "disable",
+        &db,
+        &role,
+        "up-pw",
+    );
+    let (d1, d2) = (Dir::new(), Dir::new());
+    d1.write_config(Some(&url), &declared);
+    let one = start(&d1).await;
+    std::fs::create_dir_all(d2.path().join("data")).unwrap();
+    std::fs::copy(
+        d1.path().join("data/store.key"),
+        d2.path().join("data/store.key"),
+    )
+    .unwrap();
+    d2.write_config(Some(&url), &declared);
+    let two = start(&d2).await;
+    let a = client(&one, Some(&d1.bootstrap_token()));
+    let port = two.postgres_addr.unwrap().port();
+    let conn = format!(
+        "host=127.0.0.1 port={port} user=alice password=alice-password dbname=rr sslmode=disable"
+    );
+    let (c, task) = tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let task = tokio::spawn(task);
+    c.simple_query("select 1").await.unwrap();
+    let id = two.gateway.registry.list()[0].id.clone();
+    let ids = {
+        let mut listed = Vec::new();
+        let until = Instant::now() + Duration::from_secs(5);
+        while listed.is_empty() && Instant::now() < until {
+            let live = a.get("/api/sessions?status=live").await.unwrap();
+            listed = live.as_array().unwrap().clone();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        listed
+    };
+    assert_eq!(
+        ids[0]["id"],
+        id.as_str(),
+        "instance one lists the other's session"
+    );
+    a.delete(&format!("/api/sessions/{id}")).await.unwrap();
+    assert!(
+        two.gateway.registry.get(&id).is_none(),
+        "ended before the answer"
+    );
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .expect("the client's connection ends")
+        .unwrap()
+        .ok();
+    let again = a.delete(&format!("/api/sessions/{id}")).await;
+    assert_eq!(status(again), 404, "no longer live");
+    // A live session of an instance that does not answer.
+    let mut ghost = one.control.store.get_session(&id).await.unwrap().unwrap();
+    ghost.id = "ghost-session".into();
+    ghost.instance = "ghost-instance".into();
+    ghost.ended_at = None;
+    ghost.ended_by = None;
+    let write = portcullis::store::IndexWrite::Started(Box::new(ghost));
+    one.control.store.index_writes(&[write]).await.unwrap();
+    let err = a
+        .delete("/api/sessions/ghost-session")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("503") && err.contains("ghost-instance") && err.contains("did not answer"),
+        "{err}"
+    );
+    one.shutdown().await;
+    two.shutdown().await;
+}
