@@ -14,7 +14,14 @@ pub const BOOTSTRAP_TOKEN_FILE: &str = "bootstrap-token";
 /// The bootstrap token works for a day: long enough to create real admin credentials.
 const BOOTSTRAP_TOKEN_LIFETIME: i64 = 24 * 3600;
 
+/// Applies the config's declarations, one instance at a time (`Store::setup_lock`).
 pub async fn apply(store: &Store, config: &Config) -> Result<()> {
+    let lock = store.setup_lock().await?;
+    declare(store, config).await?;
+    lock.release().await
+}
+
+async fn declare(store: &Store, config: &Config) -> Result<()> {
     first_start(store, config).await?;
     for g in &config.groups {
         store.put_group(&g.name, true, true).await?;

@@ -44,6 +44,24 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// The PostgreSQL advisory lock instances take turns with while applying their config.
+const SETUP_LOCK: i64 = 0x706f_7274_6375;
+
+/// The setup lock, held until `release` (or dropped: its connection closes).
+pub struct SetupLock(Option<sqlx::pool::PoolConnection<Any>>);
+
+impl SetupLock {
+    pub async fn release(mut self) -> Result<()> {
+        if let Some(mut c) = self.0.take() {
+            let unlock = format!("SELECT pg_advisory_unlock({SETUP_LOCK})");
+            sqlx::query(sqlx::AssertSqlSafe(unlock))
+                .execute(&mut *c)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
 /// The PostgreSQL notification channel a committed write is announced on.
 pub const REVISION_CHANNEL: &str = "portcullis_revision";
 
@@ -219,6 +237,24 @@ impl Store {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Taken while an instance applies its config: instances starting together on one
+    /// PostgreSQL store take turns, so exactly one makes the first admin (an SQLite file
+    /// has one process).
+    pub async fn setup_lock(&self) -> Result<SetupLock> {
+        if self.sqlite {
+            return Ok(SetupLock(None));
+        }
+        let mut c = self.pool.acquire().await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_advisory_lock({SETUP_LOCK})"
+        )))
+        .execute(&mut *c)
+        .await?;
+        // Never back to the pool: if it is not released, the lock goes with it.
+        c.close_on_drop();
+        Ok(SetupLock(Some(c)))
     }
 
     pub async fn close(&self) {

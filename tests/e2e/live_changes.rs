@@ -401,3 +401,38 @@ async fn a_session_is_ended_from_any_instance() {
     one.shutdown().await;
     two.shutdown().await;
 }
+
+/// Two instances starting together on an empty PostgreSQL store: both start, the
+/// migrations run once, and exactly one makes the first admin and its bootstrap token.
+#[tokio::test]
+async fn instances_starting_together_make_one_first_admin() {
+    let url = common::fresh_pg_database().await;
+    let (d1, d2) = (Dir::new(), Dir::new());
+    // One store key for both, as a deployment shares it.
+    for d in [&d1, &d2] {
+        std::fs::create_dir_all(d.path().join("data")).unwrap();
+        std::fs::write(
+            d.path().join("data/store.key"),
+            "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n",
+        )
+        .unwrap();
+        d.write_config(Some(&url), GROUP_A);
+    }
+    let (one, two) = tokio::join!(start(&d1), start(&d2));
+    let tokens: Vec<bool> = [&d1, &d2]
+        .iter()
+        .map(|d| d.path().join("data/bootstrap-token").exists())
+        .collect();
+    assert_eq!(
+        tokens.iter().filter(|t| **t).count(),
+        1,
+        "one bootstrap token: {tokens:?}"
+    );
+    let users = one.control.store.list_users().await.unwrap();
+    let admins: Vec<_> = users.iter().filter(|u| u.user.name == "admin").collect();
+    assert_eq!(admins.len(), 1);
+    let tokens = one.control.store.list_tokens(None).await.unwrap();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    one.shutdown().await;
+    two.shutdown().await;
+}
