@@ -322,6 +322,7 @@ async fn background(gateway: Arc<Gateway>, stop: impl Future<Output = ()>) {
     let watcher = spawn_revalidator(&gateway);
     let requests = crate::requests::spawn_sweeper(&gateway);
     let remote_ends = crate::session::remote::spawn(Arc::clone(&gateway));
+    let lockouts = spawn_lockout_sync(&gateway);
     let gw = Arc::clone(&gateway);
     let sweeper = tokio::spawn(async move {
         loop {
@@ -335,7 +336,30 @@ async fn background(gateway: Arc<Gateway>, stop: impl Future<Output = ()>) {
     watcher.abort();
     requests.abort();
     remote_ends.abort();
+    if let Some(l) = lockouts {
+        l.abort();
+    }
     sweeper.abort();
+}
+
+/// With a PostgreSQL store (several instances may share it), failed logins and lockouts
+/// are shared through it each second (`Lockout::sync`).
+fn spawn_lockout_sync(gateway: &Arc<Gateway>) -> Option<tokio::task::JoinHandle<()>> {
+    if !gateway.control.config().store.url.starts_with("postgres") {
+        return None;
+    }
+    gateway.lockout.share();
+    let gw = Arc::clone(gateway);
+    Some(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(e) = gw.lockout.sync(&gw.control.store).await {
+                tracing::warn!(error = %e, "could not share failed logins and lockouts through the store");
+            }
+        }
+    }))
 }
 
 async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {

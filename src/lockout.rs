@@ -3,7 +3,11 @@
 //! the client's address; past `limits.failed_logins_per_user` / `_per_address` a minute,
 //! that user or address is locked out for `limits.lockout`: its logins are refused
 //! with the same generic message as a wrong password, on both protocols and the admin API,
-//! until the lockout expires or an admin clears it. Counted per instance.
+//! until the lockout expires or an admin clears it. Counted per instance at once; with a
+//! PostgreSQL store, also shared by every instance through it (`sync`, each second): the
+//! failures on all instances in the current and previous minute count against the same
+//! quota, and a lockout made (or cleared) on one holds on all — so N instances do not give
+//! N times the attempts, give or take one second's worth.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -41,12 +45,42 @@ pub struct LockView {
     pub remaining_s: u64,
 }
 
+/// A lockout in force here: until when, and whether the store has it (`sync`).
+#[derive(Clone, Copy, Debug)]
+struct Lock {
+    until: Instant,
+    shared: bool,
+}
+
 #[derive(Debug)]
 pub struct Lockout {
     per_user: Option<DefaultKeyedRateLimiter<String>>,
     per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    locked: DashMap<Subject, Instant>,
+    locked: DashMap<Subject, Lock>,
     duration: Duration,
+    quotas: (u32, u32),
+    /// Shared through the store: failures and clears since the last sync.
+    sharing: std::sync::atomic::AtomicBool,
+    pending: DashMap<Subject, i64>,
+    cleared: std::sync::Mutex<Vec<Subject>>,
+}
+
+impl Subject {
+    /// As the store keeps it: `user:NAME`, `address:IP`.
+    fn key(&self) -> String {
+        match self {
+            Subject::User(u) => format!("user:{u}"),
+            Subject::Address(a) => format!("address:{a}"),
+        }
+    }
+
+    fn from_key(key: &str) -> Option<Subject> {
+        match key.split_once(':')? {
+            ("user", u) => Some(Subject::User(u.to_owned())),
+            ("address", a) => a.parse().ok().map(Subject::Address),
+            _ => None,
+        }
+    }
 }
 
 fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> Option<DefaultKeyedRateLimiter<K>> {
@@ -60,7 +94,24 @@ impl Lockout {
             per_address: limiter(limits.failed_logins_per_address),
             locked: DashMap::new(),
             duration: limits.lockout,
+            quotas: (
+                limits.failed_logins_per_user,
+                limits.failed_logins_per_address,
+            ),
+            sharing: std::sync::atomic::AtomicBool::new(false),
+            pending: DashMap::new(),
+            cleared: std::sync::Mutex::new(Vec::new()),
         }
+    }
+
+    /// Shares failures and lockouts through the store from now on (`sync`).
+    pub fn share(&self) {
+        self.sharing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn shared(&self) -> bool {
+        self.sharing.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Refuses a login attempt while the user (none when empty) or the address is locked
@@ -68,7 +119,7 @@ impl Lockout {
     pub fn check(&self, user: &str, addr: IpAddr) -> Result<(), String> {
         let user = (!user.is_empty()).then(|| Subject::User(user.to_owned()));
         for subject in user.into_iter().chain([Subject::Address(addr)]) {
-            if let Some(until) = self.locked.get(&subject).map(|u| *u) {
+            if let Some(until) = self.locked.get(&subject).map(|l| l.until) {
                 if until > Instant::now() {
                     return Err(format!(
                         "{subject} is locked out after repeated failed logins ({}s left)",
@@ -85,6 +136,12 @@ impl Lockout {
     /// Returns what this failure locked out, for the log.
     pub fn failed(&self, user: &str, addr: IpAddr) -> Vec<Subject> {
         let mut locked = Vec::new();
+        if self.shared() {
+            let user = (!user.is_empty()).then(|| Subject::User(user.to_owned()));
+            for s in user.into_iter().chain([Subject::Address(addr)]) {
+                *self.pending.entry(s).or_default() += 1;
+            }
+        }
         if let Some(l) = &self.per_user
             && !user.is_empty()
             && l.check_key(&user.to_owned()).is_err()
@@ -96,13 +153,21 @@ impl Lockout {
         {
             locked.push(Subject::Address(addr));
         }
-        let until = Instant::now() + self.duration;
         for s in &locked {
-            if self.locked.insert(s.clone(), until).is_none() {
-                tracing::warn!(subject = %s, seconds = self.duration.as_secs(), "locked out after repeated failed logins");
-            }
+            self.lock(s.clone());
         }
         locked
+    }
+
+    fn lock(&self, s: Subject) {
+        let until = Instant::now() + self.duration;
+        let lock = Lock {
+            until,
+            shared: false,
+        };
+        if self.locked.insert(s.clone(), lock).is_none() {
+            tracing::warn!(subject = %s, seconds = self.duration.as_secs(), "locked out after repeated failed logins");
+        }
     }
 
     /// The active lockouts.
@@ -111,7 +176,7 @@ impl Lockout {
         let mut out: Vec<LockView> = self
             .locked
             .iter()
-            .filter(|e| *e.value() > now)
+            .filter(|e| e.value().until > now)
             .map(|e| {
                 let (kind, subject) = match e.key() {
                     Subject::User(u) => ("user", u.clone()),
@@ -120,7 +185,7 @@ impl Lockout {
                 LockView {
                     kind: kind.to_owned(),
                     subject,
-                    remaining_s: e.value().saturating_duration_since(now).as_secs(),
+                    remaining_s: e.value().until.saturating_duration_since(now).as_secs(),
                 }
             })
             .collect();
@@ -131,19 +196,101 @@ impl Lockout {
     /// Lifts a lockout. The failures behind it keep replenishing at the quota's rate, so
     /// a burst of new failures right after locks again. False when there was none.
     pub fn clear(&self, subject: &Subject) -> bool {
+        if self.shared()
+            && let Ok(mut c) = self.cleared.lock()
+        {
+            c.push(subject.clone());
+        }
         self.locked.remove(subject).is_some()
     }
 
     /// Drops expired lockouts and idle limiter state (called periodically).
     pub fn sweep(&self) {
         let now = Instant::now();
-        self.locked.retain(|_, until| *until > now);
+        self.locked.retain(|_, l| l.until > now);
         if let Some(l) = &self.per_user {
             l.retain_recent();
         }
         if let Some(l) = &self.per_address {
             l.retain_recent();
         }
+    }
+}
+
+impl Lockout {
+    /// One exchange with the store (each second when shared): this instance's failures,
+    /// lockouts and clears go out; subjects over their quota across instances are locked;
+    /// the lockouts in force everywhere come in, and those lifted elsewhere go.
+    pub async fn sync(&self, store: &crate::store::Store) -> Result<(), crate::store::StoreError> {
+        let cleared = self
+            .cleared
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default();
+        for s in &cleared {
+            store.clear_lockout(&s.key()).await?;
+        }
+        let keys: Vec<Subject> = self.pending.iter().map(|e| e.key().clone()).collect();
+        let failures: Vec<(String, i64)> = keys
+            .iter()
+            .filter_map(|k| self.pending.remove(k).map(|(s, n)| (s.key(), n)))
+            .collect();
+        store.add_login_failures(&failures).await?;
+        self.over_quota(store).await?;
+        let unix = crate::clock::now();
+        let now = Instant::now();
+        let new: Vec<(String, i64)> = self
+            .locked
+            .iter_mut()
+            .filter(|e| !e.shared)
+            .map(|mut e| {
+                e.shared = true;
+                let left = e.until.saturating_duration_since(now).as_secs() as i64;
+                (e.key().key(), unix + left)
+            })
+            .collect();
+        store.put_lockouts(&new).await?;
+        let live = store.live_lockouts().await?;
+        let mut everywhere = std::collections::HashSet::new();
+        for (key, until) in live {
+            let Some(subject) = Subject::from_key(&key) else {
+                continue;
+            };
+            let until = now + Duration::from_secs(until.saturating_sub(unix).max(0) as u64);
+            let mut e = self.locked.entry(subject.clone()).or_insert(Lock {
+                until,
+                shared: true,
+            });
+            e.until = e.until.max(until);
+            e.shared = true;
+            everywhere.insert(subject);
+        }
+        // Lifted on another instance (or ended): published here before, gone there now.
+        self.locked
+            .retain(|s, l| !l.shared || everywhere.contains(s));
+        store.sweep_lockouts().await
+    }
+
+    /// Locks the subjects whose failures across instances pass their quota.
+    async fn over_quota(
+        &self,
+        store: &crate::store::Store,
+    ) -> Result<(), crate::store::StoreError> {
+        let (per_user, per_address) = self.quotas;
+        let Some(lowest) = [per_user, per_address].into_iter().filter(|q| *q > 0).min() else {
+            return Ok(());
+        };
+        for (key, n) in store.recent_login_failures(i64::from(lowest) + 1).await? {
+            let quota = match Subject::from_key(&key) {
+                Some(s @ Subject::User(_)) if per_user > 0 => (s, per_user),
+                Some(s @ Subject::Address(_)) if per_address > 0 => (s, per_address),
+                _ => continue,
+            };
+            if n > i64::from(quota.1) && !self.locked.contains_key(&quota.0) {
+                self.lock(quota.0);
+            }
+        }
+        Ok(())
     }
 }
 

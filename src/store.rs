@@ -7,6 +7,7 @@ mod anchors;
 mod catalog;
 mod changes;
 mod definitions;
+mod lockouts;
 mod requests;
 mod session_ends;
 mod sessions;
@@ -156,6 +157,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         13,
         "session ends",
         include_str!("../migrations/0013_session_ends.sql"),
+    ),
+    (
+        14,
+        "shared lockouts",
+        include_str!("../migrations/0014_shared_lockouts.sql"),
     ),
 ];
 

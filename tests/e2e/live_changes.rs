@@ -436,3 +436,79 @@ async fn instances_starting_together_make_one_first_admin() {
     one.shutdown().await;
     two.shutdown().await;
 }
+
+/// Failed logins on several instances count against one quota, and a lockout made or
+/// cleared on one holds on all (shared through the store, each second).
+#[tokio::test]
+async fn failed_logins_and_lockouts_are_shared_by_instances() {
+    let url = common::fresh_pg_database().await;
+    let (role, db) = (common::unique("r"), common::unique("d"));
+    let admin_pg = common::pg_admin().await;
+    let create = format!("CREATE ROLE {role} LOGIN PASSWORD 'up-pw'");
+    admin_pg.batch_execute(&create).await.unwrap();
+    let create = format!("CREATE DATABASE {db} OWNER {role}");
+    admin_pg.batch_execute(&create).await.unwrap();
+    let declared = common::declarations(
+        "pg",
+        "postgres",
+        "127.0.0.1:5432",
+        "disable",
+        &db,
+        &role,
+        "up-pw",
+    );
+    let config = format!(
+        "[limits]\nfailed_logins_per_user = 3\nfailed_logins_per_address = 1000\n{declared}"
+    );
+    let (d1, d2) = (Dir::new(), Dir::new());
+    d1.write_config(Some(&url), &config);
+    let one = start(&d1).await;
+    std::fs::create_dir_all(d2.path().join("data")).unwrap();
+    std::fs::copy(
+        d1.path().join("data/store.key"),
+        d2.path().join("data/store.key"),
+    )
+    .unwrap();
+    d2.write_config(Some(&url), &config);
+    let two = start(&d2).await;
+    let ports = [
+        one.postgres_addr.unwrap().port(),
+        two.postgres_addr.unwrap().port(),
+    ];
+    let login = |port: u16, password: &'static str| async move {
+        let conn = format!(
+            "host=127.0.0.1 port={port} user=alice password={password} dbname=rr sslmode=disable"
+        );
+        tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    // Two failures on each instance: within each one's quota of 3, over it together.
+    for port in ports.iter().chain(ports.iter()) {
+        assert!(login(*port, "wrong").await.is_err());
+    }
+    let locked_everywhere = async || {
+        let mut all = true;
+        for port in ports {
+            all &= login(port, "alice-password").await.is_err();
+        }
+        all
+    };
+    let took = wait_for(locked_everywhere, Duration::from_secs(5)).await;
+    eprintln!("locked out on both instances after {took:?}");
+    assert_eq!(one.gateway.lockout.list().len(), 1);
+    // Cleared on one, lifted on both.
+    let a = client(&one, Some(&d1.bootstrap_token()));
+    a.delete("/api/lockouts/user/alice").await.unwrap();
+    let open_everywhere = async || {
+        let mut all = true;
+        for port in ports {
+            all &= login(port, "alice-password").await.is_ok();
+        }
+        all
+    };
+    wait_for(open_everywhere, Duration::from_secs(5)).await;
+    one.shutdown().await;
+    two.shutdown().await;
+}
