@@ -74,6 +74,9 @@ pub struct StoreConfig {
     pub key: Option<SecretSource>,
     /// How often an instance checks the shared store for changes made elsewhere.
     pub poll_interval: Duration,
+    /// How long new logins may follow the last snapshot while the store cannot be
+    /// reached; past it they are refused (live sessions go on).
+    pub max_staleness: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

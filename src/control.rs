@@ -25,6 +25,8 @@ pub struct ControlPlane {
     recorder: std::sync::OnceLock<crate::audit::Recorder>,
     /// Fired when a request to end a session may be waiting for this instance.
     pub session_ends: tokio::sync::Notify,
+    /// When the store last answered a refresh.
+    reached: std::sync::Mutex<std::time::Instant>,
 }
 
 /// The runbooks of `dir`; a file with problems is left out and said so (`runbooks lint`
@@ -73,6 +75,7 @@ impl ControlPlane {
             changed,
             recorder: std::sync::OnceLock::new(),
             session_ends: tokio::sync::Notify::new(),
+            reached: std::sync::Mutex::new(std::time::Instant::now()),
         }))
     }
 
@@ -101,6 +104,9 @@ impl ControlPlane {
     /// Publishes a fresh snapshot if the store changed since the current one.
     pub async fn refresh(&self) -> Result<bool, StoreError> {
         let revision = self.store.revision().await?;
+        if let Ok(mut r) = self.reached.lock() {
+            *r = std::time::Instant::now();
+        }
         if revision == self.snapshot.load().revision {
             return Ok(false);
         }
@@ -109,6 +115,17 @@ impl ControlPlane {
         self.snapshot.store(Arc::new(snapshot));
         self.changed.send_replace(rev);
         Ok(true)
+    }
+
+    /// `Err(how long)` when the store has not answered for longer than
+    /// `store.max_staleness`: the snapshot may no longer say who may log in.
+    pub fn fresh_enough(&self) -> Result<(), std::time::Duration> {
+        let since = self.reached.lock().map(|r| r.elapsed()).unwrap_or_default();
+        if since > self.config().store.max_staleness {
+            Err(since)
+        } else {
+            Ok(())
+        }
     }
 
     /// Re-reads the config file; a bad file keeps the old config and says why.

@@ -59,6 +59,8 @@ pub enum RunError {
     Params(Vec<(String, String)>),
     #[error("the monitoring log cannot be written; refusing new sessions (fail closed)")]
     LogUnavailable,
+    #[error("the store has not been reached for {0}s; refusing new sessions (fail closed)")]
+    StoreStale(u64),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
 }
@@ -120,6 +122,9 @@ fn admit(
     if !gw.recorder.healthy() {
         return Err(RunError::LogUnavailable);
     }
+    gw.control
+        .fresh_enough()
+        .map_err(|stale| RunError::StoreStale(stale.as_secs()))?;
     let snapshot = gw.control.snapshot();
     let role = &job.resource_role;
     let approved = job.approved.as_ref();

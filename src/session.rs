@@ -110,6 +110,9 @@ pub enum SessionError {
     /// `audit.on_failure = "block"` and the monitoring log cannot be written.
     #[error("the monitoring log cannot be written; refusing new sessions (fail closed)")]
     LogUnavailable,
+    /// The store has not been reached for longer than `store.max_staleness`.
+    #[error("the store has not been reached for {0}s; refusing new sessions (fail closed)")]
+    StoreStale(u64),
     #[error("protocol violation: {0}")]
     Protocol(String),
     /// The client went away (or a cancel request was served): nothing to answer.
@@ -138,6 +141,7 @@ pub enum Refusal {
     UpstreamRefused,
     Timeout,
     LogUnavailable,
+    StoreStale,
     Protocol(String),
 }
 
@@ -146,7 +150,7 @@ impl SessionError {
         match self {
             SessionError::Denied(_) => Fault::Policy,
             SessionError::Upstream(_) => Fault::Upstream,
-            SessionError::LogUnavailable => Fault::Internal,
+            SessionError::LogUnavailable | SessionError::StoreStale(_) => Fault::Internal,
             SessionError::AuthFailed(_)
             | SessionError::TlsRequired
             | SessionError::NoResourceRole
@@ -178,6 +182,7 @@ impl SessionError {
             SessionError::Upstream(UpstreamError::Refused { .. }) => Refusal::UpstreamRefused,
             SessionError::Timeout => Refusal::Timeout,
             SessionError::LogUnavailable => Refusal::LogUnavailable,
+            SessionError::StoreStale(_) => Refusal::StoreStale,
             SessionError::Protocol(m) => Refusal::Protocol(m.clone()),
         })
     }

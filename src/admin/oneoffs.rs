@@ -58,7 +58,9 @@ impl From<RunError> for ApiError {
                     .collect::<Vec<_>>()
                     .join("; "),
             ),
-            RunError::LogUnavailable => ApiError::unavailable(e.to_string()),
+            RunError::LogUnavailable | RunError::StoreStale(_) => {
+                ApiError::unavailable(e.to_string())
+            }
             RunError::Upstream(u) => {
                 ApiError::bad_gateway(format!("{u}; the monitoring log has the reason"))
             }

@@ -72,6 +72,7 @@ pub struct RawStore {
     pub data_dir: Option<String>,
     pub key: Option<SecretSource>,
     pub poll_interval: Option<String>,
+    pub max_staleness: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

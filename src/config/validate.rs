@@ -235,7 +235,7 @@ fn store(p: &mut Problems, raw: super::raw::RawStore) -> StoreConfig {
             format!("`{url}` is neither sqlite://… nor postgres://…"),
         );
     }
-    StoreConfig {
+    let store = StoreConfig {
         url,
         data_dir: PathBuf::from(raw.data_dir.unwrap_or_else(|| "data".into())),
         key: raw.key,
@@ -245,7 +245,20 @@ fn store(p: &mut Problems, raw: super::raw::RawStore) -> StoreConfig {
             raw.poll_interval,
             Duration::from_millis(250),
         ),
+        max_staleness: duration_or(
+            p,
+            "store.max_staleness",
+            raw.max_staleness,
+            Duration::from_secs(60),
+        ),
+    };
+    if store.max_staleness <= store.poll_interval {
+        p.add(
+            "store.max_staleness",
+            "must be longer than store.poll_interval (logins would be refused between polls)",
+        );
     }
+    store
 }
 
 fn notify(p: &mut Problems, raw: super::raw::RawNotify) -> NotifyConfig {

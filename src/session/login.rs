@@ -127,6 +127,9 @@ async fn login<F: Frontend>(
     if !gw.recorder.healthy() {
         return Err(SessionError::LogUnavailable);
     }
+    gw.control
+        .fresh_enough()
+        .map_err(|stale| SessionError::StoreStale(stale.as_secs()))?;
     let snapshot = gw.control.snapshot();
     let identity = authenticated(gw, attempt, fe.authenticate(&hello, &snapshot).await)?;
     if hello.resource_role.is_empty() {

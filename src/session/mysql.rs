@@ -544,6 +544,11 @@ fn refusal_message(hello: &Hello, refusal: Refusal) -> (u16, &'static str, Strin
             ),
         ),
         Refusal::Timeout => (code::UNKNOWN, "08S01", "Login timed out".into()),
+        Refusal::StoreStale => (
+            code::UNKNOWN,
+            "HY000",
+            "The gateway cannot reach its store; new sessions are refused".into(),
+        ),
         Refusal::LogUnavailable => (
             code::UNKNOWN,
             "HY000",

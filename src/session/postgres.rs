@@ -503,6 +503,10 @@ fn refusal_message(hello: &Hello, refusal: Refusal) -> (&'static str, String) {
             ),
         ),
         Refusal::Timeout => (sqlstate::CONNECTION_FAILURE, "login timed out".into()),
+        Refusal::StoreStale => (
+            sqlstate::CANNOT_CONNECT_NOW,
+            "the gateway cannot reach its store; new sessions are refused until it can".into(),
+        ),
         Refusal::LogUnavailable => (
             sqlstate::CANNOT_CONNECT_NOW,
             "the gateway cannot write its monitoring log; new sessions are refused until it can"

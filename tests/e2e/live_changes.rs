@@ -512,3 +512,85 @@ async fn failed_logins_and_lockouts_are_shared_by_instances() {
     one.shutdown().await;
     two.shutdown().await;
 }
+
+/// The store goes away: `/readyz` says so, live sessions go on, new logins follow the last
+/// snapshot for `store.max_staleness` and are then refused; all comes back with the store.
+#[tokio::test]
+async fn without_its_store_an_instance_keeps_sessions_and_refuses_new_logins() {
+    let url = common::fresh_pg_database().await;
+    let store_db = url.rsplit('/').next().unwrap().to_owned();
+    let (role, db) = (common::unique("r"), common::unique("d"));
+    let admin_pg = common::pg_admin().await;
+    let create = format!("CREATE ROLE {role} LOGIN PASSWORD 'up-pw'");
+    admin_pg.batch_execute(&create).await.unwrap();
+    let create = format!("CREATE DATABASE {db} OWNER {role}");
+    admin_pg.batch_execute(&create).await.unwrap();
+    let declared = common::declarations(
+        "pg",
+        "postgres",
+        "127.0.0.1:5432",
+        "disable",
+        &db,
+        &role,
+        "up-pw",
+    );
+    let d = Dir::new();
+    let path = d.write_config(Some(&url), &declared);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace(
+        "poll_interval = \"100ms\"",
+        "poll_interval = \"100ms\"\nmax_staleness = \"2s\"",
+    );
+    std::fs::write(&path, text).unwrap();
+    let gw = start(&d).await;
+    let port = gw.postgres_addr.unwrap().port();
+    let conn = format!(
+        "host=127.0.0.1 port={port} user=alice password=alice-password dbname=rr sslmode=disable"
+    );
+    let login = || async {
+        tokio_postgres::connect(&conn, tokio_postgres::NoTls)
+            .await
+            .map(|(c, task)| {
+                tokio::spawn(task);
+                c
+            })
+    };
+    let live = login().await.unwrap();
+    let ready = |gw: &portcullis::app::Running| {
+        let addr = gw.admin_addr.unwrap();
+        async move {
+            let out = tokio::process::Command::new("curl")
+                .args(["-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}"])
+                .arg(format!("http://{addr}/readyz"))
+                .output()
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    assert_eq!(ready(&gw).await, "200");
+    // The store goes away.
+    let cut = |allow: bool| format!("ALTER DATABASE {store_db} WITH ALLOW_CONNECTIONS {allow}");
+    admin_pg.batch_execute(&cut(false)).await.unwrap();
+    let kill = format!(
+        "select pg_terminate_backend(pid) from pg_stat_activity where datname = '{store_db}'"
+    );
+    admin_pg.batch_execute(&kill).await.unwrap();
+    wait_for(async || ready(&gw).await == "503", Duration::from_secs(10)).await;
+    // Within max_staleness, logins still follow the last snapshot.
+    let within = login().await;
+    assert!(within.is_ok(), "{within:?}");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let err = login().await.err().expect("refused past max_staleness");
+    let db = err.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "57P03", "{db}");
+    assert!(db.message().contains("cannot reach its store"), "{db}");
+    live.simple_query("select 1")
+        .await
+        .expect("the live session goes on");
+    // The store comes back.
+    admin_pg.batch_execute(&cut(true)).await.unwrap();
+    wait_for(async || ready(&gw).await == "200", Duration::from_secs(10)).await;
+    wait_for(async || login().await.is_ok(), Duration::from_secs(10)).await;
+    gw.shutdown().await;
+}
