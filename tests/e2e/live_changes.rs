@@ -581,7 +581,9 @@ async fn without_its_store_an_instance_keeps_sessions_and_refuses_new_logins() {
     let within = login().await;
     assert!(within.is_ok(), "{within:?}");
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let err = login().await.err().expect("refused past max_staleness");
+    let Err(err) = login().await else {
+        panic!("refused past max_staleness");
+    };
     let db = err.as_db_error().expect("a server error");
     assert_eq!(db.code().code(), "57P03", "{db}");
     assert!(db.message().contains("cannot reach its store"), "{db}");
