@@ -45,7 +45,7 @@ async fn run(fsync: Fsync, label: &str, events_per_session: usize) {
         signing_key: None,
     };
     let lost = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (recorder, writer) = spawn_writer(&config, lost, None).expect("writer");
+    let (recorder, writer) = spawn_writer(&config, "bench", lost, None).expect("writer");
     let start = Instant::now();
     let tasks: Vec<_> = (0..SESSIONS)
         .map(|s| {

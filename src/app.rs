@@ -200,21 +200,26 @@ async fn open(
     let store = Store::open(&config.store.url, sealer)
         .await
         .with_context(|| format!("cannot open the store at {}", redact_url(&config.store.url)))?;
-    let instance = crate::session::index::instance_id(&config.store.data_dir)
-        .context("cannot read or create this instance's id in store.data_dir")?;
+    let instance = crate::session::index::instance_id(
+        &config.store.data_dir,
+        config.instance.as_deref(),
+        || default_instance(&config),
+    )
+    .context("cannot read or create this instance's id in store.data_dir")?;
     let signer = Arc::new(CheckpointSigner::load(
         config.audit.signing_key.as_ref(),
         &config.store.data_dir,
     )?);
     let (checkpoints, anchor_task) = checkpoints(&config, &store, &instance, &signer).await?;
     let lost = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let (recorder, writer) = crate::audit::spawn_writer(&config.audit, lost, Some(checkpoints))
-        .with_context(|| {
-            format!(
-                "cannot open the monitoring log in {}",
-                config.audit.dir.display()
-            )
-        })?;
+    let (recorder, writer) =
+        crate::audit::spawn_writer(&config.audit, &instance, lost, Some(checkpoints))
+            .with_context(|| {
+                format!(
+                    "cannot open the monitoring log in {}",
+                    config.audit.dir.display()
+                )
+            })?;
     let writer = Writer {
         handle: writer,
         anchors: anchor_task,
@@ -312,6 +317,26 @@ fn warn_open_files(config: &Config) {
     }
     for p in paths {
         crate::fsutil::warn_if_open(&p);
+    }
+}
+
+/// A new instance's id: the host name and the first configured listener port.
+fn default_instance(config: &Config) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "portcullis".into());
+    let l = &config.listen;
+    let port = [l.postgres, l.mysql, l.admin]
+        .into_iter()
+        .flatten()
+        .map(|a| a.port())
+        .find(|p| *p != 0);
+    match port {
+        Some(p) => format!("{host}:{p}"),
+        // Ports chosen by the system change at each start: the host and a random part.
+        None => format!("{host}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
     }
 }
 

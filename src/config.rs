@@ -34,6 +34,9 @@ pub struct Config {
     pub console: ConsoleConfig,
     pub notify: NotifyConfig,
     pub access_request_rules: Vec<crate::model::AccessRequestRule>,
+    /// This instance's id in events and the session index (default: the host name and a
+    /// listener port, kept in `store.data_dir/instance-id`).
+    pub instance: Option<String>,
     pub guardrails: Vec<crate::model::Guardrail>,
     pub masking: Vec<crate::model::MaskingRule>,
     pub groups: Vec<GroupDecl>,

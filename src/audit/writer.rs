@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::chain::{GENESIS, log_files, members, seal_into};
 use super::checkpoint::{Anchor, Checkpoints};
 use super::encode;
-use super::{Event, Msg, Recorder};
+use super::{Event, Kind, Msg, Recorder};
 use crate::config::{AuditConfig, Fsync, OnFailure};
 
 const CHANNEL: usize = 8192;
@@ -48,6 +48,8 @@ struct Chain {
     ts: Vec<u8>,
     line: Vec<u8>,
     clock: encode::Clock,
+    /// `"instance":"…"`, the member every line carries.
+    instance: Vec<u8>,
 }
 
 impl Chain {
@@ -91,6 +93,7 @@ impl Chain {
             ts: Vec::with_capacity(32),
             line: Vec::with_capacity(2048),
             clock: encode::Clock::default(),
+            instance: Vec::new(),
         })
     }
 
@@ -126,9 +129,15 @@ impl Chain {
             String::new()
         };
         self.clock.now_into(&mut self.ts);
+        // Every event names the instance that wrote it (a checkpoint names it itself).
+        let instance = match event.kind {
+            Kind::Checkpoint { .. } => &[][..],
+            _ => &self.instance[..],
+        };
         let parts = [
             members(&self.kind),
             members(event.common.json().as_bytes()),
+            instance,
             lost.as_bytes(),
         ];
         let hash = seal_into(
@@ -189,10 +198,12 @@ fn checkpoint(chain: &mut Chain, cp: &mut Checkpoints, config: &AuditConfig) {
 /// resumed log is checked against the last anchor first.
 pub fn spawn_writer(
     config: &AuditConfig,
+    instance: &str,
     lost: Arc<AtomicU64>,
     mut checkpoints: Option<Checkpoints>,
 ) -> std::io::Result<(Recorder, WriterHandle)> {
     let mut chain = Chain::resume(&config.dir)?;
+    chain.instance = format!("\"instance\":{}", serde_json::Value::from(instance)).into_bytes();
     if let Some(cp) = &checkpoints {
         let found = match &cp.anchored {
             Some(a) => super::chain::line_hash(&config.dir, a.seq)?,

@@ -53,6 +53,7 @@ const SESSION_COLS: &[&str] = &[
     "duration",
     "ended_by",
     "queries",
+    "instance",
 ];
 const STATEMENT_COLS: &[&str] = &[
     "ts",

@@ -34,6 +34,7 @@ pub struct RawConfig {
     pub guardrails: Vec<RawGuardrail>,
     #[serde(default)]
     pub masking: Vec<crate::model::MaskingRule>,
+    pub instance: Option<String>,
     #[serde(default)]
     pub runbooks: RawRunbooks,
     #[serde(default)]

@@ -169,6 +169,7 @@ pub fn validate(
         access_request_rules,
         guardrails,
         masking,
+        instance: raw.instance.clone(),
         groups,
         users,
         resources,

@@ -62,8 +62,16 @@ impl SessionIndex {
     }
 }
 
-/// This instance's id: made once, kept in `data_dir` so a restart knows its own sessions.
-pub fn instance_id(data_dir: &Path) -> std::io::Result<String> {
+/// This instance's id: `instance` from the config, or made once (`first`: the host name
+/// and a listener port) and kept in `data_dir`, so a restart knows its own sessions.
+pub fn instance_id(
+    data_dir: &Path,
+    configured: Option<&str>,
+    first: impl FnOnce() -> String,
+) -> std::io::Result<String> {
+    if let Some(id) = configured {
+        return Ok(id.to_owned());
+    }
     let path = data_dir.join(INSTANCE_FILE);
     match std::fs::read_to_string(&path) {
         Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
@@ -72,7 +80,7 @@ pub fn instance_id(data_dir: &Path) -> std::io::Result<String> {
         Err(e) => return Err(e),
     }
     crate::fsutil::private_dir(data_dir)?;
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = first();
     crate::fsutil::write_private(&path, id.as_bytes())?;
     Ok(id)
 }

@@ -596,3 +596,31 @@ async fn without_its_store_an_instance_keeps_sessions_and_refuses_new_logins() {
     wait_for(async || login().await.is_ok(), Duration::from_secs(10)).await;
     gw.shutdown().await;
 }
+
+/// Every monitoring-log event names the instance that wrote it, and the session index
+/// (and so `sessions`) too: the configured `instance`, or a readable default kept in the
+/// data directory.
+#[tokio::test]
+async fn every_event_and_session_names_its_instance() {
+    let env = common::pg::PgEnv::new("instance = \"gw-a\"\n").await;
+    let c = env.alice().await;
+    c.simple_query("select 1").await.unwrap();
+    drop(c);
+    let admin = client(&env.gw, Some(&env.dir.bootstrap_token()));
+    let list = admin.get("/api/sessions").await.unwrap();
+    assert_eq!(list[0]["instance"], "gw-a", "{list}");
+    let events = env.events().await;
+    assert!(events.len() > 3);
+    for e in &events {
+        assert_eq!(e["instance"], "gw-a", "{e}");
+    }
+    // Without one configured: the host name and a suffix, kept for the next start.
+    let d = Dir::new();
+    d.write_config(None, "");
+    let gw = start(&d).await;
+    let id = std::fs::read_to_string(d.path().join("data/instance-id")).unwrap();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert!(id.starts_with(host.trim()), "{id}");
+    assert_eq!(&*gw.gateway.instance, id.trim());
+    gw.shutdown().await;
+}

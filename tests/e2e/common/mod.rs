@@ -75,10 +75,17 @@ impl Dir {
             .unwrap_or_else(|| format!("sqlite://{dir}/portcullis.db"));
         // `[listen]` and `[audit]` blocks at the start of `extra` (in that order) extend
         // the common ones.
+        // Bare keys at the start of `extra` (before any section) are top-level keys.
+        let split = if extra.starts_with('[') {
+            0
+        } else {
+            extra.find("\n[").map_or(extra.len(), |i| i + 1)
+        };
+        let (top, extra) = extra.split_at(split);
         let (listen_extra, extra) = leading(extra, "[listen]\n");
         let (audit_extra, extra) = leading(extra, "[audit]\n");
         let text = format!(
-            "[listen]\nadmin = \"127.0.0.1:0\"\npostgres = \"127.0.0.1:0\"\nmysql = \"127.0.0.1:0\"\n{listen_extra}\n[store]\nurl = \"{url}\"\ndata_dir = \"{dir}/data\"\n\
+            "{top}[listen]\nadmin = \"127.0.0.1:0\"\npostgres = \"127.0.0.1:0\"\nmysql = \"127.0.0.1:0\"\n{listen_extra}\n[store]\nurl = \"{url}\"\ndata_dir = \"{dir}/data\"\n\
              poll_interval = \"100ms\"\n\n[audit]\ndir = \"{dir}/audit\"\n{audit_extra}\n{extra}\n"
         );
         std::fs::write(self.config_path(), text).unwrap();
