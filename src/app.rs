@@ -348,6 +348,7 @@ async fn background(gateway: Arc<Gateway>, stop: impl Future<Output = ()>) {
     let requests = crate::requests::spawn_sweeper(&gateway);
     let remote_ends = crate::session::remote::spawn(Arc::clone(&gateway));
     let lockouts = spawn_lockout_sync(&gateway);
+    let heartbeat = spawn_heartbeat(&gateway);
     let gw = Arc::clone(&gateway);
     let sweeper = tokio::spawn(async move {
         loop {
@@ -361,10 +362,36 @@ async fn background(gateway: Arc<Gateway>, stop: impl Future<Output = ()>) {
     watcher.abort();
     requests.abort();
     remote_ends.abort();
+    heartbeat.abort();
     if let Some(l) = lockouts {
         l.abort();
     }
     sweeper.abort();
+}
+
+/// Says this instance is alive in the store, and ends the open sessions of any peer not
+/// seen for `store.instance_timeout` (the one peer that claims it does).
+fn spawn_heartbeat(gateway: &Arc<Gateway>) -> tokio::task::JoinHandle<()> {
+    let gw = Arc::clone(gateway);
+    tokio::spawn(async move {
+        let timeout = gw.control.config().store.instance_timeout;
+        let mut tick = tokio::time::interval((timeout / 4).min(Duration::from_secs(5)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let store = &gw.control.store;
+            if let Err(e) = store.instance_seen(&gw.instance).await {
+                tracing::warn!(error = %e, "could not say this instance is alive in the store");
+                continue;
+            }
+            let secs = timeout.as_secs() as i64;
+            let closed =
+                crate::session::index::close_for_silent(store, &gw.recorder, &gw.instance, secs);
+            if let Err(e) = closed.await {
+                tracing::warn!(error = %e, "could not end the sessions of a silent instance");
+            }
+        }
+    })
 }
 
 /// With a PostgreSQL store (several instances may share it), failed logins and lockouts

@@ -80,6 +80,8 @@ pub struct StoreConfig {
     /// How long new logins may follow the last snapshot while the store cannot be
     /// reached; past it they are refused (live sessions go on).
     pub max_staleness: Duration,
+    /// An instance not seen this long has its open sessions ended by a peer.
+    pub instance_timeout: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -163,6 +163,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "shared lockouts",
         include_str!("../migrations/0014_shared_lockouts.sql"),
     ),
+    (
+        15,
+        "instances",
+        include_str!("../migrations/0015_instances.sql"),
+    ),
 ];
 
 fn migrator() -> sqlx::migrate::Migrator {

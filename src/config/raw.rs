@@ -74,6 +74,7 @@ pub struct RawStore {
     pub key: Option<SecretSource>,
     pub poll_interval: Option<String>,
     pub max_staleness: Option<String>,
+    pub instance_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

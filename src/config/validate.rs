@@ -252,7 +252,16 @@ fn store(p: &mut Problems, raw: super::raw::RawStore) -> StoreConfig {
             raw.max_staleness,
             Duration::from_secs(60),
         ),
+        instance_timeout: duration_or(
+            p,
+            "store.instance_timeout",
+            raw.instance_timeout,
+            Duration::from_secs(120),
+        ),
     };
+    if store.instance_timeout < Duration::from_secs(2) {
+        p.add("store.instance_timeout", "must be at least 2s");
+    }
     if store.max_staleness <= store.poll_interval {
         p.add(
             "store.max_staleness",

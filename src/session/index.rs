@@ -106,44 +106,83 @@ pub async fn close_orphans(
         .and_then(Result::ok)
         .unwrap_or(0) as u64;
         let error = "the gateway stopped without ending this session (crash or kill); \
-                     statements after the last logged one are unknown"
-            .to_owned();
-        let common = Common {
-            session_id: s.id.clone(),
-            user: s.user.clone(),
-            resource_role: s.resource_role.clone(),
-            resource: s.resource.clone(),
-            protocol: s.protocol.parse().unwrap_or(Channel::Postgres),
-            mode: s.mode.parse().unwrap_or(Mode::Native),
-            client_addr: s.client_addr.clone(),
-            application_name: s.application_name.clone(),
-            ..Common::default()
-        };
-        let now = crate::clock::now();
-        let event = Event {
-            common: Arc::new(common),
-            kind: Kind::SessionEnded {
-                duration_ms: (now - s.started_at).max(0) as u64 * 1000,
-                bytes_in: 0,
-                bytes_out: 0,
-                queries,
-                ended_by: EndedBy::Error,
-                error: Some(error.clone()),
-            },
-        };
-        recorder.emit(event).await;
-        store
-            .session_ended(&SessionEnd {
-                id: s.id.clone(),
-                ended_at: now,
-                statements: queries as i64,
-                bytes_in: 0,
-                bytes_out: 0,
-                ended_by: "error".into(),
-                error: Some(error),
-                application_name: None,
-            })
-            .await?;
+                     statements after the last logged one are unknown";
+        close(store, recorder, s, queries, error.to_owned()).await?;
     }
     Ok(orphans.len())
+}
+
+/// Ends the sessions a peer silent for `timeout_s` left open (in this instance's log: the
+/// peer's holds their statements). Only the one peer that claims the silent instance does.
+pub async fn close_for_silent(
+    store: &Store,
+    recorder: &Recorder,
+    me: &str,
+    timeout_s: i64,
+) -> crate::store::Result<usize> {
+    let before = crate::clock::now() - timeout_s;
+    let mut n = 0;
+    for peer in store.silent_instances(me, before).await? {
+        if !store.claim_silent(&peer, before).await? {
+            continue;
+        }
+        let open = store.open_sessions(&peer).await?;
+        for s in &open {
+            let error = format!(
+                "instance `{peer}` was not seen for {timeout_s}s; ended by instance `{me}` (its statements are in that instance's log)"
+            );
+            close(store, recorder, s, 0, error).await?;
+        }
+        if !open.is_empty() {
+            tracing::warn!(instance = %peer, sessions = open.len(), "ended the sessions of a silent instance");
+        }
+        n += open.len();
+    }
+    Ok(n)
+}
+
+/// One session's `session_ended` (an error, as said) and its index row closed.
+async fn close(
+    store: &Store,
+    recorder: &Recorder,
+    s: &crate::store::SessionRecord,
+    queries: u64,
+    error: String,
+) -> crate::store::Result<()> {
+    let common = Common {
+        session_id: s.id.clone(),
+        user: s.user.clone(),
+        resource_role: s.resource_role.clone(),
+        resource: s.resource.clone(),
+        protocol: s.protocol.parse().unwrap_or(Channel::Postgres),
+        mode: s.mode.parse().unwrap_or(Mode::Native),
+        client_addr: s.client_addr.clone(),
+        application_name: s.application_name.clone(),
+        ..Common::default()
+    };
+    let now = crate::clock::now();
+    let event = Event {
+        common: Arc::new(common),
+        kind: Kind::SessionEnded {
+            duration_ms: (now - s.started_at).max(0) as u64 * 1000,
+            bytes_in: 0,
+            bytes_out: 0,
+            queries,
+            ended_by: EndedBy::Error,
+            error: Some(error.clone()),
+        },
+    };
+    recorder.emit(event).await;
+    store
+        .session_ended(&SessionEnd {
+            id: s.id.clone(),
+            ended_at: now,
+            statements: queries as i64,
+            bytes_in: 0,
+            bytes_out: 0,
+            ended_by: "error".into(),
+            error: Some(error),
+            application_name: None,
+        })
+        .await
 }

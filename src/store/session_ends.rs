@@ -83,3 +83,39 @@ impl Store {
         }))
     }
 }
+
+impl Store {
+    /// This instance is alive.
+    pub async fn instance_seen(&self, id: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO instances (id, seen_at) VALUES ($1, $2) \
+             ON CONFLICT (id) DO UPDATE SET seen_at = $2",
+        )
+        .bind(id)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Instances other than `me` not seen since `before` (Unix seconds).
+    pub async fn silent_instances(&self, me: &str, before: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT id FROM instances WHERE seen_at < $1 AND id <> $2")
+            .bind(before)
+            .bind(me)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// Takes a silent instance off the list; true for the one caller that did (it ends the
+    /// instance's sessions), false when it spoke again or another peer was first.
+    pub async fn claim_silent(&self, id: &str, before: i64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM instances WHERE id = $1 AND seen_at < $2")
+            .bind(id)
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

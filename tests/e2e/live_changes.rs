@@ -624,3 +624,61 @@ async fn every_event_and_session_names_its_instance() {
     assert_eq!(&*gw.gateway.instance, id.trim());
     gw.shutdown().await;
 }
+
+/// The open sessions of an instance not seen for `store.instance_timeout` are ended by a
+/// peer: one `session_ended` (in the peer's log, saying why) and the index closed.
+#[tokio::test]
+async fn a_peer_ends_the_sessions_of_a_silent_instance() {
+    let env = common::pg::PgEnv::new("").await;
+    let c = env.alice().await;
+    c.simple_query("select 1").await.unwrap();
+    drop(c);
+    let url = common::fresh_pg_database().await;
+    let d = Dir::new();
+    d.write_config(Some(&url), "");
+    let path = d.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace(
+        "poll_interval = \"100ms\"",
+        "poll_interval = \"100ms\"\ninstance_timeout = \"2s\"",
+    );
+    std::fs::write(&path, text).unwrap();
+    let gw = start(&d).await;
+    let store = &gw.control.store;
+    // A session some other instance left open, and that instance last seen long ago.
+    let mut s = env
+        .gw
+        .control
+        .store
+        .list_sessions(&Default::default())
+        .await
+        .unwrap()
+        .remove(0);
+    s.id = "left-open".into();
+    s.instance = "gw-gone".into();
+    s.ended_at = None;
+    s.ended_by = None;
+    let write = portcullis::store::IndexWrite::Started(Box::new(s));
+    store.index_writes(&[write]).await.unwrap();
+    store.instance_seen("gw-gone").await.unwrap();
+    let ended = async || {
+        store
+            .get_session("left-open")
+            .await
+            .unwrap()
+            .is_some_and(|r| r.ended_at.is_some())
+    };
+    let took = wait_for(ended, Duration::from_secs(10)).await;
+    eprintln!("ended {took:?} after the silent instance's last sign");
+    let r = store.get_session("left-open").await.unwrap().unwrap();
+    assert_eq!(r.ended_by.as_deref(), Some("error"));
+    assert!(r.error.as_deref().unwrap().contains("gw-gone"), "{r:?}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let events = common::pg::read_events(&d.path().join("audit"));
+    let ends: Vec<_> = events
+        .iter()
+        .filter(|e| e["kind"] == "session_ended" && e["session_id"] == "left-open")
+        .collect();
+    assert_eq!(ends.len(), 1, "exactly one session_ended");
+    gw.shutdown().await;
+}
