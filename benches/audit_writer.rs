@@ -43,6 +43,7 @@ async fn run(fsync: Fsync, label: &str, events_per_session: usize) {
         checkpoint_interval: std::time::Duration::from_secs(10),
         checkpoint_events: 10_000,
         signing_key: None,
+        nats: None,
     };
     let lost = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (recorder, writer) = spawn_writer(&config, "bench", lost, None).expect("writer");

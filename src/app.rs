@@ -255,6 +255,7 @@ async fn open(
         notifier: crate::notify::Notifier::spawn(control.config().notify.webhooks.clone()),
         listening: std::sync::OnceLock::new(),
         catalogs: Arc::default(),
+        shipping: control.config().audit.nats.as_ref().map(|_| Arc::default()),
     });
     Ok((gateway, writer, index_task))
 }
@@ -349,6 +350,7 @@ async fn background(gateway: Arc<Gateway>, stop: impl Future<Output = ()>) {
     let remote_ends = crate::session::remote::spawn(Arc::clone(&gateway));
     let lockouts = spawn_lockout_sync(&gateway);
     let heartbeat = spawn_heartbeat(&gateway);
+    let shipper = spawn_shipper(&gateway);
     let gw = Arc::clone(&gateway);
     let sweeper = tokio::spawn(async move {
         loop {
@@ -363,10 +365,25 @@ async fn background(gateway: Arc<Gateway>, stop: impl Future<Output = ()>) {
     requests.abort();
     remote_ends.abort();
     heartbeat.abort();
+    if let Some(s) = shipper {
+        s.abort();
+    }
     if let Some(l) = lockouts {
         l.abort();
     }
     sweeper.abort();
+}
+
+/// Ships the monitoring log to NATS JetStream, when `[audit.nats]` says where.
+fn spawn_shipper(gateway: &Arc<Gateway>) -> Option<tokio::task::JoinHandle<()>> {
+    let config = gateway.control.config();
+    let nats = config.audit.nats.clone()?;
+    let state = Arc::clone(gateway.shipping.as_ref()?);
+    let (dir, data_dir) = (config.audit.dir.clone(), config.store.data_dir.clone());
+    let instance = Arc::clone(&gateway.instance);
+    Some(tokio::spawn(crate::audit::ship::run(
+        nats, dir, data_dir, instance, state,
+    )))
 }
 
 /// Says this instance is alive in the store, and ends the open sessions of any peer not

@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod encode;
 mod fields;
 pub mod search;
+pub mod ship;
 pub mod signing;
 mod writer;
 

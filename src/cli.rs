@@ -647,6 +647,19 @@ pub enum AuditCmd {
         /// Lines allowed after the last checkpoint (default: from `audit.checkpoint_events`).
         #[arg(long)]
         max_unsigned: Option<u64>,
+        /// Verify the copy shipped to NATS JetStream at this URL instead: each instance's
+        /// chain in the stream.
+        #[arg(long, value_name = "URL")]
+        nats: Option<String>,
+        /// The JetStream stream (with --nats).
+        #[arg(long, default_value = "PORTCULLIS_AUDIT")]
+        stream: String,
+        /// The subjects' prefix (with --nats).
+        #[arg(long, default_value = "portcullis.audit")]
+        subject_prefix: String,
+        /// NATS token (with --nats).
+        #[arg(long, env = "PORTCULLIS_NATS_TOKEN", hide_env_values = true)]
+        nats_token: Option<String>,
     },
     /// Print the public key that verifies this gateway's checkpoints (hex Ed25519).
     PublicKey {

@@ -124,6 +124,20 @@ pub struct AuditConfig {
     /// The checkpoint signing key (hex Ed25519 seed); default: generated into
     /// `store.data_dir/audit-signing.key`.
     pub signing_key: Option<SecretSource>,
+    /// Shipping to NATS JetStream, when configured.
+    pub nats: Option<NatsConfig>,
+}
+
+/// `[audit.nats]`: where the monitoring log is shipped (`audit::ship`).
+#[derive(Clone, Debug)]
+pub struct NatsConfig {
+    pub url: String,
+    /// The JetStream stream (made at start when absent, with `max_age`).
+    pub stream: String,
+    /// Each instance publishes to `<subject_prefix>.<instance>`.
+    pub subject_prefix: String,
+    pub token: Option<Secret>,
+    pub max_age: Duration,
 }
 
 /// One-offs (`web` mode): the defaults a request may lower or raise.

@@ -59,6 +59,8 @@ pub struct Gateway {
         std::sync::OnceLock<(Option<std::net::SocketAddr>, Option<std::net::SocketAddr>)>,
     /// Masking's PostgreSQL catalogs, per resource.
     pub catalogs: Arc<crate::masking::catalog::Catalogs>,
+    /// Shipping the monitoring log to NATS (`[audit.nats]`), when configured.
+    pub shipping: Option<Arc<crate::audit::ship::ShipState>>,
 }
 
 impl Gateway {

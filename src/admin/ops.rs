@@ -214,13 +214,53 @@ pub(crate) async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
         ),
     ];
     let mut out = String::new();
-    for (name, kind, help, v) in rows {
+    let shipped = s
+        .shipping
+        .as_ref()
+        .map(|st| shipping_rows(st))
+        .unwrap_or_default();
+    for (name, kind, help, v) in rows.into_iter().chain(shipped) {
         let _ = writeln!(
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
         );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// The NATS shipper's rows: the last seq acknowledged, how many events and seconds it
+/// lags behind the files.
+fn shipping_rows(
+    st: &crate::audit::ship::ShipState,
+) -> Vec<(&'static str, &'static str, &'static str, u64)> {
+    let acked = st.acked.load(Ordering::Relaxed);
+    let written = st.written.load(Ordering::Relaxed);
+    let oldest = st.oldest_waiting.load(Ordering::Relaxed);
+    let now = crate::clock::now().max(0) as u64;
+    vec![
+        (
+            "audit_nats_acked_seq",
+            "gauge",
+            "The last monitoring-log seq NATS acknowledged.",
+            acked,
+        ),
+        (
+            "audit_nats_lag_events",
+            "gauge",
+            "Events written but not yet acknowledged by NATS.",
+            written.saturating_sub(acked),
+        ),
+        (
+            "audit_nats_lag_seconds",
+            "gauge",
+            "Age of the oldest event not yet acknowledged by NATS.",
+            if oldest == 0 {
+                0
+            } else {
+                now.saturating_sub(oldest)
+            },
+        ),
+    ]
 }
 
 /// This document, generated from the handlers.

@@ -150,21 +150,8 @@ pub fn verify_dir(dir: &Path) -> std::io::Result<VerifyReport> {
 /// `verify_dir`, and the checkpoints' signatures and the anchor, as `checks` asks.
 pub fn verify_with(dir: &Path, checks: &Checks) -> std::io::Result<VerifyReport> {
     let files = log_files(dir)?;
-    let mut report = VerifyReport {
-        ok: true,
-        files: files.len(),
-        lines: 0,
-        first_error: None,
-        truncated_tail: false,
-        checkpoints: 0,
-        unsigned_tail: 0,
-        anchored_seq: checks.anchor.as_ref().map(|a| a.0),
-    };
-    let mut state = State {
-        prev_hash: GENESIS.to_owned(),
-        prev_seq: 0,
-        anchor_seen: false,
-    };
+    let mut check = ChainCheck::new(checks.clone());
+    check.report.files = files.len();
     for (fi, file) in files.iter().enumerate() {
         let text = std::fs::read_to_string(file)?;
         let name = file
@@ -175,23 +162,77 @@ pub fn verify_with(dir: &Path, checks: &Checks) -> std::io::Result<VerifyReport>
         let last_file = fi + 1 == files.len();
         let mut lines = text.split_inclusive('\n').enumerate().peekable();
         while let Some((i, raw)) = lines.next() {
-            let at = format!("{name}:{}", i + 1);
             let complete = raw.ends_with('\n');
             if !complete && last_file && lines.peek().is_none() {
-                report.truncated_tail = true;
+                check.report.truncated_tail = true;
                 break;
             }
-            report.lines += 1;
-            let checked = check_line(raw.trim_end(), &mut state, checks, &mut report);
-            if let Err(what) = checked {
-                report.ok = false;
-                report.first_error = Some(format!("{at}: {what}"));
-                return Ok(report);
+            if !check.line(&format!("{name}:{}", i + 1), raw.trim_end()) {
+                return Ok(check.report);
             }
         }
     }
-    finish(&mut report, &state, checks);
-    Ok(report)
+    Ok(check.finish())
+}
+
+/// A chain checked line by line (the files, or a copy such as a NATS stream).
+pub struct ChainCheck {
+    state: State,
+    checks: Checks,
+    pub report: VerifyReport,
+}
+
+impl ChainCheck {
+    pub fn new(checks: Checks) -> ChainCheck {
+        ChainCheck {
+            report: VerifyReport {
+                ok: true,
+                files: 0,
+                lines: 0,
+                first_error: None,
+                truncated_tail: false,
+                checkpoints: 0,
+                unsigned_tail: 0,
+                anchored_seq: checks.anchor.as_ref().map(|a| a.0),
+            },
+            state: State {
+                prev_hash: GENESIS.to_owned(),
+                prev_seq: 0,
+                anchor_seen: false,
+            },
+            checks,
+        }
+    }
+
+    /// One line (`at` says where, for the error); false once the chain is broken.
+    pub fn line(&mut self, at: &str, line: &str) -> bool {
+        if !self.report.ok {
+            return false;
+        }
+        self.report.lines += 1;
+        if let Err(what) = check_line(line, &mut self.state, &self.checks, &mut self.report) {
+            self.report.ok = false;
+            self.report.first_error = Some(format!("{at}: {what}"));
+        }
+        self.report.ok
+    }
+
+    /// The seq of the last good line.
+    pub fn last_seq(&self) -> u64 {
+        self.state.prev_seq
+    }
+
+    /// The hash of the last good line.
+    pub fn last_hash(&self) -> &str {
+        &self.state.prev_hash
+    }
+
+    pub fn finish(mut self) -> VerifyReport {
+        if self.report.ok {
+            finish(&mut self.report, &self.state, &self.checks);
+        }
+        self.report
+    }
 }
 
 /// What runs on from line to line.

@@ -15,7 +15,9 @@ use crate::config::Config;
 /// Whether `cmd` reads files here rather than asking the gateway.
 pub fn local(cmd: &AuditCmd) -> bool {
     match cmd {
-        AuditCmd::Verify { dir, config, .. } => dir.is_some() || config.is_some(),
+        AuditCmd::Verify {
+            dir, config, nats, ..
+        } => dir.is_some() || config.is_some() || nats.is_some(),
         AuditCmd::Events { .. } => false,
         AuditCmd::PublicKey { .. } | AuditCmd::Tail { .. } => true,
     }
@@ -104,10 +106,27 @@ fn log_dir(dir: &Option<PathBuf>, config: &Option<PathBuf>) -> Result<PathBuf, S
 pub fn run(cmd: &AuditCmd, output: Output) -> ExitCode {
     let done = match cmd {
         AuditCmd::Verify {
+            nats: Some(url),
+            stream,
+            subject_prefix,
+            nats_token,
+            ..
+        } => {
+            let nats = crate::config::NatsConfig {
+                url: url.clone(),
+                stream: stream.clone(),
+                subject_prefix: subject_prefix.clone(),
+                token: nats_token.clone().map(crate::config::Secret::new),
+                max_age: std::time::Duration::ZERO,
+            };
+            Ok(verify_nats(&nats, output))
+        }
+        AuditCmd::Verify {
             dir,
             config,
             public_key,
             max_unsigned,
+            ..
         } => checks(config, public_key, *max_unsigned)
             .and_then(|checks| Ok((log_dir(dir, config)?, checks)))
             .map(|(dir, checks)| verify(&dir, &checks, output)),
@@ -162,6 +181,45 @@ fn checks(
         max_unsigned,
         anchor: None,
     })
+}
+
+/// `audit verify --nats`: every instance's chain in the stream.
+fn verify_nats(nats: &crate::config::NatsConfig, output: Output) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let found = match runtime {
+        Ok(rt) => rt.block_on(crate::audit::ship::verify_stream(nats)),
+        Err(e) => Err(e.to_string()),
+    };
+    let copies = match found {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if copies.is_empty() {
+        eprintln!("error: stream `{}` holds no monitoring log", nats.stream);
+        return ExitCode::FAILURE;
+    }
+    let mut all = true;
+    for c in &copies {
+        let (text, ok) = report_text(&c.report, false, output);
+        all &= ok;
+        print!("instance {}: {text}", c.instance);
+        if c.duplicates > 0 {
+            println!(
+                "  ({} lines sent twice after an outage, counted once)",
+                c.duplicates
+            );
+        }
+    }
+    if all {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn verify(dir: &std::path::Path, checks: &crate::audit::Checks, output: Output) -> ExitCode {

@@ -88,6 +88,17 @@ pub struct RawAudit {
     pub checkpoint_interval: Option<String>,
     pub checkpoint_events: Option<u64>,
     pub signing_key: Option<SecretSource>,
+    pub nats: Option<RawNats>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNats {
+    pub url: String,
+    pub stream: Option<String>,
+    pub subject_prefix: Option<String>,
+    pub token: Option<SecretSource>,
+    pub max_age: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -449,6 +449,48 @@ fn oneoffs(p: &mut Problems, raw: super::raw::RawOneoffs) -> OneoffsConfig {
     }
 }
 
+fn nats(p: &mut Problems, raw: super::raw::RawNats) -> crate::config::NatsConfig {
+    let bad = |s: &str| {
+        s.is_empty()
+            || s.chars()
+                .any(|c| matches!(c, '*' | '>') || c.is_whitespace())
+    };
+    let stream = raw.stream.unwrap_or_else(|| "PORTCULLIS_AUDIT".into());
+    if bad(&stream) || stream.contains('.') {
+        p.add(
+            "audit.nats.stream",
+            format!("`{stream}` is not a stream name"),
+        );
+    }
+    let subject_prefix = raw
+        .subject_prefix
+        .unwrap_or_else(|| "portcullis.audit".into());
+    if bad(&subject_prefix) || subject_prefix.ends_with('.') || subject_prefix.starts_with('.') {
+        p.add(
+            "audit.nats.subject_prefix",
+            format!("`{subject_prefix}` is not a subject"),
+        );
+    }
+    if !raw.url.starts_with("nats://") && !raw.url.starts_with("tls://") {
+        p.add(
+            "audit.nats.url",
+            format!("`{}` is not nats://host:port or tls://host:port", raw.url),
+        );
+    }
+    crate::config::NatsConfig {
+        url: raw.url,
+        stream,
+        subject_prefix,
+        token: secret(p, "audit.nats.token".into(), raw.token),
+        max_age: duration_or(
+            p,
+            "audit.nats.max_age",
+            raw.max_age,
+            Duration::from_secs(30 * 86_400),
+        ),
+    }
+}
+
 fn audit(p: &mut Problems, raw: super::raw::RawAudit) -> AuditConfig {
     let fsync = match raw.fsync.as_deref() {
         None | Some("interval") => Fsync::Interval,
@@ -499,6 +541,7 @@ fn audit(p: &mut Problems, raw: super::raw::RawAudit) -> AuditConfig {
         ),
         checkpoint_events: raw.checkpoint_events.unwrap_or(10_000).max(1),
         signing_key: raw.signing_key,
+        nats: raw.nats.map(|n| nats(p, n)),
     };
     if audit.rotate_bytes < 4096 {
         p.add("audit.rotate_bytes", "must be at least 4096");

@@ -26,6 +26,7 @@ mod mysql_async_client;
 mod mysql_upstream;
 mod mysql_upstream_reuse;
 mod mysql_upstream_sha2;
+mod nats;
 mod node;
 mod oneoffs;
 mod postgres_access;
