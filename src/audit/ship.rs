@@ -7,7 +7,7 @@
 //! is back. `audit verify --nats` checks each instance's chain in the stream.
 
 use std::collections::VecDeque;
-use std::io::BufRead;
+use std::io::{BufRead, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,10 +94,20 @@ pub async fn run(
     let mut cursor = read_cursor(&cursor_file);
     state.acked.store(cursor, Ordering::Relaxed);
     loop {
-        match session(&config, &dir, &cursor_file, &instance, &state, &mut cursor).await {
-            Ok(()) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, acked = cursor, "shipping to NATS paused; the log keeps every line")
+        if let Err(e) = session(&config, &dir, &cursor_file, &instance, &state, &mut cursor).await {
+            tracing::warn!(error = %e, acked = cursor, "shipping to NATS paused; the log keeps every line");
+            // The lag goes on growing while NATS is away: the files say how far.
+            if let Some(last) = last_seq(&dir) {
+                state.written.fetch_max(last, Ordering::Relaxed);
+            }
+            if state.written.load(Ordering::Relaxed) > cursor {
+                let now = crate::clock::now().max(0) as u64;
+                let _ = state.oldest_waiting.compare_exchange(
+                    0,
+                    now,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
             }
         }
         tokio::time::sleep(RETRY).await;
@@ -156,6 +166,19 @@ async fn session(
             write_cursor(cursor_file, seq).map_err(|e| format!("cannot keep the cursor: {e}"))?;
         }
     }
+}
+
+/// The seq of the last complete line of the last file (its last 64 KiB read).
+fn last_seq(dir: &Path) -> Option<u64> {
+    use std::io::Read;
+    let file = log_files(dir).ok()?.pop()?;
+    let mut f = std::fs::File::open(file).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(std::io::SeekFrom::Start(len.saturating_sub(64 << 10)))
+        .ok()?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail).ok()?;
+    tail.split(|b| *b == b'\n').filter_map(seq_of).next_back()
 }
 
 fn read_cursor(path: &Path) -> u64 {
