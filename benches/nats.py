@@ -115,8 +115,19 @@ def main():
                                                extra=shipping(NATS, stream, prefix))
     admin = h.ADMIN["portcullis-nats"][0]
     tps = {"plain": [], "nats": []}
+    cpu = {"plain": [], "nats": [], "nats-server": []}
+    nats_pid = int(subprocess.run(["pgrep", "-o", "nats-server"], capture_output=True, text=True).stdout.split()[0])
     lags = []
     for rnd in range(h.ROUNDS):
+        # CPU per statement: the gateway's, and the NATS server's while it takes the lines.
+        n = 20000
+        for name, port, pid in (("plain", plain_port, plain.pid), ("nats", ship_port, shipped.pid)):
+            g0, s0 = sum(h.proc_times(pid)), sum(h.proc_times(nats_pid))
+            h.pgbench(port, "bench", "bench", ["-S", "-c", "8", "-j", "2", "-t", str(n // 8)])
+            time.sleep(0.5)
+            cpu[name].append((sum(h.proc_times(pid)) - g0) / n * 1e6)
+            if name == "nats":
+                cpu["nats-server"].append((sum(h.proc_times(nats_pid)) - s0) / n * 1e6)
         tps["plain"].append(pgbench(plain_port, h.SECONDS))
         samples, halt = [], threading.Event()
         t = threading.Thread(target=sample, args=(admin, halt, samples))
@@ -142,7 +153,9 @@ def main():
              f"| `-S -c 8` simple TPS, shipping / not | {med(tps['nats']) / med(tps['plain']):.3f} ({med(tps['nats']):.0f} / {med(tps['plain']):.0f}) |",
              f"| lag while pgbench runs, events p50 / p99 / max | {pct(ev, 0.5)} / {pct(ev, 0.99)} / {ev[-1] if ev else 0} |",
              f"| lag while pgbench runs, seconds p50 / p99 / max | {pct(secs, 0.5)} / {pct(secs, 0.99)} / {secs[-1] if secs else 0} |",
-             f"| backlog of {acked} events shipped in | {took:.2f} s ({acked / took:.0f} events/s) |"]
+             f"| backlog of {acked} events shipped in | {took:.2f} s ({acked / took:.0f} events/s) |",
+             f"| gateway CPU per statement, shipping / not | {med(cpu['nats']):.1f} / {med(cpu['plain']):.1f} µs ({med(cpu['nats']) / med(cpu['plain']):.2f}) |",
+             f"| nats-server CPU per statement while shipping | {med(cpu['nats-server']):.1f} µs |"]
     stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H%M")
     out = os.path.join(h.ROOT, "benches", "results", f"{stamp}-nats.md")
     with open(out, "w") as f:

@@ -192,6 +192,8 @@ pub struct Recorder {
     lost: Arc<AtomicU64>,
     /// False while the writer cannot write (`on_failure = "block"`).
     healthy: Arc<std::sync::atomic::AtomicBool>,
+    /// The seq of the last line written to the files (flushed).
+    written: Arc<AtomicU64>,
 }
 
 /// What travels to the writer: events (with, for `audit.durability = "acknowledged"`, who
@@ -266,6 +268,11 @@ impl Recorder {
     /// Whether the log is being written; new sessions are refused while it is not.
     pub fn healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// The seq of the last line written to the files.
+    pub fn written_seq(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
     }
 
     /// Events that could not be written (only with `on_failure = "continue"`).

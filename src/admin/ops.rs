@@ -214,10 +214,11 @@ pub(crate) async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
         ),
     ];
     let mut out = String::new();
+    let written = s.recorder.written_seq();
     let shipped = s
         .shipping
         .as_ref()
-        .map(|st| shipping_rows(st))
+        .map(|st| shipping_rows(st, written))
         .unwrap_or_default();
     for (name, kind, help, v) in rows.into_iter().chain(shipped) {
         let _ = writeln!(
@@ -232,9 +233,10 @@ pub(crate) async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
 /// lags behind the files.
 fn shipping_rows(
     st: &crate::audit::ship::ShipState,
+    written: u64,
 ) -> Vec<(&'static str, &'static str, &'static str, u64)> {
     let acked = st.acked.load(Ordering::Relaxed);
-    let written = st.written.load(Ordering::Relaxed);
+    let written = written.max(st.written.load(Ordering::Relaxed));
     let oldest = st.oldest_waiting.load(Ordering::Relaxed);
     let now = crate::clock::now().max(0) as u64;
     vec![

@@ -221,10 +221,12 @@ pub fn spawn_writer(
     }
     let (tx, mut rx) = mpsc::channel::<Msg>(CHANNEL);
     let healthy = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let written_seq = Arc::new(AtomicU64::new(chain.seq));
     let recorder = Recorder {
         tx: tx.clone(),
         lost: Arc::clone(&lost),
         healthy: Arc::clone(&healthy),
+        written: Arc::clone(&written_seq),
     };
     let config = config.clone();
     let task = tokio::task::spawn_blocking(move || {
@@ -265,6 +267,7 @@ pub fn spawn_writer(
                 match result {
                     Ok(()) => {
                         healthy.store(true, Ordering::Relaxed);
+                        written_seq.store(chain.seq, Ordering::Relaxed);
                         break;
                     }
                     Err(e) if config.on_failure == OnFailure::Continue => {
