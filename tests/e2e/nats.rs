@@ -94,7 +94,9 @@ async fn messages(url: &str, stream: &str) -> Vec<(String, String)> {
 #[tokio::test]
 async fn the_log_reaches_jetstream_in_order_and_its_copy_verifies() {
     assert!(
-        tokio::net::TcpStream::connect("127.0.0.1:4222").await.is_ok(),
+        tokio::net::TcpStream::connect("127.0.0.1:4222")
+            .await
+            .is_ok(),
         "NATS with JetStream is not reachable on 127.0.0.1:4222; run scripts/services.sh"
     );
     let (stream, prefix) = names();
