@@ -682,3 +682,116 @@ async fn a_peer_ends_the_sessions_of_a_silent_instance() {
     assert_eq!(ends.len(), 1, "exactly one session_ended");
     gw.shutdown().await;
 }
+
+/// The same across two gateway processes (`portcullis serve`): a user deactivated through
+/// one's API has a live session through the other ended.
+#[tokio::test]
+async fn a_revoke_through_one_process_ends_a_session_in_another() {
+    let url = common::fresh_pg_database().await;
+    let (role, db) = (common::unique("r"), common::unique("d"));
+    let admin_pg = common::pg_admin().await;
+    let create = format!("CREATE ROLE {role} LOGIN PASSWORD 'up-pw'");
+    admin_pg.batch_execute(&create).await.unwrap();
+    let create = format!("CREATE DATABASE {db} OWNER {role}");
+    admin_pg.batch_execute(&create).await.unwrap();
+    let declared = common::declarations(
+        "pg",
+        "postgres",
+        "127.0.0.1:5432",
+        "disable",
+        &db,
+        &role,
+        "up-pw",
+    );
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let key = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n";
+    let mut children = Vec::new();
+    let mut ports = Vec::new();
+    let dirs = [Dir::new(), Dir::new()];
+    for d in &dirs {
+        let (pg, admin) = (free(), free());
+        std::fs::create_dir_all(d.path().join("data")).unwrap();
+        std::fs::write(d.path().join("data/store.key"), key).unwrap();
+        let path = d.write_config(Some(&url), &declared);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text
+            .replace(
+                "postgres = \"127.0.0.1:0\"",
+                &format!("postgres = \"127.0.0.1:{pg}\""),
+            )
+            .replace(
+                "admin = \"127.0.0.1:0\"",
+                &format!("admin = \"127.0.0.1:{admin}\""),
+            )
+            .replace("poll_interval = \"100ms\"", "poll_interval = \"30s\"");
+        std::fs::write(&path, text).unwrap();
+        children.push(
+            Command::new(env!("CARGO_BIN_EXE_portcullis"))
+                .args(["serve", "--config"])
+                .arg(&path)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        ports.push((pg, admin));
+        // One after the other: the first makes the admin and its token.
+        let until = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", admin)).is_err() {
+            assert!(Instant::now() < until, "a gateway process did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let token = dirs[0].bootstrap_token();
+    let api = portcullis::cli::client::Client::new(
+        &format!("http://127.0.0.1:{}", ports[0].1),
+        Some(token),
+    );
+    api.post(
+        "/api/users",
+        json!({"name": "ann", "groups": ["eng"], "password": "ann-password"}),
+    )
+    .await
+    .unwrap();
+    let conn = format!(
+        "host=127.0.0.1 port={} user=ann password=ann-password dbname=rr sslmode=disable",
+        ports[1].0
+    );
+    let mut session = None;
+    let until = Instant::now() + Duration::from_secs(5);
+    while session.is_none() {
+        if let Ok((c, task)) = tokio_postgres::connect(&conn, tokio_postgres::NoTls).await {
+            session = Some((c, tokio::spawn(task)));
+        }
+        assert!(
+            Instant::now() < until,
+            "ann cannot log in through the second process"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (c, task) = session.unwrap();
+    c.simple_query("select 1").await.unwrap();
+    let asked = Instant::now();
+    api.patch("/api/users/ann", json!({"status": "inactive"}))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("ended by the other process well before its 30 s poll")
+        .unwrap()
+        .ok();
+    eprintln!(
+        "revoke through one process ended the session in the other after {:?}",
+        asked.elapsed()
+    );
+    for mut child in children {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
