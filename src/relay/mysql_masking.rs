@@ -245,10 +245,10 @@ fn binary_value<'a>(r: &mut Reader<'a>, code: u8) -> Option<&'a [u8]> {
         0x07 | 0x0a | 0x0c | 0x0b => 1 + usize::from(*r.0.first()?),
         _ => {
             let before = r.0.len();
-            let n = r.lenenc()? as usize;
+            let n = usize::try_from(r.lenenc()?).ok()?;
             let header = before - r.0.len();
             r.0 = start;
-            header + n
+            header.checked_add(n)?
         }
     };
     r.take(len)
