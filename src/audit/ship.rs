@@ -126,23 +126,16 @@ async fn session(
     let client = connect(config).await?;
     let js = jetstream::new(client);
     stream(&js, config).await?;
-    let subject = async_nats::Subject::from(subject(config, instance));
+    let subject = subject(config, instance);
     let mut lines = Lines::from(dir, *cursor).map_err(|e| e.to_string())?;
     let mut in_flight: VecDeque<(u64, u64, jetstream::context::PublishAckFuture)> = VecDeque::new();
     loop {
         let mut sent = false;
         while in_flight.len() < WINDOW {
-            let Some((seq, line)) = lines.next_line(dir).map_err(|e| e.to_string())? else {
+            let Some((seq, ts, line)) = lines.next_line(dir).map_err(|e| e.to_string())? else {
                 break;
             };
             state.written.fetch_max(seq, Ordering::Relaxed);
-            // The time of a line waiting, read now and then (the lag in seconds is a
-            // gauge, not a ledger): 0 for the others.
-            let ts = if in_flight.len().is_multiple_of(64) {
-                ts_of(&line)
-            } else {
-                0
-            };
             if in_flight.is_empty() {
                 state.oldest_waiting.store(ts, Ordering::Relaxed);
             }
@@ -167,11 +160,8 @@ async fn session(
             .map_err(|e| format!("not acknowledged: {e}"))?;
         *cursor = seq;
         state.acked.store(seq, Ordering::Relaxed);
-        match in_flight.front() {
-            None => state.oldest_waiting.store(0, Ordering::Relaxed),
-            Some((_, ts, _)) if *ts > 0 => state.oldest_waiting.store(*ts, Ordering::Relaxed),
-            Some(_) => {}
-        }
+        let next = in_flight.front().map_or(0, |(_, ts, _)| *ts);
+        state.oldest_waiting.store(next, Ordering::Relaxed);
         if in_flight.is_empty() || !sent {
             write_cursor(cursor_file, seq).map_err(|e| format!("cannot keep the cursor: {e}"))?;
         }
@@ -223,9 +213,9 @@ impl Lines {
         })
     }
 
-    /// The next complete line after `after`: (seq, line), or `None` when none is written
-    /// yet.
-    fn next_line(&mut self, dir: &Path) -> std::io::Result<Option<(u64, Vec<u8>)>> {
+    /// The next complete line after `after`: (seq, ts as Unix seconds, line), or `None`
+    /// when none is written yet.
+    fn next_line(&mut self, dir: &Path) -> std::io::Result<Option<(u64, u64, Vec<u8>)>> {
         loop {
             if self.reader.is_none() {
                 let Some(file) = self.files.get(self.at) else {
@@ -235,8 +225,7 @@ impl Lines {
                     }
                     continue;
                 };
-                let f = std::fs::File::open(file)?;
-                self.reader = Some(std::io::BufReader::with_capacity(256 << 10, f));
+                self.reader = Some(std::io::BufReader::new(std::fs::File::open(file)?));
             }
             let Some(reader) = self.reader.as_mut() else {
                 continue;
@@ -244,18 +233,15 @@ impl Lines {
             let mut line = Vec::new();
             let n = reader.read_until(b'\n', &mut line)?;
             if n == 0 || !line.ends_with(b"\n") {
-                // Nothing more yet, or a line still being written: read it again later.
-                reader.seek_relative(-(n as i64))?;
-                // Unless a later file exists: this one is done (a line cut by a crash is
-                // no line). Its name is the next number: one stat per look, not a listing.
-                if self.next_exists() {
-                    self.files = log_files(dir)?;
-                }
+                // A later file: this one is done (a line cut by a crash is no line).
+                self.files = log_files(dir)?;
                 if self.at + 1 < self.files.len() {
                     self.at += 1;
                     self.reader = None;
                     continue;
                 }
+                // Nothing more yet, or a line still being written: read it again later.
+                reader.seek_relative(-(n as i64))?;
                 return Ok(None);
             }
             line.pop();
@@ -266,25 +252,7 @@ impl Lines {
                 continue;
             }
             self.after = seq;
-            return Ok(Some((seq, line)));
-        }
-    }
-
-    /// Whether the file after the one being read exists (`portcullis-NNNNNN.jsonl`).
-    fn next_exists(&self) -> bool {
-        let Some(current) = self.files.get(self.at) else {
-            return true;
-        };
-        let number = current
-            .file_stem()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix("portcullis-"))
-            .and_then(|n| n.parse::<u64>().ok());
-        match number {
-            Some(n) => current
-                .with_file_name(format!("portcullis-{:06}.jsonl", n + 1))
-                .exists(),
-            None => true,
+            return Ok(Some((seq, ts_of(&line), line)));
         }
     }
 }
