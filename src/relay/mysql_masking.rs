@@ -11,6 +11,7 @@ use std::sync::Arc;
 use crate::masking::my::kind;
 use crate::masking::value::{Kind, Masked, mask};
 use crate::masking::{Mask, Masker, Origin};
+use crate::protocol::mysql::packet::{Reader, lenenc_str};
 
 /// One column of the result being read, `mask` set when masked.
 #[derive(Clone, Debug)]
@@ -139,7 +140,7 @@ fn definition(body: &[u8]) -> Option<Definition> {
     let mut r = Reader(body);
     let mut strings = Vec::with_capacity(6);
     for _ in 0..6 {
-        strings.push(String::from_utf8_lossy(r.lenenc_bytes()?).into_owned());
+        strings.push(String::from_utf8_lossy(lenenc_value(&mut r)?).into_owned());
     }
     r.lenenc()?;
     let charset = u16::from_le_bytes(r.take(2)?.try_into().ok()?);
@@ -165,14 +166,14 @@ fn text_row(body: &[u8], columns: &[Column]) -> Option<Vec<u8>> {
             r.take(1)?;
             None
         } else {
-            Some(r.lenenc_bytes()?)
+            Some(lenenc_value(&mut r)?)
         };
         match (&c.mask, value) {
             (Some(m), Some(v)) => match text(c.kind, mask(m, c.kind, v)) {
-                Some(t) => lenenc_bytes(&mut out, &t),
+                Some(t) => lenenc_str(&mut out, &t),
                 None => out.push(0xFB),
             },
-            (_, Some(v)) => lenenc_bytes(&mut out, v),
+            (_, Some(v)) => lenenc_str(&mut out, v),
             (_, None) => out.push(0xFB),
         }
     }
@@ -281,7 +282,7 @@ fn canonical(c: &Column, raw: &[u8]) -> Option<Vec<u8>> {
 
 fn strip_lenenc(raw: &[u8]) -> &[u8] {
     let mut r = Reader(raw);
-    r.lenenc_bytes().unwrap_or(raw)
+    lenenc_value(&mut r).unwrap_or(raw)
 }
 
 /// A masked value in the column's binary encoding (`None`: NULL).
@@ -301,61 +302,15 @@ fn encode(c: &Column, m: Masked) -> Option<Vec<u8>> {
             out.extend_from_slice(&[4, 0xB2, 0x07, 1, 1]);
         }
         (Kind::Time, Masked::Zero) => out.push(0),
-        (kind, m) => lenenc_bytes(&mut out, &text(kind, m)?),
+        (kind, m) => lenenc_str(&mut out, &text(kind, m)?),
     }
     Some(out)
 }
 
-fn lenenc_bytes(out: &mut Vec<u8>, v: &[u8]) {
-    let n = v.len();
-    if n < 251 {
-        out.push(n as u8);
-    } else if n < 1 << 16 {
-        out.push(0xFC);
-        out.extend_from_slice(&(n as u16).to_le_bytes());
-    } else if n < 1 << 24 {
-        out.push(0xFD);
-        out.extend_from_slice(&(n as u32).to_le_bytes()[..3]);
-    } else {
-        out.push(0xFE);
-        out.extend_from_slice(&(n as u64).to_le_bytes());
-    }
-    out.extend_from_slice(v);
-}
-
-/// Bounds-checked reads; every read is `None` past the end.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn lenenc(&mut self) -> Option<u64> {
-        let first = self.take(1)?[0];
-        let wide = |b: &[u8]| {
-            let mut le = [0u8; 8];
-            le[..b.len()].copy_from_slice(b);
-            u64::from_le_bytes(le)
-        };
-        Some(match first {
-            0xFC => wide(self.take(2)?),
-            0xFD => wide(self.take(3)?),
-            0xFE => wide(self.take(8)?),
-            0xFB | 0xFF => return None,
-            n => u64::from(n),
-        })
-    }
-
-    fn lenenc_bytes(&mut self) -> Option<&'a [u8]> {
-        let n = usize::try_from(self.lenenc()?).ok()?;
-        self.take(n)
-    }
+/// A length-encoded string's bytes.
+fn lenenc_value<'a>(r: &mut Reader<'a>) -> Option<&'a [u8]> {
+    let n = usize::try_from(r.lenenc()?).ok()?;
+    r.take(n)
 }
 
 #[cfg(test)]

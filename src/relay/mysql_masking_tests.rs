@@ -23,7 +23,7 @@ fn masker(method: MaskMethod) -> Masker {
 fn def(name: &str, code: u8) -> Vec<u8> {
     let mut b = Vec::new();
     for s in ["def", "d", "t", "t", name, name] {
-        lenenc_bytes(&mut b, s.as_bytes());
+        lenenc_str(&mut b, s.as_bytes());
     }
     b.push(0x0c);
     b.extend_from_slice(&45u16.to_le_bytes());
@@ -65,7 +65,7 @@ fn binary_value(code: u8, seed: u8) -> Vec<u8> {
         0x0b => vec![0],
         _ => {
             let mut v = Vec::new();
-            lenenc_bytes(&mut v, &vec![b'a' + seed % 26; usize::from(seed)]);
+            lenenc_str(&mut v, &vec![b'a' + seed % 26; usize::from(seed)]);
             v
         }
     }
@@ -76,12 +76,12 @@ fn text_rows_are_rewritten_and_reframed() {
     let mut m = setup(MaskMethod::Email, &[(false, 0x03), (true, 0xfd)], false);
     assert_eq!(m.masked(), [Arc::from("d.t.secret")]);
     let mut body = Vec::new();
-    lenenc_bytes(&mut body, b"42");
-    lenenc_bytes(&mut body, b"alice@example.com");
+    lenenc_str(&mut body, b"42");
+    lenenc_str(&mut body, b"alice@example.com");
     let out = m.row(&header(body.len(), 7), &body).expect("rewritten");
     let mut want = Vec::new();
-    lenenc_bytes(&mut want, b"42");
-    lenenc_bytes(&mut want, b"a***@example.com");
+    lenenc_str(&mut want, b"42");
+    lenenc_str(&mut want, b"a***@example.com");
     assert_eq!(
         &out[..4],
         &header(want.len(), 7),
@@ -99,10 +99,10 @@ fn binary_rows_keep_types_and_null_bitmaps() {
     let mut m = setup(MaskMethod::Default, &[(true, 0x03), (false, 0xfd)], true);
     let mut body = vec![0x00, 0x00];
     body.extend_from_slice(&99i32.to_le_bytes());
-    lenenc_bytes(&mut body, b"kept");
+    lenenc_str(&mut body, b"kept");
     let out = m.row(&header(body.len(), 1), &body).expect("rewritten");
     let mut want = vec![0x00, 0x00, 0, 0, 0, 0];
-    lenenc_bytes(&mut want, b"kept");
+    lenenc_str(&mut want, b"kept");
     assert_eq!(&out[4..], &want[..], "a masked INT stays 4 bytes");
     let mut m = setup(MaskMethod::Null, &[(false, 0x08), (true, 0x0a)], true);
     let mut body = vec![0x00, 0x00];
@@ -185,7 +185,7 @@ proptest! {
         let mut body = Vec::new();
         for (_, v) in &cols {
             match v {
-                Some(v) => lenenc_bytes(&mut body, v),
+                Some(v) => lenenc_str(&mut body, v),
                 None => body.push(0xFB),
             }
         }
@@ -201,7 +201,7 @@ proptest! {
                 r.take(1);
                 prop_assert!(v.is_none() || (*secret && method == MaskMethod::Null));
             } else {
-                let back = r.lenenc_bytes().expect("a value");
+                let back = lenenc_value(&mut r).expect("a value");
                 if !secret {
                     prop_assert_eq!(Some(back), v.as_deref());
                 }

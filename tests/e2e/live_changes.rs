@@ -53,6 +53,53 @@ async fn wait_for(mut probe: impl AsyncFnMut() -> bool, limit: Duration) -> Dura
     start.elapsed()
 }
 
+/// A fresh upstream role and database on the local PostgreSQL, and the common people and
+/// resource roles declared on it (for a config).
+async fn upstream() -> (tokio_postgres::Client, String) {
+    let (role, db) = (common::unique("r"), common::unique("d"));
+    let admin_pg = common::pg_admin().await;
+    let create = format!("CREATE ROLE {role} LOGIN PASSWORD 'up-pw'");
+    admin_pg.batch_execute(&create).await.unwrap();
+    let create = format!("CREATE DATABASE {db} OWNER {role}");
+    admin_pg.batch_execute(&create).await.unwrap();
+    let declared = common::declarations(
+        "pg",
+        "postgres",
+        "127.0.0.1:5432",
+        "disable",
+        &db,
+        &role,
+        "up-pw",
+    );
+    (admin_pg, declared)
+}
+
+/// Two instances on the store at `url` with one store key, each from `config` with `edit`
+/// applied to the written file; started one after the other.
+async fn pair(
+    url: &str,
+    config: &str,
+    edit: impl Fn(&str) -> String,
+) -> (Dir, portcullis::app::Running, Dir, portcullis::app::Running) {
+    let (d1, d2) = (Dir::new(), Dir::new());
+    let write = |d: &Dir| {
+        let path = d.write_config(Some(url), config);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, edit(&text)).unwrap();
+    };
+    write(&d1);
+    let one = start(&d1).await;
+    std::fs::create_dir_all(d2.path().join("data")).unwrap();
+    std::fs::copy(
+        d1.path().join("data/store.key"),
+        d2.path().join("data/store.key"),
+    )
+    .unwrap();
+    write(&d2);
+    let two = start(&d2).await;
+    (d1, one, d2, two)
+}
+
 #[tokio::test]
 async fn sighup_reloads_and_a_broken_file_keeps_serving_the_old_config() {
     let dir = Dir::new();
@@ -184,41 +231,9 @@ async fn two_instances_sharing_a_postgres_store_see_each_others_changes_within_a
 #[tokio::test]
 async fn a_revoke_on_one_instance_ends_a_live_session_on_another() {
     let url = common::fresh_pg_database().await;
-    let (role, db) = (common::unique("r"), common::unique("d"));
-    let admin_pg = common::pg_admin().await;
-    let create = format!("CREATE ROLE {role} LOGIN PASSWORD 'up-pw'");
-    admin_pg.batch_execute(&create).await.unwrap();
-    let create = format!("CREATE DATABASE {db} OWNER {role}");
-    admin_pg.batch_execute(&create).await.unwrap();
-    let declared = common::declarations(
-        "pg",
-        "postgres",
-        "127.0.0.1:5432",
-        "disable",
-        &db,
-        &role,
-        "up-pw",
-    );
-    let (d1, d2) = (Dir::new(), Dir::new());
-    let slow_poll = |d: &Dir| {
-        let path = d.write_config(Some(&url), &declared);
-        let text = std::fs::read_to_string(&path).unwrap();
-        std::fs::write(
-            &path,
-            text.replace("poll_interval = \"100ms\"", "poll_interval = \"30s\""),
-        )
-        .unwrap();
-    };
-    slow_poll(&d1);
-    let one = start(&d1).await;
-    std::fs::create_dir_all(d2.path().join("data")).unwrap();
-    std::fs::copy(
-        d1.path().join("data/store.key"),
-        d2.path().join("data/store.key"),
-    )
-    .unwrap();
-    slow_poll(&d2);
-    let two = start(&d2).await;
+    let (admin_pg, declared) = upstream().await;
+    let slow_poll = |t: &str| t.replace("poll_interval = \"100ms\"", "poll_interval = \"30s\"");
+    let (d1, one, _d2, two) = pair(&url, &declared, slow_poll).await;
     let a = client(&one, Some(&d1.bootstrap_token()));
     a.post(
         "/api/users",
@@ -317,32 +332,8 @@ async fn a_revoke_on_one_instance_ends_a_live_session_on_another() {
 #[tokio::test]
 async fn a_session_is_ended_from_any_instance() {
     let url = common::fresh_pg_database().await;
-    let (role, db) = (common::unique("r"), common::unique("d"));
-    let admin_pg = common::pg_admin().await;
-    let create = format!("CREATE ROLE {role} LOGIN PASSWORD 'up-pw'");
-    admin_pg.batch_execute(&create).await.unwrap();
-    let create = format!("CREATE DATABASE {db} OWNER {role}");
-    admin_pg.batch_execute(&create).await.unwrap();
-    let declared = common::declarations(
-        "pg",
-        "postgres",
-        "127.0.0.1:5432",
-        "disable",
-        &db,
-        &role,
-        "up-pw",
-    );
-    let (d1, d2) = (Dir::new(), Dir::new());
-    d1.write_config(Some(&url), &declared);
-    let one = start(&d1).await;
-    std::fs::create_dir_all(d2.path().join("data")).unwrap();
-    std::fs::copy(
-        d1.path().join("data/store.key"),
-        d2.path().join("data/store.key"),
-    )
-    .unwrap();
-    d2.write_config(Some(&url), &declared);
-    let two = start(&d2).await;
+    let (_, declared) = upstream().await;
+    let (d1, one, _d2, two) = pair(&url, &declared, |t| t.to_owned()).await;
     let a = client(&one, Some(&d1.bootstrap_token()));
     let port = two.postgres_addr.unwrap().port();
     let conn = format!(
@@ -442,35 +433,11 @@ async fn instances_starting_together_make_one_first_admin() {
 #[tokio::test]
 async fn failed_logins_and_lockouts_are_shared_by_instances() {
     let url = common::fresh_pg_database().await;
-    let (role, db) = (common::unique("r"), common::unique("d"));
-    let admin_pg = common::pg_admin().await;
-    let create = format!("CREATE ROLE {role} LOGIN PASSWORD 'up-pw'");
-    admin_pg.batch_execute(&create).await.unwrap();
-    let create = format!("CREATE DATABASE {db} OWNER {role}");
-    admin_pg.batch_execute(&create).await.unwrap();
-    let declared = common::declarations(
-        "pg",
-        "postgres",
-        "127.0.0.1:5432",
-        "disable",
-        &db,
-        &role,
-        "up-pw",
-    );
+    let (_, declared) = upstream().await;
     let config = format!(
         "[limits]\nfailed_logins_per_user = 3\nfailed_logins_per_address = 1000\n{declared}"
     );
-    let (d1, d2) = (Dir::new(), Dir::new());
-    d1.write_config(Some(&url), &config);
-    let one = start(&d1).await;
-    std::fs::create_dir_all(d2.path().join("data")).unwrap();
-    std::fs::copy(
-        d1.path().join("data/store.key"),
-        d2.path().join("data/store.key"),
-    )
-    .unwrap();
-    d2.write_config(Some(&url), &config);
-    let two = start(&d2).await;
+    let (d1, one, _d2, two) = pair(&url, &config, |t| t.to_owned()).await;
     let ports = [
         one.postgres_addr.unwrap().port(),
         two.postgres_addr.unwrap().port(),
@@ -519,21 +486,7 @@ async fn failed_logins_and_lockouts_are_shared_by_instances() {
 async fn without_its_store_an_instance_keeps_sessions_and_refuses_new_logins() {
     let url = common::fresh_pg_database().await;
     let store_db = url.rsplit('/').next().unwrap().to_owned();
-    let (role, db) = (common::unique("r"), common::unique("d"));
-    let admin_pg = common::pg_admin().await;
-    let create = format!("CREATE ROLE {role} LOGIN PASSWORD 'up-pw'");
-    admin_pg.batch_execute(&create).await.unwrap();
-    let create = format!("CREATE DATABASE {db} OWNER {role}");
-    admin_pg.batch_execute(&create).await.unwrap();
-    let declared = common::declarations(
-        "pg",
-        "postgres",
-        "127.0.0.1:5432",
-        "disable",
-        &db,
-        &role,
-        "up-pw",
-    );
+    let (admin_pg, declared) = upstream().await;
     let d = Dir::new();
     let path = d.write_config(Some(&url), &declared);
     let text = std::fs::read_to_string(&path).unwrap();
@@ -688,21 +641,7 @@ async fn a_peer_ends_the_sessions_of_a_silent_instance() {
 #[tokio::test]
 async fn a_revoke_through_one_process_ends_a_session_in_another() {
     let url = common::fresh_pg_database().await;
-    let (role, db) = (common::unique("r"), common::unique("d"));
-    let admin_pg = common::pg_admin().await;
-    let create = format!("CREATE ROLE {role} LOGIN PASSWORD 'up-pw'");
-    admin_pg.batch_execute(&create).await.unwrap();
-    let create = format!("CREATE DATABASE {db} OWNER {role}");
-    admin_pg.batch_execute(&create).await.unwrap();
-    let declared = common::declarations(
-        "pg",
-        "postgres",
-        "127.0.0.1:5432",
-        "disable",
-        &db,
-        &role,
-        "up-pw",
-    );
+    let (_, declared) = upstream().await;
     let free = || {
         std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
