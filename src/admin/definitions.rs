@@ -138,3 +138,86 @@ impl Definition for crate::model::MaskingRule {
         store.delete_masking(name).await
     }
 }
+
+/// The admin API's handlers of a kind of rule — list, show, create, replace, delete, each
+/// with its OpenAPI text — written once: `$Type` (a `Definition`), its `$View`, the
+/// collection `$path` and item `$item` paths, the `$tag`, what one is called, and how its
+/// name parameter is described.
+macro_rules! handlers {
+    ($Type:ident, $View:ident, path = $path:literal, item = $item:literal, tag = $tag:literal,
+     what = $what:literal, name = $name:literal) => {
+        pub fn routes() -> ::utoipa_axum::router::OpenApiRouter<$crate::admin::ApiState> {
+            ::utoipa_axum::router::OpenApiRouter::new()
+                .routes(::utoipa_axum::routes!(list, create))
+                .routes(::utoipa_axum::routes!(show, replace, delete))
+        }
+
+        fn view((rule, managed): ($Type, bool)) -> $View {
+            $View { rule, managed }
+        }
+
+        #[doc = concat!("The ", $what, "s, in the order they are evaluated.")]
+        #[utoipa::path(get, path = $path, tag = $tag,
+            responses((status = 200, body = Vec<$View>), $crate::admin::Failures))]
+        pub(crate) async fn list(
+            ::axum::extract::State(s): ::axum::extract::State<$crate::admin::ApiState>,
+            _caller: $crate::admin::Caller,
+        ) -> Result<::axum::Json<Vec<$View>>, $crate::admin::ApiError> {
+            let all = <$Type as $crate::admin::definitions::Definition>::list(&s.control.store).await?;
+            Ok(::axum::Json(all.into_iter().map(view).collect()))
+        }
+
+        #[utoipa::path(get, path = $item, tag = $tag,
+            params(("name" = String, Path, description = $name)),
+            responses((status = 200, body = $View), $crate::admin::Failures))]
+        pub(crate) async fn show(
+            ::axum::extract::State(s): ::axum::extract::State<$crate::admin::ApiState>,
+            _caller: $crate::admin::Caller,
+            ::axum::extract::Path(name): ::axum::extract::Path<String>,
+        ) -> Result<::axum::Json<$View>, $crate::admin::ApiError> {
+            Ok(::axum::Json(view($crate::admin::definitions::find(&s, &name).await?)))
+        }
+
+        #[doc = concat!("Creates a ", $what, " (admin). Live sessions keep the rules they started with; new sessions get it.")]
+        #[utoipa::path(post, path = $path, tag = $tag,
+            request_body = $Type,
+            responses((status = 201, body = $View), $crate::admin::Failures))]
+        pub(crate) async fn create(
+            ::axum::extract::State(s): ::axum::extract::State<$crate::admin::ApiState>,
+            caller: $crate::admin::Caller,
+            $crate::admin::Body(new): $crate::admin::Body<$Type>,
+        ) -> Result<(::axum::http::StatusCode, ::axum::Json<$View>), $crate::admin::ApiError> {
+            let rule = $crate::admin::definitions::create(&s, &caller, new).await?;
+            Ok((::axum::http::StatusCode::CREATED, ::axum::Json(view((rule, false)))))
+        }
+
+        #[doc = concat!("Replaces a ", $what, " (admin; not one the config declares).")]
+        #[utoipa::path(put, path = $item, tag = $tag,
+            params(("name" = String, Path, description = $name)),
+            request_body = $Type,
+            responses((status = 200, body = $View), $crate::admin::Failures))]
+        pub(crate) async fn replace(
+            ::axum::extract::State(s): ::axum::extract::State<$crate::admin::ApiState>,
+            caller: $crate::admin::Caller,
+            ::axum::extract::Path(name): ::axum::extract::Path<String>,
+            $crate::admin::Body(new): $crate::admin::Body<$Type>,
+        ) -> Result<::axum::Json<$View>, $crate::admin::ApiError> {
+            let rule = $crate::admin::definitions::replace(&s, &caller, &name, new).await?;
+            Ok(::axum::Json(view((rule, false))))
+        }
+
+        #[doc = concat!("Deletes a ", $what, " (admin; not one the config declares).")]
+        #[utoipa::path(delete, path = $item, tag = $tag,
+            params(("name" = String, Path, description = $name)),
+            responses((status = 204), $crate::admin::Failures))]
+        pub(crate) async fn delete(
+            ::axum::extract::State(s): ::axum::extract::State<$crate::admin::ApiState>,
+            caller: $crate::admin::Caller,
+            ::axum::extract::Path(name): ::axum::extract::Path<String>,
+        ) -> Result<::axum::http::StatusCode, $crate::admin::ApiError> {
+            $crate::admin::definitions::delete::<$Type>(&s, &caller, &name).await?;
+            Ok(::axum::http::StatusCode::NO_CONTENT)
+        }
+    };
+}
+pub(crate) use handlers;
