@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Makes sure the local PostgreSQL (127.0.0.1:5432, user postgres, trust, database `test`),
-# MariaDB (127.0.0.1:3306, root with an empty password, database `test`) and NATS with
-# JetStream (127.0.0.1:4222) that the demo and the tests use are running, installing them
-# from Debian's packages when absent.
+# Makes sure the local PostgreSQL (127.0.0.1:5432, user postgres, trust, database `test`)
+# and MariaDB (127.0.0.1:3306, root with an empty password, database `test`) that the demo
+# and the tests use are running, installing them from Debian's packages when absent.
 # Only what the demo needs: the tests' own tools are scripts/test-tools.sh.
 set -euo pipefail
 
@@ -58,15 +57,4 @@ if ! my_up; then
 fi
 my_up || { say "MariaDB did not come up on 127.0.0.1:3306"; exit 1; }
 mariadb --protocol=tcp -h 127.0.0.1 -uroot -e "CREATE DATABASE IF NOT EXISTS test"
-# --- NATS with JetStream (the monitoring log's shipping; tests use their own streams) ---
-nats_up() { (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; }
-if ! nats_up; then
-  command -v nats-server >/dev/null || need_pkg nats-server
-  say "starting nats-server with JetStream"
-  as_root mkdir -p /var/lib/portcullis-nats
-  as_root start-stop-daemon --start --oknodo --background --exec "$(command -v nats-server)" \
-    -- -js -a 127.0.0.1 -p 4222 -sd /var/lib/portcullis-nats
-  for _ in $(seq 1 30); do nats_up && break; sleep 1; done
-fi
-nats_up || { say "NATS did not come up on 127.0.0.1:4222"; exit 1; }
-say "PostgreSQL, MariaDB and NATS are up"
+say "PostgreSQL and MariaDB are up"

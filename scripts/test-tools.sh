@@ -3,7 +3,8 @@
 # (psql, pgbench, mariadb come with the servers: scripts/services.sh), sysbench, tmux,
 # headless Chromium and its WebDriver, a JDK with pgjdbc and Connector/J; Python drivers
 # into a virtualenv under target/venv (never the system Python) and Node.js drivers under
-# target/node-clients. Neither is in git. The demo does not need any of this.
+# target/node-clients. Neither is in git. Also NATS with JetStream on 127.0.0.1:4222 (the
+# log-shipping tests make their own streams). The demo does not need any of this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -49,4 +50,15 @@ node_dir="$root/target/node-clients"
   mkdir -p "$node_dir"
   npm install --silent --no-audit --no-fund --prefix "$node_dir" pg@8 mysql2@3 >/dev/null
 }
+# --- NATS with JetStream (the log-shipping tests; each makes its own stream) ---
+nats_up() { (exec 3<>/dev/tcp/127.0.0.1/4222) 2>/dev/null; }
+if ! nats_up; then
+  command -v nats-server >/dev/null || need_pkg nats-server
+  say "starting nats-server with JetStream"
+  as_root mkdir -p /var/lib/portcullis-nats
+  as_root start-stop-daemon --start --oknodo --background --exec "$(command -v nats-server)" \
+    -- -js -a 127.0.0.1 -p 4222 -sd /var/lib/portcullis-nats
+  for _ in $(seq 1 30); do nats_up && break; sleep 1; done
+fi
+nats_up || { say "NATS did not come up on 127.0.0.1:4222"; exit 1; }
 say "the tests' tools are ready"

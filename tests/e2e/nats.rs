@@ -97,7 +97,7 @@ async fn the_log_reaches_jetstream_in_order_and_its_copy_verifies() {
         tokio::net::TcpStream::connect("127.0.0.1:4222")
             .await
             .is_ok(),
-        "NATS with JetStream is not reachable on 127.0.0.1:4222; run scripts/services.sh"
+        "NATS with JetStream is not reachable on 127.0.0.1:4222; run scripts/test-tools.sh"
     );
     let (stream, prefix) = names();
     let env = PgEnv::new(&shipping(LOCAL, &stream, &prefix)).await;
@@ -169,7 +169,7 @@ fn nats_server(port: u16, dir: &std::path::Path) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("nats-server is installed (scripts/services.sh installs it)")
+        .expect("nats-server is installed (scripts/test-tools.sh installs it)")
 }
 
 async fn wait_port(port: u16) {
