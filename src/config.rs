@@ -220,6 +220,9 @@ pub struct Limits {
     pub idle_upstreams: usize,
     /// How long a kept upstream connection may wait before it is closed.
     pub idle_upstream_timeout: Duration,
+    /// Threads that run sessions: 0 (the default) one per core; 1 everything on one
+    /// thread, as PgBouncer runs (the least CPU a statement); read at start only.
+    pub threads: usize,
 }
 
 #[cfg(test)]

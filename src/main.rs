@@ -1,5 +1,6 @@
 //! `portcullis`: parse the command line, then run the gateway or one admin command.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -8,29 +9,8 @@ use portcullis::config::Config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
     match &cli.command {
-        Command::Serve { config } => {
-            portcullis::app::init_tracing();
-            let path = Config::path_from(config.clone());
-            match runtime.block_on(portcullis::app::run(&path)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("{e:#}");
-                    eprintln!("error: {e:#}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Serve { config } => serve(Config::path_from(config.clone())),
         Command::CheckConfig { config } => {
             let path = Config::path_from(config.clone());
             match Config::load(&path) {
@@ -50,20 +30,79 @@ fn main() -> ExitCode {
         Command::Runbooks(portcullis::cli::RunbooksCmd::Lint { dir, config }) => {
             portcullis::cli::lint_runbooks(dir.clone(), config.as_deref())
         }
-        _ => match runtime.block_on(portcullis::cli::run_remote(&cli)) {
-            Ok(printed) => {
-                print!("{}", printed.out);
-                eprint!("{}", printed.err);
-                if printed.failed {
-                    ExitCode::FAILURE
-                } else {
-                    ExitCode::SUCCESS
-                }
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
+        _ => remote(&cli),
+    }
+}
+
+/// An admin command against a running gateway's API.
+fn remote(cli: &Cli) -> ExitCode {
+    let runtime = match runtime(0) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(portcullis::cli::run_remote(cli)) {
+        Ok(printed) => {
+            print!("{}", printed.out);
+            eprint!("{}", printed.err);
+            if printed.failed {
                 ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
             }
-        },
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The runtime sessions run on: `threads` workers, one per core for 0, and for 1 a single
+/// thread that also polls the sockets (no hand-overs between threads: the least CPU a
+/// statement, as PgBouncer's one event loop).
+fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    match threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
+}
+
+/// `portcullis serve`: the config first (`limits.threads` shapes the runtime), then the
+/// gateway until it is told to stop.
+fn serve(path: PathBuf) -> ExitCode {
+    portcullis::app::init_tracing();
+    let config = match Config::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match runtime(config.limits.threads) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(portcullis::app::run_loaded(&path, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

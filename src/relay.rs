@@ -212,9 +212,11 @@ where
         sink,
         pending: &mut pending,
     };
+    // Biased: no random draw on every wake-up (each polls both directions anyway).
     let ended = tokio::select! {
-        ended = up.run() => ended,
+        biased;
         ended = down.run(stop) => ended,
+        ended = up.run() => ended,
     };
     let mut outcomes = Vec::new();
     server.drain(&mut outcomes);

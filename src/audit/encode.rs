@@ -3,7 +3,6 @@
 //! generic machinery. Every other kind goes through serde. Also the line timestamp, with
 //! the date and time formatted once a second.
 
-use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::Kind;
@@ -145,7 +144,16 @@ impl Clock {
         }
         out.clear();
         out.extend_from_slice(&self.prefix);
-        let _ = write!(out, ".{micros:06}Z");
+        // `.` and six digits by hand: `write!` was ~380 instructions a line (callgrind).
+        let mut digits = [b'0'; 6];
+        let mut left = micros.min(999_999);
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (left % 10) as u8;
+            left /= 10;
+        }
+        out.push(b'.');
+        out.extend_from_slice(&digits);
+        out.push(b'Z');
     }
 }
 

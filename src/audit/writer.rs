@@ -19,7 +19,7 @@ use crate::config::{AuditConfig, Fsync, OnFailure};
 
 const CHANNEL: usize = 8192;
 pub(super) const BATCH: usize = 512;
-const BATCH_NAP: Duration = Duration::from_millis(2);
+const BATCH_NAP: Duration = Duration::from_millis(5);
 
 pub struct WriterHandle {
     task: tokio::task::JoinHandle<()>,

@@ -191,6 +191,7 @@ pub struct RawLimits {
     pub idle_upstreams: Option<usize>,
     pub idle_upstream_timeout: Option<String>,
     pub lockout: Option<String>,
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -577,7 +577,11 @@ fn limits(p: &mut Problems, raw: super::raw::RawLimits) -> Limits {
             raw.idle_upstream_timeout,
             Duration::from_secs(60),
         ),
+        threads: raw.threads.unwrap_or(0),
     };
+    if limits.threads > 1024 {
+        p.add("limits.threads", "must be at most 1024 (0: one per core)");
+    }
     for (key, n) in [
         ("limits.max_connections", limits.max_connections),
         (

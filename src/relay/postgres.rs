@@ -486,9 +486,14 @@ fn ready(s: &mut Shared, status: u8, out: &mut Vec<Outcome>) {
     while let Some(e) = s.queue.pop_front() {
         match e {
             Expect::Query(r) => {
+                // (Most sessions of the simple protocol have neither: no hashing then.)
                 if r.op == Op::Simple {
-                    s.statements.remove("");
-                    s.portals.remove("");
+                    if !s.statements.is_empty() {
+                        s.statements.remove("");
+                    }
+                    if !s.portals.is_empty() {
+                        s.portals.remove("");
+                    }
                 }
                 out.push(r.finish());
                 break;
@@ -508,10 +513,18 @@ fn pop_if(q: &mut VecDeque<Expect>, is: impl Fn(&Expect) -> bool) {
     }
 }
 
-/// `INSERT 0 5` → 5, `SELECT 3` → 3, `COPY 100` → 100, `BEGIN` → None.
+/// `INSERT 0 5` → 5, `SELECT 3` → 3, `COPY 100` → 100, `BEGIN` → None. Read as bytes
+/// (no UTF-8 check, no `str::parse`: this runs once a statement).
 fn tag_rows(body: &[u8]) -> Option<u64> {
-    let tag = Reader(body).cstr()?;
-    tag.rsplit(' ').next()?.parse().ok()
+    let tag = &body[..body.iter().position(|&b| b == 0)?];
+    let last = tag.rsplit(|&b| b == b' ').next()?;
+    if last.is_empty() {
+        return None;
+    }
+    last.iter().try_fold(0u64, |n, &d| {
+        d.is_ascii_digit()
+            .then(|| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))?
+    })
 }
 
 /// ErrorResponse: (Byte1 field type, CString value)*, 0 → (severity, SQLSTATE).

@@ -4,15 +4,9 @@
 
 use crate::common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::pg::{PgEnv, read_events};
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
 
 #[tokio::test]
 async fn sigkill_leaves_a_verifiable_log_and_the_restart_ends_the_orphans() {
@@ -20,20 +14,8 @@ async fn sigkill_leaves_a_verifiable_log_and_the_restart_ends_the_orphans() {
     let PgEnv { gw, dir, .. } = env;
     gw.shutdown().await;
     let config = std::fs::read_to_string(dir.config_path()).unwrap();
-    let port = free_port();
-    let fixed = config.replace(
-        "postgres = \"127.0.0.1:0\"",
-        &format!("postgres = \"127.0.0.1:{port}\""),
-    );
-    std::fs::write(dir.config_path(), &fixed).unwrap();
-
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--config"])
-        .arg(dir.config_path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let port = common::free_port();
+    let mut child = common::serve_process(&dir, &config, port);
     let conn = format!(
         "host=127.0.0.1 port={port} user=alice password={} dbname=rr sslmode=disable",
         common::pg::PASSWORD
@@ -107,19 +89,8 @@ async fn acknowledged_statements_survive_sigkill() {
     let PgEnv { gw, dir, .. } = env;
     gw.shutdown().await;
     let config = std::fs::read_to_string(dir.config_path()).unwrap();
-    let port = free_port();
-    let fixed = config.replace(
-        "postgres = \"127.0.0.1:0\"",
-        &format!("postgres = \"127.0.0.1:{port}\""),
-    );
-    std::fs::write(dir.config_path(), &fixed).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(["serve", "--config"])
-        .arg(dir.config_path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let port = common::free_port();
+    let mut child = common::serve_process(&dir, &config, port);
     let conn = format!(
         "host=127.0.0.1 port={port} user=alice password={} dbname=rr sslmode=disable",
         common::pg::PASSWORD

@@ -39,6 +39,7 @@ mod security_log;
 mod shutdown;
 mod slowloris;
 mod store;
+mod threads;
 mod transparent_my;
 mod transparent_pg;
 mod upstream_reuse;

@@ -219,3 +219,26 @@ pub fn console_encode(s: &str) -> String {
     }
     out
 }
+
+/// A free loopback port (bound and released: nothing else here takes it in between).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// `portcullis serve` as its own process on `dir`'s config with the PostgreSQL listener
+/// on `port` (the config as `Dir` wrote it, `127.0.0.1:0`), output discarded.
+pub fn serve_process(dir: &Dir, config: &str, port: u16) -> std::process::Child {
+    let fixed = config.replace(
+        "postgres = \"127.0.0.1:0\"",
+        &format!("postgres = \"127.0.0.1:{port}\""),
+    );
+    std::fs::write(dir.config_path(), &fixed).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--config"])
+        .arg(dir.config_path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
