@@ -55,6 +55,11 @@ action = "warn"
 classes = ["write"]
 """
 BEFORE = os.environ.get("PORTCULLIS_BEFORE")  # another build's binary, measured as `portcullis-before`
+# More gateways, each the main one with its own environment: "name:KEY=VALUE,KEY=VALUE;name2:…".
+VARIANTS = {v.split(":", 1)[0]: dict(kv.split("=", 1) for kv in v.split(":", 1)[1].split(",") if kv)
+            for v in os.environ.get("VARIANTS", "").split(";") if v}
+# Only these targets in the pgbench and CPU rows (names as in the tables), when set.
+TARGETS = [t for t in os.environ.get("TARGETS", "").split(",") if t]
 
 
 def free_port():
@@ -148,16 +153,18 @@ def setup_database():
 
 
 MY_PORT = [0]
+MY_PORTS = {}  # gateway name -> its MySQL port
 
 
-def start_portcullis(tmp, statements=True, name=None, limits="", binary=None, audit="", extra=""):
+def start_portcullis(tmp, statements=True, name=None, limits="", binary=None, audit="", extra="", env=None):
     """`statements = False` is the same gateway with per-statement `query` events off;
     `limits` adds lines to its `[limits]`, `audit` to its `[audit]`, `extra` sections at the
-    end; `binary` another build (before/after a change)."""
+    end; `binary` another build (before/after a change); `env` more environment."""
     port, admin = free_port(), free_port()
     my_port = free_port()
     if statements and not name:
         MY_PORT[0] = my_port
+    MY_PORTS[name or "portcullis"] = my_port
     tmp = os.path.join(tmp, name or ("portcullis" if statements else "portcullis-nolog"))
     os.makedirs(tmp)
     ADMIN[os.path.basename(tmp)] = (admin, os.path.join(tmp, "data"))
@@ -214,7 +221,7 @@ user = "root"
 allowed_groups = ["bench"]
 {extra}
 """)
-    env = dict(os.environ, PORTCULLIS_LOG="warn")
+    env = dict(os.environ, PORTCULLIS_LOG="warn", **(env or {}))
     wrap = os.environ.get("PORTCULLIS_WRAP", "").split()  # e.g. valgrind --tool=callgrind
     binary = binary or os.path.join(ROOT, "target/release/portcullis")
     p = subprocess.Popen([*wrap, binary, "serve", "--config", cfg],
@@ -320,6 +327,7 @@ def mysql_rounds():
     relay = subprocess.Popen([os.path.join(ROOT, "target/release/examples/bare_relay"), f"127.0.0.1:{relay_port}", "127.0.0.1:3306"])
     wait_port(relay_port)
     targets = {"direct": (3306, "root", "", "sbtest"), "portcullis": (MY_PORT[0], "bench", PASSWORD, "sbtest"),
+               "portcullis-1t": (MY_PORTS["portcullis-1t"], "bench", PASSWORD, "sbtest"),
                "relay": (relay_port, "root", "", "sbtest")}
     extra = ["1M rows (s)", "logins/s"]
     out = {t: {w: [] for w in ["oltp_point_select", "oltp_read_only", *extra]} for t in targets}
@@ -456,7 +464,10 @@ def main():
     anew, anew_port, _ = start_portcullis(tmp, name="portcullis-anew")
     guarded, guarded_port, _ = start_portcullis(tmp, name="portcullis-guarded", limits=keep,
                                                 extra=GUARDRAILS)
+    # One session thread (`limits.threads = 1`), as PgBouncer runs.
+    one, one_port, _ = start_portcullis(tmp, name="portcullis-1t", limits=keep + "\nthreads = 1")
     before = start_portcullis(tmp, name="portcullis-before", limits=keep, binary=BEFORE) if BEFORE else None
+    variants = {name: start_portcullis(tmp, name=name, limits=keep, env=env) for name, env in VARIANTS.items()}
     bouncer_pid, pb_port, _ = start_pgbouncer(tmp)
     relay, relay_port, _ = start_relay()
     targets = {
@@ -467,6 +478,8 @@ def main():
         "portcullis-nolog": (nolog_port, "bench", "bench", nolog.pid),
         "portcullis-acked": (acked_port, "bench", "bench", acked.pid),
         "portcullis-guarded": (guarded_port, "bench", "bench", guarded.pid),
+        "portcullis-1t": (one_port, "bench", "bench", one.pid),
+        **{name: (port, "bench", "bench", p.pid) for name, (p, port, _) in variants.items()},
     }
     workloads = {
         "-S -c 8 simple": ["-S", "-c", "8", "-j", "2", "-M", "simple"],
@@ -480,7 +493,7 @@ def main():
         workloads = {w: a for w, a in workloads.items() if any(o in w for o in only.split(","))}
     results = {w: {t: [] for t in targets} for w in workloads}
     large = {(t, tls): [] for t in ["direct", "portcullis", "pgbouncer", "relay"] for tls in (False, True)}
-    logins = {t: [] for t in ["direct", "portcullis", "portcullis-anew", "pgbouncer"]}
+    logins = {t: [] for t in ["direct", "portcullis", "portcullis-1t", "portcullis-anew", "pgbouncer"]}
     login_cpu = {}  # target -> [(user µs, sys µs) per login]
     login_targets = dict(targets, **{"portcullis-anew": (anew_port, "bench", "bench", anew.pid)})
     cpu_targets = dict(targets)
@@ -490,6 +503,8 @@ def main():
     for rnd in range(ROUNDS):
         for w, args in workloads.items():
             for t, (port, user, db, _) in targets.items():
+                if TARGETS and t not in TARGETS and t != "direct":
+                    continue
                 r = pgbench(port, user, db, [*args, "-T", str(SECONDS)])
                 if r:
                     results[w][t].append(r)
@@ -497,7 +512,7 @@ def main():
         # CPU per statement: utime / stime of the proxy process over a fixed transaction count.
         n = 20000
         for t, (port, user, db, pid) in cpu_targets.items():
-            if not pid:
+            if not pid or (TARGETS and t not in TARGETS):
                 continue
             (u0, s0) = proc_times(pid)
             pgbench(port, user, db, ["-S", "-c", "8", "-j", "2", "-t", str(n // 8)])
@@ -515,17 +530,17 @@ def main():
         if os.environ.get("LOGINS", "1") != "0":
             for t in logins:
                 port, user, db, pid = login_targets[t]
-                before = proc_times(pid) if pid else None
+                times0 = proc_times(pid) if pid else None
                 rate = login_rate("postgres", port, user, PASSWORD if t != "direct" else "-", db)
                 if rate:
                     logins[t].append(rate)
-                    if before:
-                        (u0, s0), (u1, s1), n = before, proc_times(pid), rate * SECONDS
+                    if times0:
+                        (u0, s0), (u1, s1), n = times0, proc_times(pid), rate * SECONDS
                         login_cpu.setdefault(t, []).append(((u1 - u0) / n * 1e6, (s1 - s0) / n * 1e6))
                 print(f"round {rnd + 1} logins {t:11} {rate}", file=sys.stderr)
     sys_counts = {}
     if os.environ.get("STRACE", "1") != "0" and shutil.which("strace"):
-        for t in ["portcullis", "pgbouncer", "relay"]:
+        for t in ["portcullis", "portcullis-1t", "pgbouncer", "relay"]:
             port, user, db, pid = targets[t]
             sys_counts[t] = syscalls(pid, port, user, db)
     # Idle sessions: RSS growth per authenticated idle connection.
@@ -548,7 +563,8 @@ def main():
     oneoff = None
     if os.environ.get("EXEC", "1") != "0":
         oneoff = {"kept upstreams": exec_latency("portcullis"), "a new upstream login each": exec_latency("portcullis-anew")}
-    for p in (pc, nolog, acked, anew, guarded, relay, *([before[0]] if before else [])):
+    for p in (pc, nolog, acked, anew, guarded, one, relay, *([before[0]] if before else []),
+              *(p for p, _, _ in variants.values())):
         p.terminate()
     if bouncer_pid:
         try:
@@ -577,6 +593,13 @@ def write_report(results, cpu, rss, my, large, logins, login_cpu, sys_counts, on
         failed = sum(x["failed"] for x in by["portcullis"])
         lines.append(f"| {w} | {d:.0f} | {p:.0f} | {b:.0f} | {r:.0f} | {p/d:.3f} | {p/b:.3f} | {p/r:.3f} | {failed} |")
     if results:
+        names = [t for t in next(iter(results.values())) if any(by[t] for by in results.values())]
+        lines += ["", "Every target measured (TPS, and its ratio to PgBouncer):", "",
+                  "| workload | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        for w, by in results.items():
+            b = med(by["pgbouncer"])
+            lines.append(f"| {w} | " + " | ".join(f"{med(by[t]):.0f} ({med(by[t]) / b:.2f})" for t in names) + " |")
+    if results:
         lines += ["", "Monitoring cost: the same gateway with per-statement `query` events off (`audit.statements = false`):", "",
                   "| workload | logging on TPS | logging off TPS | on/off |", "|---|---|---|---|"]
     for w, by in results.items():
@@ -602,14 +625,14 @@ def write_report(results, cpu, rss, my, large, logins, login_cpu, sys_counts, on
                   f"with acknowledged durability {(a - d) * 1000:.1f} µs."]
     lines += [""]
     lines += ["Gateway CPU per statement (utime / stime ÷ transactions, `-S -c 8`, 20k transactions, median of rounds):", "",
-              "| target | user µs | sys µs | total µs |", "|---|---|---|---|"]
-    total = {}
+              "| target | user µs | sys µs | total µs | × PgBouncer |", "|---|---|---|---|---|"]
+    total = {t: statistics.median(x[0] + x[1] for x in samples) for t, samples in cpu.items() if samples}
     for t, samples in cpu.items():
         if not samples:
             continue
         u, s_ = statistics.median(x[0] for x in samples), statistics.median(x[1] for x in samples)
-        total[t] = statistics.median(x[0] + x[1] for x in samples)
-        lines.append(f"| {t} | {u:.1f} | {s_:.1f} | {total[t]:.1f} |")
+        ratio = f"{total[t] / total['pgbouncer']:.2f}" if total.get("pgbouncer") else "—"
+        lines.append(f"| {t} | {u:.1f} | {s_:.1f} | {total[t]:.1f} | {ratio} |")
     if "portcullis" in total and "portcullis-guarded" in total:
         lines += ["", f"With guardrails / without, CPU per statement: {total['portcullis-guarded'] / total['portcullis']:.2f}"]
     if "portcullis" in total and "pgbouncer" in total:
@@ -641,6 +664,7 @@ def write_report(results, cpu, rss, my, large, logins, login_cpu, sys_counts, on
             how = {"direct": "trust, a new backend per login",
                    "portcullis": "SCRAM-SHA-256 to the gateway, kept upstream connections (`limits.idle_upstreams = 16`)",
                    "portcullis-anew": "SCRAM-SHA-256 to the gateway, a new upstream login per session (the default)",
+                   "portcullis-1t": "as portcullis, on one session thread (`limits.threads = 1`)",
                    "pgbouncer": "SCRAM-SHA-256, pooled server connection"}[t]
             lines.append(f"- {t}: {statistics.median(rates):.0f}/s ({how})" if rates else f"- {t}: n/a")
         if logins["portcullis"] and logins["pgbouncer"]:
@@ -656,10 +680,12 @@ def write_report(results, cpu, rss, my, large, logins, login_cpu, sys_counts, on
         lines.append(f"- {t}: {kib:.1f} KiB")
     if my:
         lines += ["", "MySQL (MariaDB), sysbench 8 threads, queries per second:", "",
-                  "| workload | direct QPS | Portcullis QPS | relay QPS | P/direct | P/relay |", "|---|---|---|---|---|---|"]
+                  "| workload | direct QPS | Portcullis QPS | one thread QPS | relay QPS | P/direct | P/relay | one thread/relay |",
+                  "|---|---|---|---|---|---|---|---|"]
         for w in ["oltp_point_select", "oltp_read_only"]:
-            d, p, r = (statistics.median(my[t][w]) if my[t][w] else float("nan") for t in ["direct", "portcullis", "relay"])
-            lines.append(f"| {w} | {d:.0f} | {p:.0f} | {r:.0f} | {p/d:.3f} | {p/r:.3f} |")
+            d, p, o, r = (statistics.median(my[t][w]) if my[t][w] else float("nan")
+                          for t in ["direct", "portcullis", "portcullis-1t", "relay"])
+            lines.append(f"| {w} | {d:.0f} | {p:.0f} | {o:.0f} | {r:.0f} | {p/d:.3f} | {p/r:.3f} | {o/r:.3f} |")
         m = {t: {w: statistics.median(v) if v else float("nan") for w, v in by.items()} for t, by in my.items()}
         w = "1M rows (s)"
         if not math.isnan(m["portcullis"][w]):
