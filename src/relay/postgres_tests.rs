@@ -294,3 +294,20 @@ fn a_function_call_is_logged_with_its_oid_and_arguments() {
         Some(&[Some("42".to_string())][..])
     );
 }
+
+#[test]
+fn command_tags_give_their_row_counts() {
+    let tag = |t: &str| tag_rows(&cstr(t));
+    assert_eq!(tag("INSERT 0 5"), Some(5));
+    assert_eq!(tag("SELECT 3"), Some(3));
+    assert_eq!(tag("COPY 100"), Some(100));
+    assert_eq!(tag("BEGIN"), None);
+    assert_eq!(tag("SELECT "), None);
+    assert_eq!(tag("SELECT 18446744073709551615"), Some(u64::MAX));
+    assert_eq!(
+        tag("SELECT 18446744073709551616"),
+        None,
+        "past u64: no count"
+    );
+    assert_eq!(tag_rows(b"SELECT 3"), None, "no NUL: not a tag");
+}
