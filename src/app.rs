@@ -448,14 +448,9 @@ fn spawn_revalidator(gateway: &Arc<Gateway>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// `portcullis serve`: run until SIGTERM or SIGINT; SIGHUP reloads the config.
-pub async fn run(path: &Path) -> anyhow::Result<()> {
-    run_loaded(path, Config::load(path)?).await
-}
-
-/// `run` with the config already loaded (`main` reads `limits.threads` before the
-/// runtime exists).
-pub async fn run_loaded(path: &Path, config: Config) -> anyhow::Result<()> {
+/// `portcullis serve` with `config`, loaded from `path` (`main` reads `limits.threads`
+/// before the runtime exists): run until SIGTERM or SIGINT; SIGHUP reloads the config.
+pub async fn run(path: &Path, config: Config) -> anyhow::Result<()> {
     tracing::info!(config = %path.display(), "starting");
     let running = start(config).await?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;

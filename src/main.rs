@@ -36,14 +36,11 @@ fn main() -> ExitCode {
 
 /// An admin command against a running gateway's API.
 fn remote(cli: &Cli) -> ExitCode {
-    let runtime = match runtime(0) {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(portcullis::cli::run_remote(cli)) {
+    let printed = runtime(0).and_then(|rt| {
+        rt.block_on(portcullis::cli::run_remote(cli))
+            .map_err(Into::into)
+    });
+    match printed {
         Ok(printed) => {
             print!("{}", printed.out);
             eprint!("{}", printed.err);
@@ -63,8 +60,8 @@ fn remote(cli: &Cli) -> ExitCode {
 /// The runtime sessions run on: `threads` workers, one per core for 0, and for 1 a single
 /// thread that also polls the sockets (no hand-overs between threads: the least CPU a
 /// statement, as PgBouncer's one event loop).
-fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
-    match threads {
+fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let built = match threads {
         1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
@@ -75,29 +72,20 @@ fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
             .worker_threads(n)
             .enable_all()
             .build(),
-    }
+    };
+    built.map_err(|e| anyhow::anyhow!("cannot start the runtime: {e}"))
 }
 
 /// `portcullis serve`: the config first (`limits.threads` shapes the runtime), then the
 /// gateway until it is told to stop.
 fn serve(path: PathBuf) -> ExitCode {
     portcullis::app::init_tracing();
-    let config = match Config::load(&path) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let runtime = match runtime(config.limits.threads) {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(portcullis::app::run_loaded(&path, config)) {
+    let ran = Config::load(&path)
+        .map_err(anyhow::Error::from)
+        .and_then(|config| {
+            runtime(config.limits.threads)?.block_on(portcullis::app::run(&path, config))
+        });
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
