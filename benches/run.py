@@ -6,7 +6,9 @@ several rounds, medians). Writes a dated markdown table under benches/results/.
 Run through benches/run.sh, which builds the release binaries first.
 Environment: ROUNDS (3), SECONDS (5), SCALE (10), WORKLOADS (subset of the pgbench rows),
 MYSQL=0 (skip MariaDB), IDLE_SESSIONS (1000; 0 skips), LARGE=0 (skip the 1M-row results),
-LOGINS=0 (skip login rates), STRACE=0 (skip syscall counts), EXEC=0 (skip one-off latency).
+LOGINS=0 (skip login rates), STRACE=0 (skip syscall counts), EXEC=0 (skip one-off latency),
+CPU_TX (100000: transactions per CPU-per-statement measure), PORTCULLIS_BEFORE, VARIANTS,
+TARGETS (see below).
 """
 import datetime
 import json
@@ -60,6 +62,9 @@ VARIANTS = {v.split(":", 1)[0]: dict(kv.split("=", 1) for kv in v.split(":", 1)[
             for v in os.environ.get("VARIANTS", "").split(";") if v}
 # Only these targets in the pgbench and CPU rows (names as in the tables), when set.
 TARGETS = [t for t in os.environ.get("TARGETS", "").split(",") if t]
+# Transactions per CPU-per-statement measure: /proc counts in clock ticks (10 ms), so a fast
+# host needs many for a fine figure (100k at 17 µs a statement: ±0.3 %).
+CPU_TX = int(os.environ.get("CPU_TX", "100000"))
 
 
 def free_port():
@@ -510,7 +515,7 @@ def main():
                     results[w][t].append(r)
                 print(f"round {rnd + 1} {w:20} {t:11} {r}", file=sys.stderr)
         # CPU per statement: utime / stime of the proxy process over a fixed transaction count.
-        n = 20000
+        n = CPU_TX
         for t, (port, user, db, pid) in cpu_targets.items():
             if not pid or (TARGETS and t not in TARGETS):
                 continue
@@ -624,7 +629,7 @@ def write_report(results, cpu, rss, my, large, logins, login_cpu, sys_counts, on
         lines += ["", f"Single-client added latency (p50 of averages): {(p - d) * 1000:.1f} µs over direct ({d*1000:.0f} µs direct, {p*1000:.0f} µs Portcullis); "
                   f"with acknowledged durability {(a - d) * 1000:.1f} µs."]
     lines += [""]
-    lines += ["Gateway CPU per statement (utime / stime ÷ transactions, `-S -c 8`, 20k transactions, median of rounds):", "",
+    lines += [f"Gateway CPU per statement (utime / stime ÷ transactions, `-S -c 8`, {CPU_TX} transactions, median of rounds):", "",
               "| target | user µs | sys µs | total µs | × PgBouncer |", "|---|---|---|---|---|"]
     total = {t: statistics.median(x[0] + x[1] for x in samples) for t, samples in cpu.items() if samples}
     for t, samples in cpu.items():

@@ -14,6 +14,7 @@ pub mod ship;
 pub mod signing;
 mod writer;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -218,15 +219,48 @@ impl Recorder {
         self.send(event, None).await
     }
 
-    /// `record`, and a receiver that resolves once the event is written (group commit:
-    /// the writer answers a whole batch after one write).
-    pub async fn record_written(
+    /// Hands an event over without waiting, in order after those `held` keeps: what the
+    /// writer has no room for yet joins `held`, for `hand_over`. `written` is told once the
+    /// event is written (`audit.durability = "acknowledged"`: the writer answers a whole
+    /// batch after one write).
+    pub fn offer(
         &self,
         event: Event,
-    ) -> Result<tokio::sync::oneshot::Receiver<()>, Closed> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.send(event, Some(tx)).await?;
-        Ok(rx)
+        written: Option<Written>,
+        held: &mut VecDeque<Msg>,
+    ) -> Result<(), Closed> {
+        let msg = Msg::Event(event, written);
+        if !held.is_empty() {
+            held.push_back(msg);
+            return Ok(());
+        }
+        match self.tx.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                held.push_back(msg);
+                Ok(())
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.lost.fetch_add(1, Ordering::Relaxed);
+                Err(Closed)
+            }
+        }
+    }
+
+    /// Hands over what `offer` held, waiting while the writer is behind (back-pressure).
+    /// Cancel-safe: an event leaves `held` only once handed over.
+    pub async fn hand_over(&self, held: &mut VecDeque<Msg>) -> Result<(), Closed> {
+        while !held.is_empty() {
+            let Ok(permit) = self.tx.reserve().await else {
+                self.lost.fetch_add(held.len() as u64, Ordering::Relaxed);
+                held.clear();
+                return Err(Closed);
+            };
+            if let Some(msg) = held.pop_front() {
+                permit.send(msg);
+            }
+        }
+        Ok(())
     }
 
     async fn send(&self, event: Event, written: Option<Written>) -> Result<(), Closed> {

@@ -6,11 +6,11 @@
 //! the protocol's goodbye (PostgreSQL: FATAL 57P01), or by closing.
 
 pub mod framer;
+mod gate;
 pub mod mysql;
 pub mod mysql_masking;
 pub mod postgres;
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -111,7 +111,14 @@ pub trait ServerSide: Send {
 
 /// Receives finished statements (and may make the relay wait: back-pressure).
 pub trait Sink: Send {
-    fn outcome(&mut self, outcome: Outcome) -> impl Future<Output = ()> + Send;
+    /// Takes a finished statement without waiting; when the log is behind, the sink keeps
+    /// it until `flush`.
+    fn outcome(&mut self, outcome: Outcome);
+    /// Resolves once every outcome taken so far is handed over (waiting while the log is
+    /// behind). Cancel-safe: what was not handed over stays with the sink.
+    fn flush(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
     /// Whether the server's bytes that complete statements wait for `settled`.
     fn holds_completions(&self) -> bool {
         false
@@ -187,7 +194,6 @@ where
     } = ends;
     // Whether the upstream's bytes so far end at a frame boundary (for `Verdict::Hold`).
     let server_boundary = AtomicBool::new(upstream_first.is_empty());
-    let mut pending = VecDeque::new();
     let Counters {
         bytes_in,
         bytes_out,
@@ -210,20 +216,22 @@ where
         bytes: bytes_out,
         queries,
         sink,
-        pending: &mut pending,
     };
-    // Biased: no random draw on every wake-up (each polls both directions anyway).
+    // Gated: a wake-up polls only the direction it was for (each read that finds nothing
+    // costs a readiness check). Biased: no random draw on every wake-up.
     let ended = tokio::select! {
         biased;
-        ended = down.run(stop) => ended,
-        ended = up.run() => ended,
+        ended = gate::Gate::new(down.run(stop)) => ended,
+        ended = gate::Gate::new(up.run()) => ended,
     };
     let mut outcomes = Vec::new();
     server.drain(&mut outcomes);
-    for o in pending.into_iter().chain(outcomes) {
+    for o in outcomes {
         *queries += 1;
-        sink.outcome(o).await;
+        sink.outcome(o);
     }
+    // Also what a relay that ended while the log was behind had not handed over yet.
+    sink.flush().await;
     // Close the client's side properly (a TLS close_notify after the server's last words)
     // unless it stopped reading, or stays for the session's next step.
     if !matches!(ended, Ended::Yielded(_)) {
@@ -436,8 +444,6 @@ struct Downstream<'a, R, W, S, K> {
     bytes: &'a mut u64,
     queries: &'a mut u64,
     sink: &'a mut K,
-    /// Finished statements whose events are not yet handed to the sink.
-    pending: &'a mut VecDeque<Outcome>,
 }
 
 impl<R, W, S, K> Downstream<'_, R, W, S, K>
@@ -457,7 +463,7 @@ where
         let mut carry = Vec::new();
         let mut joined;
         let mut read: &[u8] = self.first;
-        tokio::pin!(stop);
+        let mut stop = gate::Gate::new(stop);
         loop {
             let mut chunk = read;
             if aligned && !read.is_empty() {
@@ -516,15 +522,13 @@ where
                 if !hold && let Err(e) = write(&mut self.to, out).await {
                     return Ended::Failed(format!("writing to the client: {e}"));
                 }
-                self.pending.extend(outcomes.drain(..));
-                // Each event leaves `pending` only once handed over: a relay that ends
-                // while one waits for the log (the client's goodbye came first) still
-                // sends it (`relay`, after the select).
-                while let Some(o) = self.pending.front().cloned() {
-                    self.sink.outcome(o).await;
-                    self.pending.pop_front();
+                for o in outcomes.drain(..) {
+                    self.sink.outcome(o);
                     *self.queries += 1;
                 }
+                // A relay that ends while this waits for the log (the client's goodbye
+                // came first) flushes again after the select.
+                self.sink.flush().await;
                 if hold {
                     self.sink.settled().await;
                     if let Err(e) = write(&mut self.to, out).await {

@@ -15,7 +15,7 @@ pub fn split(data: &[u8]) -> (&[u8], &[u8]) {
 struct Discard;
 
 impl Sink for Discard {
-    async fn outcome(&mut self, _: Outcome) {}
+    fn outcome(&mut self, _: Outcome) {}
 }
 
 /// Runs the real relay over in-memory streams until both inputs are consumed.

@@ -287,7 +287,8 @@ impl Run<'_> {
                 result.failed(C::BLOCKED.into(), d.message());
                 let mut o = outcome::<C>(p, &result);
                 o.guard = note.clone();
-                sink.outcome(o).await;
+                sink.outcome(o);
+                sink.flush().await;
                 self.results.push(result);
                 self.failed = Some(self.results.len() - 1);
                 break;
@@ -307,7 +308,8 @@ impl Run<'_> {
                     let mut o = outcome::<C>(p, &result);
                     o.guard = note;
                     o.masked = masked.filter(|m| !m.is_empty()).map(Arc::from);
-                    sink.outcome(o).await;
+                    sink.outcome(o);
+                    sink.flush().await;
                     let failed = result.error.is_some();
                     self.results.push(result);
                     if failed {
@@ -319,7 +321,8 @@ impl Run<'_> {
                     let mut result = StatementResult::new(&p.text);
                     result.duration_us = started.elapsed().as_micros() as u64;
                     result.failed("08006".into(), e.to_string());
-                    sink.outcome(outcome::<C>(p, &result)).await;
+                    sink.outcome(outcome::<C>(p, &result));
+                    sink.flush().await;
                     self.results.push(result);
                     self.failed = Some(self.results.len() - 1);
                     self.broken = Some(e.to_string());
@@ -360,7 +363,8 @@ impl Run<'_> {
         match lease.conn.run(&rollback.text, &[], 0, never).await {
             Ok((result, idle)) => {
                 self.idle = idle;
-                sink.outcome(outcome::<C>(&rollback, &result)).await;
+                sink.outcome(outcome::<C>(&rollback, &result));
+                sink.flush().await;
                 self.results.push(result);
             }
             Err(e) => self.broken = Some(e.to_string()),

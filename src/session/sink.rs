@@ -2,6 +2,7 @@
 //! behind), the statement counter, the session's application name as the client changes
 //! it; and how a relay's end becomes the session's `End`.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -9,7 +10,7 @@ use tokio::sync::watch;
 
 use super::lifecycle::End;
 use super::registry::EndReason;
-use crate::audit::{Common, EndedBy, Event, Kind, Recorder, Status};
+use crate::audit::{Common, EndedBy, Event, Kind, Msg, Recorder, Status};
 use crate::metrics::Metrics;
 use crate::relay::{Counters, Ended, Outcome, Sink};
 
@@ -88,6 +89,8 @@ pub struct EventSink<'a> {
     common: Arc<Common>,
     /// Events not yet confirmed written (`acknowledged` durability).
     unwritten: Vec<tokio::sync::oneshot::Receiver<()>>,
+    /// Events the writer had no room for yet, in order (`flush` hands them over).
+    held: VecDeque<Msg>,
 }
 
 impl<'a> EventSink<'a> {
@@ -96,6 +99,7 @@ impl<'a> EventSink<'a> {
             link,
             common: Arc::clone(&link.common),
             unwritten: Vec::new(),
+            held: VecDeque::new(),
         }
     }
 
@@ -110,9 +114,14 @@ impl<'a> EventSink<'a> {
     }
 }
 
+impl EventSink<'_> {
+    fn lost(&self) {
+        tracing::warn!(session_id = %self.common.session_id, "a query event could not be handed to the monitoring log");
+    }
+}
+
 impl Sink for EventSink<'_> {
-    /// Cancel-safe: an event not handed over when cancelled was not recorded.
-    async fn outcome(&mut self, o: Outcome) {
+    fn outcome(&mut self, o: Outcome) {
         if let Some(name) = &o.application_name
             && **name != *self.common.application_name
         {
@@ -146,15 +155,25 @@ impl Sink for EventSink<'_> {
                 cut: o.cut,
             },
         };
-        let recorded = if self.link.acknowledged {
-            let written = self.link.recorder.record_written(event).await;
-            written.map(|rx| self.unwritten.push(rx))
-        } else {
-            self.link.recorder.record(event).await
-        };
+        let written = self.link.acknowledged.then(|| {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            self.unwritten.push(rx);
+            tx
+        });
         Metrics::inc(&self.link.metrics.queries_total);
-        if recorded.is_err() {
-            tracing::warn!(session_id = %self.common.session_id, "a query event could not be handed to the monitoring log");
+        if self
+            .link
+            .recorder
+            .offer(event, written, &mut self.held)
+            .is_err()
+        {
+            self.lost();
+        }
+    }
+
+    async fn flush(&mut self) {
+        if !self.held.is_empty() && self.link.recorder.hand_over(&mut self.held).await.is_err() {
+            self.lost();
         }
     }
 

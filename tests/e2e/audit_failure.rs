@@ -76,6 +76,52 @@ async fn block_refuses_new_sessions_and_loses_nothing() {
     assert!(portcullis::audit::verify_dir(&audit_dir).unwrap().ok);
 }
 
+/// More statements than the writer's queue and batch hold (8 192 + 512) while it cannot
+/// write: the session waits with them (back-pressure), and once the log is writable every
+/// event arrives, in the order the statements ran.
+#[tokio::test]
+async fn a_session_waits_for_a_blocked_log_and_its_events_stay_in_order() {
+    const N: usize = 9_000;
+    let env = PgEnv::new("[audit]\nrotate_bytes = 4096\non_failure = \"block\"\n").await;
+    let audit = env.dir.path().join("audit");
+    let blocker = audit.join("portcullis-000002.jsonl");
+    std::fs::create_dir_all(&blocker).unwrap();
+    let c = env.alice().await;
+    let run = tokio::spawn(async move {
+        // Pipelined: each query is sent when first polled, in this order.
+        let texts: Vec<String> = (0..N).map(|i| format!("select {i}")).collect();
+        let queries = texts.iter().map(|q| c.simple_query(q));
+        futures::future::join_all(queries)
+            .await
+            .iter()
+            .all(Result::is_ok)
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !run.is_finished(),
+        "the session waits while the log is behind"
+    );
+    std::fs::remove_dir(&blocker).unwrap();
+    let all_ok = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the session goes on once the log is writable")
+        .unwrap();
+    assert!(all_ok, "every statement ran");
+    env.gw.shutdown().await;
+    let statements: Vec<String> = read_events(&audit)
+        .iter()
+        .filter(|e| e["kind"] == "query")
+        .map(|e| e["statement"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let expected: Vec<String> = (0..N).map(|i| format!("select {i}")).collect();
+    assert_eq!(statements.len(), N, "nothing lost");
+    assert!(
+        statements == expected,
+        "the events are in the order the statements ran"
+    );
+    assert!(portcullis::audit::verify_dir(&audit).unwrap().ok);
+}
+
 #[tokio::test]
 async fn continue_keeps_serving_and_counts_what_was_lost() {
     let env = PgEnv::new("[audit]\nrotate_bytes = 4096\non_failure = \"continue\"\n").await;

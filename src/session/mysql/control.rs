@@ -103,7 +103,8 @@ impl MyFrontend<'_> {
                     guard: None,
                     masked: None,
                 };
-                sink.outcome(outcome).await;
+                sink.outcome(outcome);
+                sink.flush().await;
             }
         }
     }
