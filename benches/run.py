@@ -556,10 +556,21 @@ def main():
         conns = []
         env = dict(os.environ, PGPASSWORD=PASSWORD, PGSSLMODE="disable")
         for _ in range(IDLE_SESSIONS):
-            conns.append(subprocess.Popen(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", db, "-c", "select pg_sleep(20)"],
+            conns.append(subprocess.Popen(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-d", db, "-c", "select pg_sleep(60)"],
                                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        time.sleep(12)
-        rss[t] = (rss_kib(pid) - base) / IDLE_SESSIONS
+        # Read RSS once every session is in its statement (counted on the server), so a
+        # slow host's sessions still logging in are not counted as costing nothing.
+        live, end = 0, time.time() + 60
+        while time.time() < end:
+            time.sleep(1)
+            r = run(["psql", "-h", PG[0], "-p", str(PG[1]), "-U", "postgres", "-d", "bench", "-Atc",
+                     "select count(*) from pg_stat_activity where query = 'select pg_sleep(60)'"])
+            live = int(r.stdout.strip() or 0) if r.returncode == 0 else 0
+            if live >= IDLE_SESSIONS:
+                break
+        time.sleep(1)
+        print(f"idle sessions {t}: {live} of {IDLE_SESSIONS} in pg_sleep", file=sys.stderr)
+        rss[t] = (rss_kib(pid) - base) / max(live, 1)
         for c in conns:
             c.kill()
             c.wait()

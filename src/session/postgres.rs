@@ -330,10 +330,17 @@ impl Frontend for PgFrontend<'_> {
             secret: up_secret,
             address,
         } = conn;
+        // The client's bytes read past the login, copied out: the framing buffers (8 KiB
+        // each) are not kept for the session's life (RSS per idle session).
+        let first_in = parts.read_buf.to_vec();
+        if !parts.write_buf.is_empty() {
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut parts.io, &parts.write_buf).await;
+        }
+        (parts.read_buf, parts.write_buf) = Default::default();
         let stop = link.stop_signal();
         let mut observer = super::EventSink::new(&link);
         let mut counters = Counters::default();
-        let (first_in, first_out) = (&parts.read_buf[..], &leftover[..]);
+        let (first_in, first_out) = (&first_in[..], &leftover[..]);
         let (mut c, mut s) = sides::pair();
         c.hold_goodbye = terms.keep;
         c.may_signal = may_signal;

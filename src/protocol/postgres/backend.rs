@@ -276,7 +276,8 @@ pub async fn login(mut stream: Stream, req: &Login<'_>) -> Result<Upstream, Back
                     params: server_params,
                     pid,
                     secret,
-                    leftover: buf,
+                    // Not the 8 KiB read buffer: a session keeps this for its life.
+                    leftover: BytesMut::from(&buf[..]),
                     address: String::new(),
                 });
             }
