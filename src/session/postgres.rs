@@ -334,7 +334,9 @@ impl Frontend for PgFrontend<'_> {
         // each) are not kept for the session's life (RSS per idle session).
         let first_in = parts.read_buf.to_vec();
         if !parts.write_buf.is_empty() {
-            let _ = tokio::io::AsyncWriteExt::write_all(&mut parts.io, &parts.write_buf).await;
+            use tokio::io::AsyncWriteExt;
+            let _ = parts.io.write_all(&parts.write_buf).await;
+            let _ = parts.io.flush().await;
         }
         (parts.read_buf, parts.write_buf) = Default::default();
         let stop = link.stop_signal();
