@@ -61,18 +61,14 @@ fn remote(cli: &Cli) -> ExitCode {
 /// thread that also polls the sockets (no hand-overs between threads: the least CPU a
 /// statement, as PgBouncer's one event loop).
 fn runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
-    let built = match threads {
-        1 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        0 => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build(),
+    let mut builder = match threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
     };
+    if threads > 1 {
+        builder.worker_threads(threads);
+    }
+    let built = builder.enable_all().build();
     built.map_err(|e| anyhow::anyhow!("cannot start the runtime: {e}"))
 }
 

@@ -10,12 +10,7 @@ use common::pg::{PgEnv, read_events};
 
 #[tokio::test]
 async fn sigkill_leaves_a_verifiable_log_and_the_restart_ends_the_orphans() {
-    let env = PgEnv::new("").await;
-    let PgEnv { gw, dir, .. } = env;
-    gw.shutdown().await;
-    let config = std::fs::read_to_string(dir.config_path()).unwrap();
-    let port = common::free_port();
-    let mut child = common::serve_process(&dir, &config, port);
+    let (mut child, port, dir, config) = PgEnv::new("").await.into_process().await;
     let conn = format!(
         "host=127.0.0.1 port={port} user=alice password={} dbname=rr sslmode=disable",
         common::pg::PASSWORD
@@ -85,12 +80,10 @@ async fn sigkill_leaves_a_verifiable_log_and_the_restart_ends_the_orphans() {
 /// are still in the gateway's channel when it dies.)
 #[tokio::test]
 async fn acknowledged_statements_survive_sigkill() {
-    let env = PgEnv::new("[audit]\ndurability = \"acknowledged\"\n").await;
-    let PgEnv { gw, dir, .. } = env;
-    gw.shutdown().await;
-    let config = std::fs::read_to_string(dir.config_path()).unwrap();
-    let port = common::free_port();
-    let mut child = common::serve_process(&dir, &config, port);
+    let (mut child, port, dir, _) = PgEnv::new("[audit]\ndurability = \"acknowledged\"\n")
+        .await
+        .into_process()
+        .await;
     let conn = format!(
         "host=127.0.0.1 port={port} user=alice password={} dbname=rr sslmode=disable",
         common::pg::PASSWORD

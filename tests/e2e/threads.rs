@@ -74,12 +74,10 @@ async fn run_sessions(port: u16) {
 
 #[tokio::test]
 async fn one_thread_runs_concurrent_sessions_with_every_statement_logged() {
-    let env = PgEnv::new("[limits]\nthreads = 1\n").await;
-    let PgEnv { gw, dir, .. } = env;
-    gw.shutdown().await;
-    let config = std::fs::read_to_string(dir.config_path()).unwrap();
-    let port = common::free_port();
-    let child = common::serve_process(&dir, &config, port);
+    let (child, port, dir, _) = PgEnv::new("[limits]\nthreads = 1\n")
+        .await
+        .into_process()
+        .await;
     let mut up = false;
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))

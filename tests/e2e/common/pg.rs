@@ -20,6 +20,17 @@ pub struct PgEnv {
 }
 
 impl PgEnv {
+    /// This gateway stopped and started again as its own process (`serve_process`) on a
+    /// free port: the process, its port, the directory, and the config as it was written.
+    pub async fn into_process(self) -> (std::process::Child, u16, Dir, String) {
+        let PgEnv { gw, dir, .. } = self;
+        gw.shutdown().await;
+        let config = std::fs::read_to_string(dir.config_path()).unwrap();
+        let port = super::free_port();
+        let child = super::serve_process(&dir, &config, port);
+        (child, port, dir, config)
+    }
+
     /// `extra` is appended to the config (e.g. a `[tls]` section).
     pub async fn new(extra: &str) -> PgEnv {
         let (role, db) = (unique("r"), unique("d"));
